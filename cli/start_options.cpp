@@ -1,0 +1,171 @@
+#include "start_options.hpp"
+
+#include <filesystem>
+
+namespace sempre::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+Error invalid(const std::string& option, const std::string& message) {
+  return Error{ErrorKind::kInvalidArgument, option + ": " + message};
+}
+
+// Applies a parsed duration to `out` unless the text is empty (not given).
+Status set_duration(const std::string& option, const std::string& text, Millis& out) {
+  if (text.empty()) return {};
+  auto d = parse_duration(text);
+  if (!d) return invalid(option, d.error().message);
+  out = *d;
+  return {};
+}
+
+std::string absolute(const std::string& path, const std::string& base) {
+  if (path.empty()) return path;
+  fs::path p(path);
+  if (p.is_relative()) p = fs::path(base) / p;
+  return p.lexically_normal().string();
+}
+
+}  // namespace
+
+void add_start_options(CLI::App& app, StartArgs& a) {
+  app.add_option("-n,--name", a.name, "Name of the app (default: the program's base name)");
+  app.add_option("--cwd", a.cwd, "Working directory of the child (default: the current one)");
+  app.add_option("--env", a.env, "Set an environment variable K=V for the child (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--user", a.user, "Run as this user (name or uid; needs root)");
+  app.add_option("--group", a.group, "Run with this group (name or gid; needs root)");
+  app.add_option("--umask", a.umask, "File mode creation mask of the child, in octal (e.g. 027)");
+  app.add_option("--restart", a.restart, "When to restart: always, on-failure or never")
+      ->capture_default_str();
+  app.add_option("-m,--max-restarts", a.max_restarts,
+                 "Give up (status failed) after N consecutive crash-loop restarts (default: unlimited)");
+  app.add_option("--min-uptime", a.min_uptime,
+                 "A run shorter than this is a crash loop (default 1s)");
+  app.add_option("--restart-delay", a.restart_delay,
+                 "Wait before restarting a run that lasted (default 0)");
+  app.add_option("--backoff-max", a.backoff_max,
+                 "Longest wait between crash-loop restarts (default 30s)");
+  app.add_option("--kill-signal", a.kill_signal, "Signal that asks the app to stop (default TERM)");
+  app.add_option("--kill-timeout", a.kill_timeout,
+                 "Wait this long after the kill signal, then SIGKILL (default 5s)");
+  app.add_option("-o,--out", a.out, "Write the child's stdout to FILE");
+  app.add_option("-e,--err", a.err, "Write the child's stderr to FILE");
+  app.add_option("-l,--log", a.log, "Write both stdout and stderr to FILE");
+  app.add_flag("-a,--append", a.append, "Append to the log files instead of truncating them");
+  app.add_option("--log-max-size", a.log_max_size,
+                 "Rotate a log file when it would pass SIZE (default 10M; 0: never)");
+  app.add_option("--log-keep", a.log_keep, "Rotated log files to keep (default 5)");
+  app.add_flag("--log-timestamps", a.log_timestamps,
+               "Prefix each log line with its time (ISO 8601, milliseconds)");
+  app.add_option("-w,--watch", a.watch,
+                 "Restart when files under PATH change (default PATH: the working directory; repeatable)")
+      ->expected(0, 1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--watch-ignore", a.watch_ignore, "Ignore changes to paths matching GLOB (repeatable)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--pid-file", a.pid_file, "Write the child's pid to FILE while it runs");
+  app.add_option("-c,--interpreter", a.interpreter,
+                 "Run the program with this interpreter (e.g. node, \"python3 -u\")");
+  app.add_option("command", a.command, "PROGRAM [ARGS...]")->required();
+  // Everything from PROGRAM on belongs to the child, options included.
+  app.prefix_command();
+  // A bare --watch has no value to land in a.watch: remember that it was given.
+  app.parse_complete_callback([&a, &app] { a.watch_given = app.count("--watch") > 0; });
+}
+
+std::string default_name(const std::string& program) {
+  std::string base = fs::path(program).filename().string();
+  if (base.empty()) base = program;
+  // "server.js" -> "server", as forever and PM2 name apps.
+  const auto dot = base.find('.');
+  if (dot != std::string::npos && dot > 0) base.erase(dot);
+  return base;
+}
+
+Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::string>& env,
+                                  const std::string& cwd) {
+  AppOptions app;
+  MonitorOptions& m = app.monitor;
+  if (a.command.empty()) return invalid("PROGRAM", "no program to run");
+  m.argv = a.command;
+  app.name = a.name.empty() ? default_name(a.command[0]) : a.name;
+  if (app.name.empty()) return invalid("--name", "the name must not be empty");
+
+  m.cwd = absolute(a.cwd.empty() ? cwd : a.cwd, cwd);
+  m.env = env;
+  for (const auto& kv : a.env) {
+    const auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return invalid("--env", "expected K=V, got \"" + kv + "\"");
+    }
+    const std::string prefix = kv.substr(0, eq + 1);
+    std::erase_if(m.env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    m.env.push_back(kv);
+  }
+  m.user = a.user;
+  m.group = a.group;
+  if (!a.umask.empty()) {
+    std::size_t used = 0;
+    unsigned long mask = 0;
+    try {
+      mask = std::stoul(a.umask, &used, 8);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != a.umask.size() || mask > 0777) {
+      return invalid("--umask", "expected an octal mode such as 022, got \"" + a.umask + "\"");
+    }
+    m.umask = static_cast<mode_t>(mask);
+  }
+
+  auto mode = parse_restart_mode(a.restart);
+  if (!mode) return invalid("--restart", mode.error().message);
+  m.restart = *mode;
+  if (a.max_restarts) {
+    if (*a.max_restarts < 0) return invalid("--max-restarts", "must be 0 or more");
+    m.max_restarts = a.max_restarts;
+  }
+  if (auto st = set_duration("--min-uptime", a.min_uptime, m.min_uptime); !st) return st.error();
+  if (auto st = set_duration("--restart-delay", a.restart_delay, m.restart_delay); !st) return st.error();
+  if (auto st = set_duration("--backoff-max", a.backoff_max, m.backoff_max); !st) return st.error();
+  if (auto st = set_duration("--kill-timeout", a.kill_timeout, m.kill_timeout); !st) return st.error();
+  if (m.kill_timeout.count() <= 0) return invalid("--kill-timeout", "must be longer than 0");
+  if (m.backoff_max.count() <= 0) return invalid("--backoff-max", "must be longer than 0");
+  if (!a.kill_signal.empty()) {
+    auto sig = parse_signal(a.kill_signal);
+    if (!sig) return invalid("--kill-signal", sig.error().message);
+    m.kill_signal = *sig;
+  }
+
+  if (!a.log.empty() && (!a.out.empty() || !a.err.empty())) {
+    return invalid("--log", "cannot be combined with --out or --err");
+  }
+  m.logs.out_path = absolute(a.log.empty() ? a.out : a.log, cwd);
+  m.logs.err_path = absolute(a.log.empty() ? a.err : a.log, cwd);
+  m.logs.append = a.append;
+  if (!a.log_max_size.empty()) {
+    auto size = parse_size(a.log_max_size);
+    if (!size) return invalid("--log-max-size", size.error().message);
+    m.logs.max_size = *size;
+  }
+  if (a.log_keep) {
+    if (*a.log_keep < 0) return invalid("--log-keep", "must be 0 or more");
+    m.logs.keep = *a.log_keep;
+  }
+  m.logs.timestamps = a.log_timestamps;
+
+  if (a.watch_given || !a.watch.empty()) {
+    for (const auto& w : a.watch) m.watch.push_back(absolute(w, m.cwd));
+    if (m.watch.empty()) m.watch.push_back(m.cwd);
+  }
+  m.watch_ignore = a.watch_ignore;
+  m.pid_file = absolute(a.pid_file, cwd);
+  m.interpreter = a.interpreter;
+
+  if (auto st = validate(m); !st) return st.error();
+  return app;
+}
+
+}  // namespace sempre::cli

@@ -1,0 +1,66 @@
+// The start options shared by `sempre run` and `sempre start` (DESIGN
+// "Command line"): declared once on a CLI11 command, converted to the
+// MonitorOptions of one app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sempre/options.hpp"
+#include "sempre/result.hpp"
+
+namespace sempre::cli {
+
+// The options as typed, before validation.
+struct StartArgs {
+  std::string name;
+  std::string cwd;
+  std::vector<std::string> env;  // K=V
+  std::string user;
+  std::string group;
+  std::string umask;
+  std::string restart = "always";
+  std::optional<int> max_restarts;
+  std::string min_uptime;
+  std::string restart_delay;
+  std::string backoff_max;
+  std::string kill_signal;
+  std::string kill_timeout;
+  std::string out;
+  std::string err;
+  std::string log;
+  bool append = false;
+  std::string log_max_size;
+  std::optional<int> log_keep;
+  bool log_timestamps = false;
+  std::vector<std::string> watch;
+  bool watch_given = false;
+  std::vector<std::string> watch_ignore;
+  std::string pid_file;
+  std::string interpreter;
+  std::vector<std::string> command;  // PROGRAM [ARGS...]
+};
+
+// Declares every start option on `app`, and PROGRAM [ARGS...] as what
+// follows them (parsing stops at PROGRAM or after `--`).
+void add_start_options(CLI::App& app, StartArgs& args);
+
+// One app, resolved: its name and how to run it.
+struct AppOptions {
+  std::string name;
+  MonitorOptions monitor;
+};
+
+// Checks and converts the typed options. `env` is the caller's environment,
+// which the child gets plus --env; relative paths resolve against `cwd`.
+// Errors (kInvalidArgument) name the option, e.g.
+// `--kill-timeout: invalid duration "5x": ...`.
+Result<AppOptions> to_app_options(const StartArgs& args, const std::vector<std::string>& env,
+                                  const std::string& cwd);
+
+// "server" for "/srv/app/server.js": the default app name.
+std::string default_name(const std::string& program);
+
+}  // namespace sempre::cli

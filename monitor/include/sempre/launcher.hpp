@@ -1,0 +1,74 @@
+// The process seam: how a Monitor starts a child and learns that it ended.
+// The real launcher (make_posix_launcher) forks and execs with the fixes
+// Boost.Process v2 1.81 lacks; tests substitute a fake one.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sempre/events.hpp"
+#include "sempre/result.hpp"
+
+namespace sempre {
+
+// One spawn, fully resolved: argv[0] is the path to exec.
+struct LaunchRequest {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // the whole environment, "K=V"
+  std::string cwd;               // empty: the caller's
+  std::optional<uid_t> uid;      // set both ids (and supplementary groups) when root
+  std::optional<gid_t> gid;
+  std::vector<gid_t> groups;     // supplementary groups applied with uid
+  std::optional<mode_t> umask;
+  int stdout_fd = -1;            // dup2'd to 1; -1: /dev/null
+  int stderr_fd = -1;            // dup2'd to 2; -1: /dev/null
+};
+
+// A spawned child: the leader of its own session and process group
+// (pgid == pid). Non-copyable; destroying it while the main process still
+// runs kills the whole group with SIGKILL and reaps the main process.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  virtual ~ChildProcess() = default;
+
+  virtual pid_t pid() const = 0;
+  // Calls `done` once, from the executor, when the main process has exited
+  // and been reaped. Call at most once.
+  virtual void async_wait(std::function<void(ExitStatus)> done) = 0;
+  // Sends `sig` to every process of the group. Returns false when the group
+  // has no process left.
+  virtual bool signal_group(int sig) = 0;
+  // Calls `done` once, from the executor, when no live process is left in
+  // the group (zombies do not count). REQUIRES: the main process was reaped.
+  virtual void async_wait_group_empty(std::function<void()> done) = 0;
+};
+
+class Launcher {
+ public:
+  Launcher() = default;
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
+  virtual ~Launcher() = default;
+
+  // Starts the child and returns once it has exec'd or failed to. On
+  // failure no process is left behind and the Error carries the OS error of
+  // the exec (ENOENT, EACCES, ...), kind kTransient when fork itself failed
+  // for lack of resources.
+  virtual Result<std::unique_ptr<ChildProcess>> launch(const LaunchRequest& request) = 0;
+};
+
+// The real launcher. The child gets its own session, default signal
+// dispositions, an empty signal mask, stdin on /dev/null, and no descriptor
+// but 0, 1 and 2. REQUIRES: `executor` runs on one thread.
+std::unique_ptr<Launcher> make_posix_launcher(boost::asio::any_io_executor executor);
+
+}  // namespace sempre

@@ -1,0 +1,122 @@
+// sempre::Monitor: supervises one child process.
+//
+// It spawns the child in its own session, restarts it by the policy of its
+// MonitorOptions (with exponential backoff while it crash-loops), stops it by
+// signalling its whole process group and escalating to SIGKILL, writes its
+// stdout and stderr to rotated log files, restarts it when watched files
+// change, and reports every lifecycle transition as a typed Event.
+//
+// A Monitor runs on the executor given to its constructor and must be used
+// only from that executor's (single) thread. It owns no thread and no global
+// state, and arms no timer while nothing is pending.
+//
+//   boost::asio::io_context io;
+//   sempre::MonitorOptions options;
+//   options.argv = {"python3", "-m", "http.server"};
+//   sempre::Monitor monitor(io.get_executor(), options);
+//   monitor.on_event([](const sempre::Event& e) { std::cerr << describe(e) << '\n'; });
+//   monitor.start();
+//   io.run();
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sempre/clock.hpp"
+#include "sempre/events.hpp"
+#include "sempre/launcher.hpp"
+#include "sempre/options.hpp"
+#include "sempre/result.hpp"
+
+namespace sempre {
+
+enum class OutputStream { kStdout, kStderr };
+
+// A snapshot of a Monitor, cheap to take.
+struct MonitorStatus {
+  State state = State::kStopped;
+  bool wanted_up = false;
+  pid_t pid = 0;                // 0 when no child runs
+  int restarts = 0;             // every restart since the Monitor was made, manual ones included
+  int crash_restarts = 0;       // consecutive crash-loop restarts now
+  Millis uptime{0};             // of the current run; 0 when none
+  std::optional<ExitStatus> last_exit;
+  std::string last_error;       // why it failed, when it did
+  std::string out_log;          // paths being written, empty when none
+  std::string err_log;
+};
+
+// CPU and memory of the child's process group, from /proc.
+struct MonitorUsage {
+  double cpu_percent = 0;       // since the previous call (the first: since the run started)
+  std::uint64_t cpu_ms = 0;     // total CPU time of the live group members
+  std::uint64_t rss_bytes = 0;
+  int processes = 0;
+};
+
+// Test seams of a Monitor: a null member means the real one.
+struct MonitorSeams {
+  Clock* clock = nullptr;
+  Launcher* launcher = nullptr;
+};
+
+class Monitor {
+ public:
+  using HandlerId = std::uint64_t;
+  using Done = std::function<void()>;
+
+  using Seams = MonitorSeams;
+
+  // Nothing starts until start(). REQUIRES: validate(options) is ok.
+  Monitor(boost::asio::any_io_executor executor, MonitorOptions options, Seams seams = {});
+  Monitor(const Monitor&) = delete;
+  Monitor& operator=(const Monitor&) = delete;
+  // Kills a child that still runs (SIGKILL to its group) and reaps it.
+  ~Monitor();
+
+  // Wants the child up and spawns it now unless it already runs. Returns the
+  // spawn error when the program cannot be executed (the state is then
+  // kFailed and a `failed` event was emitted); ok otherwise, with the child
+  // spawned (pid() != 0) or a restart pending.
+  Status start();
+
+  // Wants the child down: sends kill-signal to its group, SIGKILL after
+  // kill-timeout, cancels a pending restart. `done` runs (from the executor)
+  // once no process of the group is left; at once when none was running.
+  void stop(Done done = {});
+
+  // Stops the child as stop() does, then spawns it again; a manual restart
+  // never counts as a crash loop. `done` runs after the new spawn (or its
+  // failure).
+  void restart(Done done = {});
+
+  // Sends `sig` to the child's process group. Fails when no child runs.
+  Status signal(int sig);
+
+  MonitorStatus status() const;
+  // Reads /proc; all zero when no child runs.
+  MonitorUsage usage();
+  const MonitorOptions& options() const;
+
+  // Event handlers run on the executor in the order they were added. Adding
+  // or removing handlers from inside a handler is safe: a handler added
+  // during a dispatch first sees the next event; one removed is not called
+  // again, even in the current dispatch.
+  HandlerId on_event(std::function<void(const Event&)> handler);
+  // Each complete line of output (without its '\n'), as the child wrote it.
+  HandlerId on_output(std::function<void(OutputStream, std::string_view)> handler);
+  void remove_handler(HandlerId id);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sempre

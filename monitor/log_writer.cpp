@@ -1,0 +1,266 @@
+#include "log_writer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <system_error>
+#include <vector>
+
+namespace sempre {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kOpenFlags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+constexpr mode_t kFileMode = 0640;
+
+// "2026-11-26T16:49:27.123+0000 ": local time, so that it matches what the
+// user's clock shows, with the offset, so that it still names one instant.
+std::string format_stamp(std::chrono::system_clock::time_point when) {
+  using namespace std::chrono;
+  const auto ms = floor<milliseconds>(when.time_since_epoch());
+  const auto secs = floor<seconds>(ms);
+  const std::time_t tt = static_cast<std::time_t>(secs.count());
+  const int millis = static_cast<int>((ms - secs).count());
+  std::tm local{};
+  ::localtime_r(&tt, &local);
+  char buf[64];
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &local);
+  n += static_cast<std::size_t>(std::snprintf(buf + n, sizeof buf - n, ".%03d", millis));
+  n += std::strftime(buf + n, sizeof buf - n, "%z ", &local);
+  return std::string(buf, n);
+}
+
+// Every line of `lines` with `stamp` in front, in one buffer, so that the
+// call still needs a single write(2).
+std::string stamp_lines(std::string_view lines, std::string_view stamp) {
+  const auto count = static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n'));
+  std::string out;
+  out.reserve(lines.size() + (count + 1) * stamp.size());
+  while (!lines.empty()) {
+    const std::size_t end = lines.find('\n');
+    const std::size_t len = end == std::string_view::npos ? lines.size() : end + 1;
+    out.append(stamp);
+    out.append(lines.substr(0, len));
+    lines.remove_prefix(len);
+  }
+  return out;
+}
+
+// The length of the longest run of whole lines at the start of `data` that
+// fits in `room` bytes (0 when not even the first line fits).
+std::size_t whole_lines_within(std::string_view data, std::uint64_t room) {
+  if (room == 0) return 0;
+  if (room >= data.size()) return data.size();
+  const std::size_t last = data.rfind('\n', static_cast<std::size_t>(room) - 1);
+  return last == std::string_view::npos ? 0 : last + 1;
+}
+
+std::size_t first_line_length(std::string_view data) {
+  const std::size_t end = data.find('\n');
+  return end == std::string_view::npos ? data.size() : end + 1;
+}
+
+// The N of every PATH.N next to `path`, N written without leading zeros, so
+// that only the names the writer itself gives are touched.
+std::vector<int> rotated_indices(const std::string& path) {
+  const fs::path p(path);
+  const std::string prefix = p.filename().string() + ".";
+  fs::path dir = p.parent_path();
+  if (dir.empty()) dir = ".";
+
+  std::vector<int> indices;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string_view digits = std::string_view(name).substr(prefix.size());
+    if (digits.size() > 9 || digits.front() == '0') continue;
+    int index = 0;
+    const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    if (err != std::errc() || end != digits.data() + digits.size()) continue;
+    indices.push_back(index);
+  }
+  std::sort(indices.begin(), indices.end());
+  return indices;
+}
+
+std::string rotated_name(const std::string& path, int index) {
+  return path + "." + std::to_string(index);
+}
+
+// A write cut short (disk full, file size limit) may have left the head of a
+// line in the file, and the next line would be glued to it: cut it off.
+// `written` is what the interrupted write put in the file.
+void drop_partial_line(int fd, std::string_view written, std::uint64_t& size) {
+  if (written.empty() || written.back() == '\n') return;
+  const std::size_t last = written.rfind('\n');
+  const std::size_t fragment =
+      last == std::string_view::npos ? written.size() : written.size() - last - 1;
+  // With O_APPEND the offset is the end of what was just written.
+  const off_t end = ::lseek(fd, 0, SEEK_CUR);
+  if (end < static_cast<off_t>(fragment)) return;
+  if (::ftruncate(fd, end - static_cast<off_t>(fragment)) == 0) {
+    size -= std::min<std::uint64_t>(size, fragment);
+  }
+}
+
+// Writes all of `data`, through short writes and EINTR, counting into `size`.
+Status write_all(int fd, std::string_view data, const std::string& path, std::uint64_t& size) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+      size += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    const int err = n < 0 ? errno : EIO;
+    drop_partial_line(fd, data.substr(0, done), size);
+    return os_error(err, "write " + path);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LogWriter>> LogWriter::open(const Options& options, const Clock& clock) {
+  if (options.path.empty()) {
+    return Error{ErrorKind::kInvalidArgument, "log path is empty", 0};
+  }
+  const fs::path parent = fs::path(options.path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    fs::create_directories(parent, ec);
+    if (ec) return os_error(ec.value(), "create directory " + parent.string());
+  }
+
+  const int flags = kOpenFlags | (options.append ? 0 : O_TRUNC);
+  const int fd = ::open(options.path.c_str(), flags, kFileMode);
+  if (fd < 0) return os_error(errno, "open " + options.path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return os_error(err, "stat " + options.path);
+  }
+  Options effective = options;
+  std::uint64_t size = 0;
+  if (S_ISREG(st.st_mode)) {
+    size = static_cast<std::uint64_t>(st.st_size);
+  } else {
+    // A device or FIFO (/dev/null, a pipe to a log collector) has no size
+    // and must never be renamed away.
+    effective.max_size = 0;
+  }
+  return std::unique_ptr<LogWriter>(new LogWriter(effective, clock, fd, size));
+}
+
+LogWriter::LogWriter(const Options& options, const Clock& clock, int fd, std::uint64_t size)
+    : options_(options), clock_(clock), fd_(fd), size_(size) {}
+
+LogWriter::~LogWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status LogWriter::write_lines(std::string_view lines) {
+  std::string stamped;
+  if (options_.timestamps && !lines.empty()) {
+    stamped = stamp_lines(lines, format_stamp(clock_.wall_now()));
+    lines = stamped;
+  }
+
+  // A failed rotation must not cost lines: the rest of the call goes into
+  // the current file, past max_size, and the error is reported afterwards.
+  Status rotation;
+  bool may_rotate = options_.max_size > 0;
+  while (!lines.empty()) {
+    std::size_t chunk = lines.size();
+    if (may_rotate && size_ + lines.size() > options_.max_size) {
+      const std::uint64_t room = options_.max_size > size_ ? options_.max_size - size_ : 0;
+      chunk = whole_lines_within(lines, room);
+      if (chunk == 0) {
+        if (size_ > 0) {
+          Status rotated = rotate();
+          if (!rotated.ok()) {
+            rotation = std::move(rotated);
+            may_rotate = false;
+          }
+          continue;
+        }
+        // An empty file and a line longer than max_size: the line goes
+        // whole into this file rather than being split.
+        chunk = first_line_length(lines);
+      }
+    }
+    Status written = write_all(fd_, lines.substr(0, chunk), options_.path, size_);
+    if (!written.ok()) return written;
+    lines.remove_prefix(chunk);
+  }
+  return rotation;
+}
+
+Status LogWriter::rotate() {
+  const std::string& path = options_.path;
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode)) return {};
+  if (options_.keep > 0) {
+    // Highest first, so that each rename lands on a name already moved away.
+    std::vector<int> indices = rotated_indices(path);
+    for (auto it = indices.rbegin(); it != indices.rend(); ++it) {
+      const std::string from = rotated_name(path, *it);
+      if (*it >= options_.keep) {
+        if (::unlink(from.c_str()) != 0 && errno != ENOENT)
+          return os_error(errno, "remove " + from);
+        continue;
+      }
+      const std::string to = rotated_name(path, *it + 1);
+      if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+        return os_error(errno, "rename " + from);
+      }
+    }
+    const std::string first = rotated_name(path, 1);
+    if (::rename(path.c_str(), first.c_str()) != 0 && errno != ENOENT) {
+      return os_error(errno, "rename " + path);
+    }
+  } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return os_error(errno, "remove " + path);
+  }
+
+  // If this fails the old descriptor stays: its file is now PATH.1 (or
+  // unlinked), and writing on into it loses nothing.
+  const int fd = ::open(path.c_str(), kOpenFlags | O_TRUNC, kFileMode);
+  if (fd < 0) return os_error(errno, "open " + path);
+  ::close(fd_);
+  fd_ = fd;
+  size_ = 0;
+  if (on_rotate_) on_rotate_(path);
+  return {};
+}
+
+void LogWriter::set_on_rotate(std::function<void(const std::string&)> on_rotate) {
+  on_rotate_ = std::move(on_rotate);
+}
+
+const std::string& LogWriter::path() const { return options_.path; }
+
+std::uint64_t LogWriter::size() const { return size_; }
+
+int remove_rotated_logs(const std::string& path) {
+  int removed = 0;
+  for (int index : rotated_indices(path)) {
+    if (::unlink(rotated_name(path, index).c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
+}  // namespace sempre

@@ -1,0 +1,68 @@
+// LogWriter: one log file of a child, written whole lines at a time and
+// rotated by size from inside the writer, so that no line is lost,
+// duplicated, split or merged at a rotation.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "sempre/clock.hpp"
+#include "sempre/result.hpp"
+
+namespace sempre {
+
+class LogWriter {
+ public:
+  struct Options {
+    std::string path;
+    bool append = false;          // false: truncate when opened
+    std::uint64_t max_size = 0;   // rotate before a write would pass it; 0 = never
+    int keep = 5;                 // PATH.1 (newest) ... PATH.keep; older ones deleted
+    bool timestamps = false;      // prefix each line with "2026-11-26T16:49:27.123+0000 "
+  };
+
+  // Opens (creating parent directories as needed) PATH with O_APPEND|O_CLOEXEC,
+  // mode 0640. `clock` gives the timestamps; it must outlive the writer.
+  static Result<std::unique_ptr<LogWriter>> open(const Options& options, const Clock& clock);
+
+  LogWriter(const LogWriter&) = delete;
+  LogWriter& operator=(const LogWriter&) = delete;
+  ~LogWriter();
+
+  // Writes `lines`, which holds only complete lines (each ending in '\n').
+  // Without timestamps it is one write(2) per call unless a rotation falls
+  // inside it; rotation happens only between lines. A single line longer
+  // than max_size goes whole into a file of its own. On an error (ENOSPC...)
+  // the data is dropped and the error returned; the next call tries again.
+  // If a rotation fails, the lines go into the current file instead and the
+  // rotation's error is returned.
+  Status write_lines(std::string_view lines);
+
+  // Renames PATH.(keep-1) ... PATH to PATH.keep ... PATH.1 and reopens PATH
+  // empty. Called by write_lines; public for a forced rotation. A PATH that
+  // is not a regular file (a device, a FIFO) is never rotated.
+  Status rotate();
+
+  // Called after each rotation with PATH (the file that was rotated).
+  void set_on_rotate(std::function<void(const std::string&)> on_rotate);
+
+  const std::string& path() const;
+  std::uint64_t size() const;  // bytes in the current file
+
+ private:
+  LogWriter(const Options& options, const Clock& clock, int fd, std::uint64_t size);
+
+  Options options_;
+  const Clock& clock_;
+  int fd_;
+  std::uint64_t size_;
+  std::function<void(const std::string&)> on_rotate_;
+};
+
+// Deletes PATH.1 ... PATH.N (every rotated copy) of `path`. Returns how many.
+int remove_rotated_logs(const std::string& path);
+
+}  // namespace sempre

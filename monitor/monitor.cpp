@@ -1,0 +1,757 @@
+#include "sempre/monitor.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <csignal>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include "file_watcher.hpp"
+#include "lifecycle.hpp"
+#include "log_writer.hpp"
+#include "output_pipe.hpp"
+#include "proc_stats.hpp"
+#include "restart_policy.hpp"
+#include "sempre/program.hpp"
+
+extern char** environ;
+
+namespace sempre {
+namespace {
+
+// After SIGKILL, how long to wait for the group before moving on: only a
+// process stuck in the kernel (D state) can outlive SIGKILL that long.
+constexpr Millis kKillGrace{5000};
+// After the group is gone, how long its pipes may stay open before the run
+// is declared over anyway; a process that left the group (setsid) may hold
+// them. Such a pipe is still read to its end afterwards.
+constexpr Millis kDrainLimit{1000};
+
+Millis since(Clock::TimePoint from, Clock::TimePoint to) {
+  return std::chrono::duration_cast<Millis>(to - from);
+}
+
+bool child_gone(State state) {
+  return state == State::kStopped || state == State::kExited || state == State::kFailed;
+}
+
+Status write_pid_file(const std::string& path, pid_t pid) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << pid << '\n';
+    if (!out.flush()) return os_error(errno, "cannot write pid file " + tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return os_error(errno, "cannot write pid file " + path);
+  }
+  return {};
+}
+
+std::vector<std::string> caller_env() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+struct FdPair {
+  int read = -1;
+  int write = -1;
+};
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+}  // namespace
+
+class Monitor::Impl {
+ public:
+  Impl(boost::asio::any_io_executor executor, MonitorOptions options, Seams seams)
+      : executor_(std::move(executor)),
+        options_(std::move(options)),
+        policy_(options_),
+        buffer_(make_read_buffer()),
+        alive_(std::make_shared<bool>(true)) {
+    if (seams.clock != nullptr) {
+      clock_ = seams.clock;
+    } else {
+      own_clock_ = make_asio_clock(executor_);
+      clock_ = own_clock_.get();
+    }
+    if (seams.launcher != nullptr) {
+      launcher_ = seams.launcher;
+    } else {
+      own_launcher_ = make_posix_launcher(executor_);
+      launcher_ = own_launcher_.get();
+    }
+  }
+
+  ~Impl() {
+    alive_.reset();
+    if (run_ && !options_.pid_file.empty()) ::unlink(options_.pid_file.c_str());
+    // ~ChildProcess kills and reaps a child that still runs.
+  }
+
+  // --- commands -----------------------------------------------------------
+
+  Status start() {
+    if (auto st = ensure_watcher(); !st) return st;
+    const auto attempts = spawn_attempts_;
+    fire(Trigger::kStart, "start requested");
+    if (spawn_attempts_ != attempts && state_ == State::kFailed && last_spawn_error_) {
+      return *last_spawn_error_;
+    }
+    return {};
+  }
+
+  void stop(Done done) {
+    if (done) stop_waiters_.push_back(std::move(done));
+    fire(Trigger::kStop, "stop requested");
+    if (!processing_ && child_gone(state_)) flush(stop_waiters_);
+  }
+
+  void restart(Done done) {
+    if (done) spawn_waiters_.push_back(std::move(done));
+    if (auto st = ensure_watcher(); !st) last_error_ = st.error().message;
+    fire(Trigger::kRestart, "restart requested");
+  }
+
+  Status signal(int sig) {
+    if (!run_ || run_->main_exited) {
+      return Error{ErrorKind::kNotFound, "no process is running", ESRCH};
+    }
+    if (!run_->child->signal_group(sig)) {
+      return Error{ErrorKind::kNotFound, "no process is running", ESRCH};
+    }
+    return {};
+  }
+
+  MonitorStatus status() const {
+    MonitorStatus s;
+    s.state = state_;
+    s.wanted_up = wanted_up_;
+    if (run_ && !run_->main_exited) {
+      s.pid = run_->pid;
+      s.uptime = since(run_->started, clock_->now());
+    }
+    s.restarts = restarts_;
+    s.crash_restarts = policy_.consecutive_crashes();
+    s.last_exit = last_exit_;
+    s.last_error = last_error_;
+    s.out_log = out_writer_ ? out_writer_->path() : options_.logs.out_path;
+    s.err_log = err_writer_ ? err_writer_->path() : options_.logs.err_path;
+    return s;
+  }
+
+  MonitorUsage usage() {
+    MonitorUsage u;
+    if (!run_ || run_->main_exited) return u;
+    const GroupUsage g = group_usage(run_->pid);
+    u.cpu_ms = g.cpu_ms;
+    u.rss_bytes = g.rss_bytes;
+    u.processes = g.processes;
+    const auto now = clock_->now();
+    if (!usage_sample_ || usage_sample_->pid != run_->pid) {
+      usage_sample_ = UsageSample{run_->pid, run_->started, 0};
+    }
+    const auto wall = since(usage_sample_->at, now).count();
+    if (wall > 0 && g.cpu_ms >= usage_sample_->cpu_ms) {
+      u.cpu_percent = 100.0 * static_cast<double>(g.cpu_ms - usage_sample_->cpu_ms) /
+                      static_cast<double>(wall);
+    }
+    usage_sample_ = UsageSample{run_->pid, now, g.cpu_ms};
+    return u;
+  }
+
+  const MonitorOptions& options() const { return options_; }
+
+  HandlerId on_event(std::function<void(const Event&)> handler) {
+    const HandlerId id = ++last_handler_id_;
+    event_handlers_.emplace_back(id, std::make_shared<EventHandler>(std::move(handler)));
+    return id;
+  }
+
+  HandlerId on_output(std::function<void(OutputStream, std::string_view)> handler) {
+    const HandlerId id = ++last_handler_id_;
+    output_handlers_.emplace_back(id, std::make_shared<OutputHandler>(std::move(handler)));
+    return id;
+  }
+
+  void remove_handler(HandlerId id) {
+    auto match = [id](const auto& entry) { return entry.first == id; };
+    std::erase_if(event_handlers_, match);
+    std::erase_if(output_handlers_, match);
+  }
+
+ private:
+  using EventHandler = std::function<void(const Event&)>;
+  using OutputHandler = std::function<void(OutputStream, std::string_view)>;
+
+  // One spawned child, from spawn until it and its group are gone and its
+  // output has been read.
+  struct Run {
+    std::unique_ptr<ChildProcess> child;
+    pid_t pid = 0;
+    Clock::TimePoint started;
+    bool main_exited = false;
+    ExitStatus status;
+    Millis uptime{0};
+    bool kill_sent = false;
+    bool group_empty = false;
+    bool drain_expired = false;
+    std::unique_ptr<Timer> uptime_timer;
+    std::unique_ptr<Timer> kill_timer;
+    std::unique_ptr<Timer> drain_timer;
+    std::uint64_t out_pipe = 0;  // ids in pipes_, 0 when at EOF
+    std::uint64_t err_pipe = 0;
+  };
+
+  struct UsageSample {
+    pid_t pid;
+    Clock::TimePoint at;
+    std::uint64_t cpu_ms;
+  };
+
+  // --- the state machine --------------------------------------------------
+
+  // Every input becomes a trigger here. A trigger fired while another is
+  // being handled (from an event handler, say) waits its turn, so actions
+  // never interleave.
+  void fire(Trigger trigger, std::string reason = {}) {
+    queue_.emplace_back(trigger, std::move(reason));
+    if (processing_) return;
+    processing_ = true;
+    while (!queue_.empty()) {
+      auto [next, why] = std::move(queue_.front());
+      queue_.pop_front();
+      reason_ = std::move(why);
+      act(transition(state_, next), next);
+    }
+    processing_ = false;
+  }
+
+  void act(Action action, Trigger trigger) {
+    switch (action) {
+      case Action::kNone:
+        return;
+      case Action::kStartFresh:
+        backoff_timer_.reset();
+        policy_.reset();
+        wanted_up_ = true;
+        if (trigger == Trigger::kRestart) {
+          ++restarts_;
+          emit_restart(0, Millis{0});
+        }
+        spawn();
+        return;
+      case Action::kSpawn:
+        ++restarts_;
+        spawn();
+        return;
+      case Action::kKill:
+        wanted_up_ = false;
+        start_after_stop_ = false;
+        watcher_.reset();
+        set_state(State::kStopping);
+        begin_kill();
+        return;
+      case Action::kKillThenStart:
+        wanted_up_ = true;
+        start_after_stop_ = true;
+        restart_reason_ = reason_;
+        set_state(State::kStopping);
+        begin_kill();
+        return;
+      case Action::kStartAfterStop:
+        wanted_up_ = true;
+        start_after_stop_ = true;
+        restart_reason_ = reason_;
+        return;
+      case Action::kStayDown:
+        wanted_up_ = false;
+        start_after_stop_ = false;
+        watcher_.reset();
+        return;
+      case Action::kCancelRestart:
+      case Action::kForget:
+        backoff_timer_.reset();
+        wanted_up_ = false;
+        watcher_.reset();
+        set_state(State::kStopped);
+        emit(make_event(EventType::kStop));
+        flush(stop_waiters_);
+        flush(spawn_waiters_);
+        return;
+      case Action::kMarkReady:
+        set_state(State::kRunning);
+        emit(make_event(EventType::kReady));
+        return;
+      case Action::kSpawnFailure:
+        on_spawn_failure();
+        return;
+      case Action::kApplyPolicy:
+        apply_policy();
+        return;
+      case Action::kFinishStop:
+        finish_stop();
+        return;
+    }
+  }
+
+  void set_state(State state) { state_ = state; }
+
+  void spawn() {
+    ++spawn_attempts_;
+    last_spawn_error_.reset();
+    set_state(State::kStarting);
+    auto launched = launch();
+    if (!launched.ok()) {
+      last_spawn_error_ = launched.error();
+      last_error_ = launched.error().message;
+      fire(Trigger::kSpawnFailed, launched.error().message);
+      return;
+    }
+    run_ = std::move(*launched);
+    last_error_.clear();
+    Event started = make_event(EventType::kStart);
+    if (!options_.pid_file.empty()) {
+      if (auto st = write_pid_file(options_.pid_file, run_->pid); !st) {
+        last_error_ = st.error().message;
+      }
+    }
+    std::weak_ptr<bool> alive = alive_;
+    Run* run = run_.get();
+    run->child->async_wait([this, alive, run](ExitStatus status) {
+      if (alive.expired()) return;
+      on_main_exit(run, status);
+    });
+    if (options_.min_uptime.count() > 0) {
+      run->uptime_timer = clock_->start_timer(options_.min_uptime, [this, run] {
+        if (run_.get() == run) fire(Trigger::kUptimeReached);
+      });
+    }
+    emit(started);
+    flush(spawn_waiters_);
+    if (options_.min_uptime.count() == 0) fire(Trigger::kUptimeReached);
+  }
+
+  Result<std::unique_ptr<Run>> launch() {
+    if (auto st = open_logs(); !st) return st.error();
+    std::vector<std::string> env = options_.env.empty() ? caller_env() : options_.env;
+    auto argv = resolve_command(options_.argv, options_.interpreter, env, options_.cwd);
+    if (!argv) return argv.error();
+    auto creds = resolve_credentials(options_.user, options_.group);
+    if (!creds) return creds.error();
+
+    FdPair out;
+    FdPair err;
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return os_error(errno, "cannot create pipe");
+    out = {fds[0], fds[1]};
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      const int e = errno;
+      close_fd(out.read);
+      close_fd(out.write);
+      return os_error(e, "cannot create pipe");
+    }
+    err = {fds[0], fds[1]};
+
+    LaunchRequest request;
+    request.argv = std::move(*argv);
+    request.env = std::move(env);
+    request.cwd = options_.cwd;
+    if (*creds) {
+      request.uid = (*creds)->uid;
+      request.gid = (*creds)->gid;
+      request.groups = (*creds)->groups;
+    }
+    request.umask = options_.umask;
+    request.stdout_fd = out.write;
+    request.stderr_fd = err.write;
+    auto child = launcher_->launch(request);
+    close_fd(out.write);
+    close_fd(err.write);
+    if (!child) {
+      close_fd(out.read);
+      close_fd(err.read);
+      return child.error();
+    }
+
+    auto run = std::make_unique<Run>();
+    run->child = std::move(*child);
+    run->pid = run->child->pid();
+    run->started = clock_->now();
+    run->out_pipe = add_pipe(OutputStream::kStdout, out.read);
+    run->err_pipe = add_pipe(OutputStream::kStderr, err.read);
+    return run;
+  }
+
+  void on_spawn_failure() {
+    const Error error = last_spawn_error_.value_or(Error{ErrorKind::kSpawnFailed, reason_});
+    if (error.kind == ErrorKind::kTransient) {
+      // Out of processes or memory: the system may recover, so this is
+      // retried like a crash, with backoff.
+      schedule(policy_.on_exit(ExitStatus{false, 127}, Millis{0}));
+      flush(spawn_waiters_);
+      return;
+    }
+    set_state(State::kFailed);
+    Event failed = make_event(EventType::kFailed);
+    failed.reason = error.message;
+    emit(failed);
+    flush(stop_waiters_);
+    flush(spawn_waiters_);
+  }
+
+  // --- the end of a run ---------------------------------------------------
+
+  void on_main_exit(Run* run, ExitStatus status) {
+    run->main_exited = true;
+    run->status = status;
+    run->uptime = since(run->started, clock_->now());
+    run->uptime_timer.reset();
+    // What is left of the group gets the stop treatment before any restart,
+    // so a leftover worker never holds the port or the files of the next run.
+    begin_kill();
+    std::weak_ptr<bool> alive = alive_;
+    run->child->async_wait_group_empty([this, alive, run] {
+      if (alive.expired() || run_.get() != run) return;
+      run->group_empty = true;
+      run->kill_timer.reset();
+      maybe_finish();
+    });
+  }
+
+  void begin_kill() {
+    Run* run = run_.get();
+    if (run == nullptr || run->kill_sent) return;
+    run->kill_sent = true;
+    const bool anyone = run->child->signal_group(options_.kill_signal);
+    if (!anyone && run->main_exited) return;
+    run->kill_timer = clock_->start_timer(options_.kill_timeout, [this, run] {
+      if (run_.get() != run) return;
+      run->child->signal_group(SIGKILL);
+      run->kill_timer = clock_->start_timer(kKillGrace, [this, run] {
+        if (run_.get() != run) return;
+        run->group_empty = true;
+        maybe_finish();
+      });
+    });
+  }
+
+  void maybe_finish() {
+    Run* run = run_.get();
+    if (run == nullptr || !run->main_exited || !run->group_empty) return;
+    const bool drained = run->out_pipe == 0 && run->err_pipe == 0;
+    if (!drained && !run->drain_expired) {
+      if (!run->drain_timer) {
+        run->drain_timer = clock_->start_timer(kDrainLimit, [this, run] {
+          if (run_.get() != run) return;
+          run->drain_expired = true;
+          maybe_finish();
+        });
+      }
+      return;
+    }
+    fire(Trigger::kExited);
+  }
+
+  // Ends run_ and returns its exit event. The Run is destroyed later, from
+  // the executor: this may be running inside one of its own callbacks.
+  Event retire_run() {
+    Event exited = make_event(EventType::kExit);
+    std::shared_ptr<Run> run(std::move(run_));
+    exited.pid = run->pid;
+    exited.exit = run->status;
+    exited.uptime = run->uptime;
+    last_exit_ = run->status;
+    run->uptime_timer.reset();
+    run->kill_timer.reset();
+    run->drain_timer.reset();
+    if (!options_.pid_file.empty()) ::unlink(options_.pid_file.c_str());
+    boost::asio::post(executor_, [run] {});
+    return exited;
+  }
+
+  void apply_policy() {
+    const Millis uptime = run_->uptime;
+    const ExitStatus status = run_->status;
+    const Event exited = retire_run();
+    const RestartDecision decision = policy_.on_exit(status, uptime);
+    if (decision.kind == RestartDecision::Kind::kRestart) {
+      set_state(State::kBackoff);
+      emit(exited);
+      schedule(decision);
+      return;
+    }
+    if (decision.kind == RestartDecision::Kind::kFail) {
+      set_state(State::kFailed);
+      last_error_ = decision.reason;
+      emit(exited);
+      Event failed = make_event(EventType::kFailed);
+      failed.reason = decision.reason;
+      emit(failed);
+      return;
+    }
+    set_state(State::kExited);
+    Event done = exited;
+    done.reason = decision.reason;
+    emit(done);
+  }
+
+  void schedule(const RestartDecision& decision) {
+    if (decision.kind == RestartDecision::Kind::kFail) {
+      set_state(State::kFailed);
+      last_error_ = decision.reason;
+      Event failed = make_event(EventType::kFailed);
+      failed.reason = decision.reason;
+      emit(failed);
+      return;
+    }
+    set_state(State::kBackoff);
+    emit_restart(decision.attempt, decision.delay);
+    backoff_timer_ = clock_->start_timer(decision.delay, [this] {
+      backoff_timer_.reset();
+      fire(Trigger::kBackoffElapsed);
+    });
+  }
+
+  void finish_stop() {
+    const Event exited = retire_run();
+    if (start_after_stop_) {
+      start_after_stop_ = false;
+      emit(exited);
+      policy_.reset();
+      ++restarts_;
+      reason_ = restart_reason_;
+      emit_restart(0, Millis{0});
+      spawn();
+      return;
+    }
+    set_state(State::kStopped);
+    emit(exited);
+    Event stopped = make_event(EventType::kStop);
+    stopped.pid = exited.pid;
+    emit(stopped);
+    flush(stop_waiters_);
+    flush(spawn_waiters_);
+  }
+
+  // --- output -------------------------------------------------------------
+
+  Status open_logs() {
+    const LogOptions& logs = options_.logs;
+    auto open = [&](const std::string& path) -> Result<std::shared_ptr<LogWriter>> {
+      LogWriter::Options o;
+      o.path = path;
+      o.append = logs.append;
+      o.max_size = logs.max_size;
+      o.keep = logs.keep;
+      o.timestamps = logs.timestamps;
+      auto writer = LogWriter::open(o, *clock_);
+      if (!writer) return writer.error();
+      std::shared_ptr<LogWriter> shared(std::move(*writer));
+      shared->set_on_rotate([this](const std::string& rotated) {
+        Event e = make_event(EventType::kRotate);
+        e.path = rotated;
+        emit(e);
+      });
+      return shared;
+    };
+    if (!out_writer_ && !logs.out_path.empty()) {
+      auto w = open(logs.out_path);
+      if (!w) return w.error();
+      out_writer_ = *w;
+    }
+    if (!err_writer_ && !logs.err_path.empty()) {
+      if (logs.err_path == logs.out_path) {
+        err_writer_ = out_writer_;
+      } else {
+        auto w = open(logs.err_path);
+        if (!w) return w.error();
+        err_writer_ = *w;
+      }
+    }
+    return {};
+  }
+
+  std::uint64_t add_pipe(OutputStream stream, int fd) {
+    const std::uint64_t id = ++last_pipe_id_;
+    std::weak_ptr<bool> alive = alive_;
+    OutputPipe::Callbacks callbacks;
+    callbacks.on_lines = [this, alive, stream](std::string_view lines) {
+      if (!alive.expired()) on_lines(stream, lines);
+    };
+    callbacks.on_eof = [this, alive, id] {
+      if (!alive.expired()) on_pipe_eof(id);
+    };
+    pipes_.emplace_back(id, std::make_unique<OutputPipe>(executor_, fd, buffer_, std::move(callbacks)));
+    return id;
+  }
+
+  void on_lines(OutputStream stream, std::string_view lines) {
+    const auto& writer = stream == OutputStream::kStdout ? out_writer_ : err_writer_;
+    if (writer) {
+      if (auto st = writer->write_lines(lines); !st) {
+        last_error_ = st.error().message;
+      }
+    }
+    if (output_handlers_.empty()) return;
+    auto snapshot = output_handlers_;
+    while (!lines.empty()) {
+      const auto end = lines.find('\n');
+      const std::string_view line = lines.substr(0, end);
+      for (const auto& [id, handler] : snapshot) {
+        if (registered(output_handlers_, id)) (*handler)(stream, line);
+      }
+      lines.remove_prefix(end == std::string_view::npos ? lines.size() : end + 1);
+    }
+  }
+
+  void on_pipe_eof(std::uint64_t id) {
+    // The pipe is inside its own callback: destroy it later.
+    std::weak_ptr<bool> alive = alive_;
+    boost::asio::post(executor_, [this, alive, id] {
+      if (alive.expired()) return;
+      std::erase_if(pipes_, [id](const auto& entry) { return entry.first == id; });
+    });
+    Run* run = run_.get();
+    if (run == nullptr) return;
+    if (run->out_pipe == id) run->out_pipe = 0;
+    if (run->err_pipe == id) run->err_pipe = 0;
+    maybe_finish();
+  }
+
+  // --- watch --------------------------------------------------------------
+
+  Status ensure_watcher() {
+    if (options_.watch.empty() || watcher_) return {};
+    FileWatcher::Options o;
+    o.paths = options_.watch;
+    o.ignore_globs = options_.watch_ignore;
+    o.debounce = options_.watch_debounce;
+    for (const auto* path : {&options_.logs.out_path, &options_.logs.err_path, &options_.pid_file}) {
+      if (!path->empty()) o.ignore_paths.push_back(*path);
+    }
+    std::weak_ptr<bool> alive = alive_;
+    auto watcher = FileWatcher::create(executor_, *clock_, o, [this, alive](const std::string& path) {
+      if (alive.expired()) return;
+      Event e = make_event(EventType::kWatch);
+      e.path = path;
+      emit(e);
+      fire(Trigger::kRestart, "watched file changed: " + path);
+    });
+    if (!watcher) return watcher.error();
+    watcher_ = std::move(*watcher);
+    return {};
+  }
+
+  // --- events -------------------------------------------------------------
+
+  Event make_event(EventType type) const {
+    Event e;
+    e.type = type;
+    e.time = clock_->wall_now();
+    e.state = state_;
+    if (run_) e.pid = run_->pid;
+    if (type == EventType::kStop || type == EventType::kRestart) e.reason = reason_;
+    return e;
+  }
+
+  void emit_restart(int attempt, Millis delay) {
+    Event e = make_event(EventType::kRestart);
+    e.attempt = attempt;
+    e.delay = delay;
+    emit(e);
+  }
+
+  template <class List>
+  static bool registered(const List& list, HandlerId id) {
+    return std::any_of(list.begin(), list.end(), [id](const auto& e) { return e.first == id; });
+  }
+
+  void emit(const Event& event) {
+    auto snapshot = event_handlers_;
+    for (const auto& [id, handler] : snapshot) {
+      if (registered(event_handlers_, id)) (*handler)(event);
+    }
+  }
+
+  void flush(std::vector<Done>& waiters) {
+    for (auto& done : waiters) boost::asio::post(executor_, std::move(done));
+    waiters.clear();
+  }
+
+  boost::asio::any_io_executor executor_;
+  MonitorOptions options_;
+  std::unique_ptr<Clock> own_clock_;
+  Clock* clock_ = nullptr;
+  std::unique_ptr<Launcher> own_launcher_;
+  Launcher* launcher_ = nullptr;
+  RestartPolicy policy_;
+
+  State state_ = State::kStopped;
+  bool wanted_up_ = false;
+  bool start_after_stop_ = false;
+  int restarts_ = 0;
+  std::optional<ExitStatus> last_exit_;
+  std::string last_error_;
+  std::optional<Error> last_spawn_error_;
+  std::uint64_t spawn_attempts_ = 0;
+  std::string reason_;          // of the trigger being handled
+  std::string restart_reason_;  // of the restart waiting for a stop to finish
+
+  std::deque<std::pair<Trigger, std::string>> queue_;
+  bool processing_ = false;
+
+  std::unique_ptr<Run> run_;
+  std::unique_ptr<Timer> backoff_timer_;
+  std::optional<UsageSample> usage_sample_;
+
+  SharedReadBuffer buffer_;
+  std::shared_ptr<LogWriter> out_writer_;
+  std::shared_ptr<LogWriter> err_writer_;
+  // Pipes of the current run, and of earlier runs still held open by a
+  // process that left the group; each is read to its end.
+  std::vector<std::pair<std::uint64_t, std::unique_ptr<OutputPipe>>> pipes_;
+  std::uint64_t last_pipe_id_ = 0;
+
+  std::unique_ptr<FileWatcher> watcher_;
+
+  std::vector<std::pair<HandlerId, std::shared_ptr<EventHandler>>> event_handlers_;
+  std::vector<std::pair<HandlerId, std::shared_ptr<OutputHandler>>> output_handlers_;
+  HandlerId last_handler_id_ = 0;
+
+  std::vector<Done> stop_waiters_;
+  std::vector<Done> spawn_waiters_;
+
+  // Destroyed first: callbacks that outlive the Impl see it expired.
+  std::shared_ptr<bool> alive_;
+};
+
+Monitor::Monitor(boost::asio::any_io_executor executor, MonitorOptions options, Seams seams)
+    : impl_(std::make_unique<Impl>(std::move(executor), std::move(options), seams)) {}
+Monitor::~Monitor() = default;
+Status Monitor::start() { return impl_->start(); }
+void Monitor::stop(Done done) { impl_->stop(std::move(done)); }
+void Monitor::restart(Done done) { impl_->restart(std::move(done)); }
+Status Monitor::signal(int sig) { return impl_->signal(sig); }
+MonitorStatus Monitor::status() const { return impl_->status(); }
+MonitorUsage Monitor::usage() { return impl_->usage(); }
+const MonitorOptions& Monitor::options() const { return impl_->options(); }
+Monitor::HandlerId Monitor::on_event(std::function<void(const Event&)> handler) {
+  return impl_->on_event(std::move(handler));
+}
+Monitor::HandlerId Monitor::on_output(std::function<void(OutputStream, std::string_view)> handler) {
+  return impl_->on_output(std::move(handler));
+}
+void Monitor::remove_handler(HandlerId id) { impl_->remove_handler(id); }
+
+}  // namespace sempre

@@ -1,0 +1,39 @@
+#include "sempre/options.hpp"
+
+namespace sempre {
+
+const char* restart_mode_name(RestartMode mode) {
+  switch (mode) {
+    case RestartMode::kAlways: return "always";
+    case RestartMode::kOnFailure: return "on-failure";
+    case RestartMode::kNever: return "never";
+  }
+  return "always";
+}
+
+Result<RestartMode> parse_restart_mode(std::string_view text) {
+  if (text == "always") return RestartMode::kAlways;
+  if (text == "on-failure") return RestartMode::kOnFailure;
+  if (text == "never") return RestartMode::kNever;
+  return Error{ErrorKind::kInvalidArgument,
+               "invalid restart policy \"" + std::string(text) +
+                   "\": expected always, on-failure or never"};
+}
+
+Status validate(const MonitorOptions& options) {
+  auto invalid = [](std::string message) {
+    return Error{ErrorKind::kInvalidArgument, std::move(message)};
+  };
+  if (options.argv.empty() || options.argv[0].empty()) return invalid("no program to run");
+  if (options.max_restarts && *options.max_restarts < 0) return invalid("max-restarts must be >= 0");
+  if (options.min_uptime.count() < 0) return invalid("min-uptime must not be negative");
+  if (options.restart_delay.count() < 0) return invalid("restart-delay must not be negative");
+  if (options.backoff_max.count() <= 0) return invalid("backoff-max must be positive");
+  if (options.kill_timeout.count() <= 0) return invalid("kill-timeout must be positive");
+  if (options.kill_signal <= 0 || options.kill_signal >= NSIG) return invalid("invalid kill-signal");
+  if (options.logs.keep < 0) return invalid("log-keep must be >= 0");
+  if (options.watch_debounce.count() < 0) return invalid("watch debounce must not be negative");
+  return {};
+}
+
+}  // namespace sempre

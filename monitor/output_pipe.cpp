@@ -1,0 +1,162 @@
+#include "output_pipe.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
+
+namespace sempre {
+namespace {
+
+// Reads per readiness before waiting again: a child that writes without
+// pause cannot keep the thread from the other pipes.
+constexpr int kReadsPerWake = 4;
+
+// A partial line that once grew past this gives its memory back when it is
+// delivered, so that one long line does not cost memory for the child's life.
+constexpr std::size_t kKeptCapacity = 4096;
+
+}  // namespace
+
+SharedReadBuffer make_read_buffer(std::size_t size) {
+  return std::make_shared<std::vector<char>>(std::max<std::size_t>(size, 1));
+}
+
+OutputPipe::OutputPipe(boost::asio::any_io_executor executor, int fd, SharedReadBuffer buffer,
+                       Callbacks callbacks)
+    : fd_(executor),
+      buffer_(std::move(buffer)),
+      callbacks_(std::move(callbacks)),
+      alive_(std::make_shared<bool>(true)) {
+  boost::system::error_code ec;
+  fd_.assign(fd, ec);
+  if (!ec) fd_.non_blocking(true, ec);
+  if (ec) {
+    // Nothing can be read from a descriptor the reactor refused: report it
+    // as an empty stream, from the executor as any other end.
+    if (!fd_.is_open()) ::close(fd);
+    std::weak_ptr<bool> alive = alive_;
+    boost::asio::post(executor, [this, alive] {
+      if (!alive.expired()) finish();
+    });
+    return;
+  }
+  wait();
+}
+
+OutputPipe::~OutputPipe() {
+  // The handler of a pending wait still runs (operation_aborted) after this;
+  // the expired flag keeps it away from the destroyed object.
+  alive_.reset();
+  boost::system::error_code ec;
+  fd_.close(ec);
+}
+
+void OutputPipe::wait() {
+  std::weak_ptr<bool> alive = alive_;
+  fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                 [this, alive](const boost::system::error_code& ec) {
+                   if (alive.expired() || ec == boost::asio::error::operation_aborted) return;
+                   if (ec) {
+                     finish();
+                     return;
+                   }
+                   on_readable();
+                 });
+}
+
+void OutputPipe::on_readable() {
+  // Callbacks may destroy this object: after each one, `alive` says whether
+  // members may still be touched, and `buffer` keeps the data they look at.
+  const std::weak_ptr<bool> alive = alive_;
+  const SharedReadBuffer buffer = buffer_;
+  char* const data = buffer->data();
+  const std::size_t capacity = buffer->size();
+
+  for (int reads = 0; reads < kReadsPerWake;) {
+    // A short pending partial line goes in front of the new data, so that it
+    // and the complete lines of this read reach on_lines in one call.
+    const std::size_t carried = partial_.size() <= capacity / 2 ? partial_.size() : 0;
+    if (carried > 0) std::memcpy(data, partial_.data(), carried);
+
+    const ssize_t n = ::read(fd_.native_handle(), data + carried, capacity - carried);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      finish();  // a read error ends the stream as EOF does
+      return;
+    }
+    if (n == 0) {
+      finish();
+      return;
+    }
+    ++reads;
+    if (carried > 0) partial_.clear();
+    consume(std::string_view(data, carried + static_cast<std::size_t>(n)));
+    if (alive.expired()) return;
+    // A read that did not fill the buffer emptied the pipe.
+    if (static_cast<std::size_t>(n) < capacity - carried) break;
+  }
+  wait();
+}
+
+void OutputPipe::consume(std::string_view chunk) {
+  const std::weak_ptr<bool> alive = alive_;
+  const std::size_t last = chunk.rfind('\n');
+  if (last == std::string_view::npos) {
+    keep_partial(chunk);
+    return;
+  }
+  if (!partial_.empty()) {
+    // The partial line was too long to carry in the buffer: complete it here.
+    const std::size_t first = chunk.find('\n');
+    partial_.append(chunk.substr(0, first + 1));
+    deliver_partial();
+    if (alive.expired()) return;
+    chunk.remove_prefix(first + 1);
+  }
+  const std::size_t end = chunk.rfind('\n');
+  const std::size_t complete = end == std::string_view::npos ? 0 : end + 1;
+  if (complete > 0 && callbacks_.on_lines) {
+    callbacks_.on_lines(chunk.substr(0, complete));
+    if (alive.expired()) return;
+  }
+  keep_partial(chunk.substr(complete));
+}
+
+void OutputPipe::keep_partial(std::string_view tail) {
+  partial_.append(tail);
+  if (partial_.size() > kMaxLine) {
+    partial_ += '\n';
+    deliver_partial();
+  }
+}
+
+void OutputPipe::deliver_partial() {
+  const std::weak_ptr<bool> alive = alive_;
+  if (callbacks_.on_lines) callbacks_.on_lines(partial_);
+  if (alive.expired()) return;
+  partial_.clear();
+  if (partial_.capacity() > kKeptCapacity) partial_.shrink_to_fit();
+}
+
+void OutputPipe::finish() {
+  if (eof_) return;
+  eof_ = true;
+  boost::system::error_code ec;
+  fd_.close(ec);
+  if (!partial_.empty()) {
+    const std::weak_ptr<bool> alive = alive_;
+    partial_ += '\n';
+    deliver_partial();
+    if (alive.expired()) return;
+  }
+  // Moved out first: on_eof may destroy this object, and with it callbacks_.
+  auto on_eof = std::move(callbacks_.on_eof);
+  callbacks_.on_eof = nullptr;
+  if (on_eof) on_eof();
+}
+
+}  // namespace sempre

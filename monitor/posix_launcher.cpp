@@ -1,0 +1,500 @@
+// The real launcher: fork and exec done here, exit detection by Boost.Process
+// v2's pidfd-based process handle. v2's own launchers are not used because of
+// their 1.81 bugs (research/tech.md 2.4): leaked descriptors, exit() instead
+// of _exit() after a failed exec, zombies of failed spawns, inherited signal
+// mask and dispositions, notify_fork in the child.
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/process/v2/process.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "proc_stats.hpp"
+#include "sempre/launcher.hpp"
+
+namespace sempre {
+namespace {
+
+namespace asio = boost::asio;
+using Process = boost::process::v2::basic_process<asio::any_io_executor>;
+
+// What the child reports through the error pipe when a step before exec, or
+// exec itself, fails.
+enum class Step : int { kSession, kStdio, kGroups, kGid, kUid, kCwd, kDescriptors, kExec };
+
+struct ChildFailure {
+  Step step = Step::kExec;
+  int err = 0;
+};
+
+// Everything the child needs, prepared before fork: between fork and exec
+// only async-signal-safe calls are allowed, so nothing may allocate there.
+struct ChildPlan {
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  const char* cwd = nullptr;
+  int stdio[3] = {-1, -1, -1};
+  int error_fd = -1;
+  bool set_umask = false;
+  mode_t umask = 0;
+  bool set_groups = false;
+  const gid_t* groups = nullptr;
+  std::size_t group_count = 0;
+  bool set_gid = false;
+  gid_t gid = 0;
+  bool set_uid = false;
+  uid_t uid = 0;
+  int max_fd = 1024;  // for marking descriptors CLOEXEC when close_range is missing
+};
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const std::string& s : strings) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+[[noreturn]] void report_and_exit(int error_fd, Step step, int err) {
+  ChildFailure failure;
+  failure.step = step;
+  failure.err = err;
+  ssize_t n;
+  do {
+    n = ::write(error_fd, &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+  ::_exit(127);
+}
+
+// Runs in the forked child. Never returns: it execs or reports the failing
+// step and errno through the error pipe and calls _exit, so no atexit handler
+// or stdio buffer of the parent runs here.
+[[noreturn]] void exec_child(const ChildPlan& plan) {
+  int error_fd = plan.error_fd;
+  // Keep the error pipe clear of 0..2, which are about to be replaced.
+  if (error_fd < 3) {
+    int moved = ::fcntl(error_fd, F_DUPFD_CLOEXEC, 3);
+    if (moved >= 0) error_fd = moved;
+  }
+
+  if (::setsid() < 0) report_and_exit(error_fd, Step::kSession, errno);
+
+  // A daemon that ignores SIGPIPE or blocks signals must not pass that on.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  ::sigemptyset(&default_action.sa_mask);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    ::sigaction(sig, &default_action, nullptr);  // fails harmlessly for libc's own signals
+  }
+  sigset_t empty;
+  ::sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+
+  // A source already in 0..2 but bound for another slot is moved out of the
+  // way first, so that no dup2 overwrites a source still to be used.
+  int source[3] = {plan.stdio[0], plan.stdio[1], plan.stdio[2]};
+  for (int target = 0; target < 3; ++target) {
+    if (source[target] < 3 && source[target] != target) {
+      source[target] = ::fcntl(source[target], F_DUPFD_CLOEXEC, 3);
+      if (source[target] < 0) report_and_exit(error_fd, Step::kStdio, errno);
+    }
+  }
+  for (int target = 0; target < 3; ++target) {
+    if (source[target] == target) {
+      // dup2 onto itself would keep a CLOEXEC flag.
+      int flags = ::fcntl(target, F_GETFD);
+      if (flags < 0 || ::fcntl(target, F_SETFD, flags & ~FD_CLOEXEC) < 0) {
+        report_and_exit(error_fd, Step::kStdio, errno);
+      }
+    } else if (::dup2(source[target], target) < 0) {
+      report_and_exit(error_fd, Step::kStdio, errno);
+    }
+  }
+
+  if (plan.set_umask) ::umask(plan.umask);
+  // Groups before the gid, the gid before the uid: each step needs the
+  // privilege the next one drops.
+  if (plan.set_groups && ::setgroups(plan.group_count, plan.groups) < 0) {
+    report_and_exit(error_fd, Step::kGroups, errno);
+  }
+  if (plan.set_gid && ::setgid(plan.gid) < 0) report_and_exit(error_fd, Step::kGid, errno);
+  if (plan.set_uid && ::setuid(plan.uid) < 0) report_and_exit(error_fd, Step::kUid, errno);
+  if (plan.cwd != nullptr && ::chdir(plan.cwd) < 0) report_and_exit(error_fd, Step::kCwd, errno);
+
+  // Every descriptor above 2 closes at exec; the error pipe too, which is how
+  // the parent learns that exec succeeded.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    if (errno != ENOSYS && errno != EINVAL) report_and_exit(error_fd, Step::kDescriptors, errno);
+    for (int fd = 3; fd < plan.max_fd; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+
+  ::execve(plan.argv[0], plan.argv.data(), plan.envp.data());
+  report_and_exit(error_fd, Step::kExec, errno);
+}
+
+void reap(pid_t pid) {
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+void close_fd(int fd) {
+  if (fd >= 0) ::close(fd);
+}
+
+Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
+  const std::string& program = request.argv[0];
+  std::string what = program;
+  switch (failure.step) {
+    case Step::kExec:
+      break;
+    case Step::kSession:
+      what += ": setsid";
+      break;
+    case Step::kStdio:
+      what += ": redirecting stdio";
+      break;
+    case Step::kGroups:
+      what += ": setgroups";
+      break;
+    case Step::kGid:
+      what += ": setgid " + std::to_string(request.gid.value_or(0));
+      break;
+    case Step::kUid:
+      what += ": setuid " + std::to_string(request.uid.value_or(0));
+      break;
+    case Step::kCwd:
+      what += ": chdir " + request.cwd;
+      break;
+    case Step::kDescriptors:
+      what += ": close_range";
+      break;
+  }
+  Error error = os_error(failure.err, what);
+  if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
+  return error;
+}
+
+// A launched child. Its state lives in a shared block that every pending
+// handler holds, so a handler that completes after the PosixChild is gone
+// (cancelled, or already queued) touches valid memory and sees `closed`.
+class PosixChild final : public ChildProcess {
+ public:
+  PosixChild(asio::any_io_executor executor, pid_t pid, Process process)
+      : state_(std::make_shared<State>(std::move(executor), pid, std::move(process))) {}
+
+  ~PosixChild() override {
+    State& s = *state_;
+    s.closed = true;
+    s.group_done = nullptr;
+    s.members.clear();
+    if (s.retry) s.retry->cancel();
+    if (!s.reaped) {
+      // Detached first, so that the handle's own destructor kills and reaps
+      // nothing; destroying it closes the pidfd and aborts a pending wait.
+      auto handle = s.process.detach();
+      // A wait whose result is queued but not yet delivered may have reaped
+      // the child already. Only an unreaped leader (running or zombie) keeps
+      // the pgid reserved, so the group is killed only while waitid sees it.
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(s.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
+        ::kill(-s.pid, SIGKILL);
+        reap(s.pid);
+      }
+      s.reaped = true;
+    }
+  }
+
+  pid_t pid() const override { return state_->pid; }
+
+  void async_wait(std::function<void(ExitStatus)> done) override {
+    std::shared_ptr<State> state = state_;
+    state->process.async_wait(
+        [state, done = std::move(done)](const boost::system::error_code& ec, int) {
+          if (state->closed) return;
+          ExitStatus status;
+          if (!ec) {
+            // The raw status, not v2's evaluated code, which gives 9 for
+            // both SIGKILL and exit(9).
+            int native = state->process.native_exit_code();
+            if (WIFSIGNALED(native)) {
+              status.signaled = true;
+              status.code = WTERMSIG(native);
+            } else {
+              status.code = WEXITSTATUS(native);
+            }
+          } else {
+            // Someone else reaped the child (SIGCHLD set to SIG_IGN, a
+            // waitpid(-1) elsewhere): it is gone, but its status is lost.
+            status.code = -1;
+          }
+          state->reaped = true;
+          // The handle still holds the pid, which may be recycled from now
+          // on; detached, nothing can signal it any more.
+          state->process.detach();
+          done(status);
+        });
+  }
+
+  bool signal_group(int sig) override {
+    State& s = *state_;
+    if (s.group_gone) return false;
+    // Once the leader is reaped and the last member gone, the pgid number is
+    // free for reuse (our next child would become its leader): look first.
+    // A scan that failed proves nothing, so the signal goes out then.
+    if (s.reaped) {
+      std::optional<std::vector<pid_t>> members = try_group_members(s.pid);
+      if (members && members->empty()) {
+        s.group_gone = true;
+        return false;
+      }
+    }
+    if (::kill(-s.pid, sig) == 0) return true;
+    if (errno == ESRCH) {
+      s.group_gone = true;
+      return false;
+    }
+    return true;  // EPERM: members exist, though some may not be ours to signal
+  }
+
+  void async_wait_group_empty(std::function<void()> done) override {
+    state_->group_done = std::move(done);
+    watch_group(state_);
+  }
+
+ private:
+  struct State {
+    State(asio::any_io_executor ex, pid_t p, Process proc)
+        : executor(std::move(ex)), pid(p), process(std::move(proc)) {}
+
+    asio::any_io_executor executor;
+    pid_t pid;
+    Process process;
+    bool reaped = false;
+    bool group_gone = false;
+    bool closed = false;  // the PosixChild is gone: no callback may run
+    // The pidfds of the group's members in the current round, and how many
+    // have not become readable yet.
+    std::vector<std::unique_ptr<asio::posix::stream_descriptor>> members;
+    std::size_t members_pending = 0;
+    std::unique_ptr<asio::steady_timer> retry;
+    std::function<void()> group_done;
+  };
+
+  // Out of descriptors for pidfds: look again after this long.
+  static constexpr auto kRetryAfter = std::chrono::milliseconds(100);
+  // Rounds in which every member vanished before it could be watched.
+  static constexpr int kMaxQuickRescans = 64;
+
+  static void finish_group_wait(const std::shared_ptr<State>& state) {
+    state->group_gone = true;
+    asio::post(state->executor, [state] {
+      if (state->closed) return;
+      std::function<void()> done = std::exchange(state->group_done, nullptr);
+      if (done) done();
+    });
+  }
+
+  // One round: list the members, open a pidfd for each, and when all of
+  // them have become readable (exited), start the next round, since a member
+  // may have forked meanwhile. Ends when a scan finds nobody.
+  static void watch_group(const std::shared_ptr<State>& state) {
+    State& s = *state;
+    s.members.clear();
+    s.members_pending = 0;
+    bool starved = false;  // some process could not be looked at or watched
+    for (int round = 0; round < kMaxQuickRescans; ++round) {
+      if (s.group_gone) return finish_group_wait(state);
+      std::optional<std::vector<pid_t>> listed = try_group_members(s.pid);
+      if (!listed) {
+        starved = true;
+        break;
+      }
+      if (listed->empty()) return finish_group_wait(state);
+
+      std::vector<std::pair<pid_t, int>> opened;
+      for (pid_t pid : *listed) {
+        int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+        if (fd >= 0) {
+          opened.emplace_back(pid, fd);
+        } else if (errno != ESRCH) {  // ESRCH: gone already
+          starved = true;
+        }
+      }
+      // A listed pid may have exited and been recycled before pidfd_open; a
+      // pidfd is kept only if its process is still a member after the open.
+      std::optional<std::vector<pid_t>> still = try_group_members(s.pid);
+      if (!still) {
+        for (auto [pid, fd] : opened) ::close(fd);
+        starved = true;
+        break;
+      }
+      for (auto [pid, fd] : opened) {
+        if (std::find(still->begin(), still->end(), pid) == still->end()) {
+          ::close(fd);
+          continue;
+        }
+        try {
+          s.members.push_back(std::make_unique<asio::posix::stream_descriptor>(s.executor, fd));
+        } catch (const boost::system::system_error&) {
+          ::close(fd);  // not adopted when registering failed
+          starved = true;
+        }
+      }
+      if (!s.members.empty() || starved) break;
+    }
+
+    if (s.members.empty()) {
+      // No member could be watched (no descriptors left, or a group that
+      // churns faster than it can be listed): look again shortly.
+      if (!s.retry) s.retry = std::make_unique<asio::steady_timer>(s.executor);
+      s.retry->expires_after(kRetryAfter);
+      s.retry->async_wait([state](const boost::system::error_code& ec) {
+        if (ec || state->closed) return;
+        watch_group(state);
+      });
+      return;
+    }
+
+    s.members_pending = s.members.size();
+    for (auto& member : s.members) {
+      member->async_wait(asio::posix::stream_descriptor::wait_read,
+                         [state](const boost::system::error_code& ec) {
+                           if (ec == asio::error::operation_aborted || state->closed) return;
+                           if (--state->members_pending == 0) watch_group(state);
+                         });
+    }
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+class PosixLauncher final : public Launcher {
+ public:
+  explicit PosixLauncher(asio::any_io_executor executor) : executor_(std::move(executor)) {}
+
+  Result<std::unique_ptr<ChildProcess>> launch(const LaunchRequest& request) override {
+    if (request.argv.empty() || request.argv[0].empty()) {
+      return Error{ErrorKind::kInvalidArgument, "no program given", 0};
+    }
+    const std::string& program = request.argv[0];
+
+    ChildPlan plan;
+    plan.argv = c_strings(request.argv);
+    plan.envp = c_strings(request.env);
+    if (!request.cwd.empty()) plan.cwd = request.cwd.c_str();
+    if (request.umask) {
+      plan.set_umask = true;
+      plan.umask = *request.umask;
+    }
+    if (request.uid) {
+      plan.set_groups = true;
+      plan.groups = request.groups.data();
+      plan.group_count = request.groups.size();
+      plan.set_uid = true;
+      plan.uid = *request.uid;
+    }
+    if (request.gid) {
+      plan.set_gid = true;
+      plan.gid = *request.gid;
+    }
+    struct rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY) {
+      plan.max_fd = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
+    }
+
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) return os_error(errno, "/dev/null");
+    int error_pipe[2];
+    if (::pipe2(error_pipe, O_CLOEXEC) < 0) {
+      int err = errno;
+      close_fd(devnull);
+      return os_error(err, program + ": pipe");
+    }
+    plan.stdio[0] = devnull;
+    plan.stdio[1] = request.stdout_fd >= 0 ? request.stdout_fd : devnull;
+    plan.stdio[2] = request.stderr_fd >= 0 ? request.stderr_fd : devnull;
+    plan.error_fd = error_pipe[1];
+
+    // No notify_fork: the child never touches the io_context before exec.
+    pid_t pid = ::fork();
+    if (pid == 0) exec_child(plan);
+    int fork_errno = errno;
+    close_fd(error_pipe[1]);
+    close_fd(devnull);
+    if (pid < 0) {
+      close_fd(error_pipe[0]);
+      Error error = os_error(fork_errno, program + ": fork");
+      error.kind = ErrorKind::kTransient;
+      return error;
+    }
+
+    ChildFailure failure;
+    ssize_t n;
+    do {
+      n = ::read(error_pipe[0], &failure, sizeof failure);
+    } while (n < 0 && errno == EINTR);
+    close_fd(error_pipe[0]);
+    if (n == static_cast<ssize_t>(sizeof failure)) {
+      reap(pid);
+      return launch_error(failure, request);
+    }
+
+    // The pidfd is opened here rather than by v2's (executor, pid)
+    // constructor, which would register -1 and lose the errno on failure.
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) {
+      int err = errno;
+      abandon(pid);
+      Error error = os_error(err, program + ": pidfd_open");
+      if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
+      return error;
+    }
+    try {
+      Process process(executor_, pid, pidfd);
+      return std::unique_ptr<ChildProcess>(
+          std::make_unique<PosixChild>(executor_, pid, std::move(process)));
+    } catch (const boost::system::system_error& e) {
+      close_fd(pidfd);  // not adopted when registering failed
+      abandon(pid);
+      Error error = os_error(e.code().value(), program + ": watching the process");
+      if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
+      return error;
+    }
+  }
+
+ private:
+  // A child that runs but cannot be watched is killed, group and all, and
+  // reaped, so that a failed launch leaves nothing behind.
+  static void abandon(pid_t pid) {
+    ::kill(-pid, SIGKILL);
+    reap(pid);
+  }
+
+  asio::any_io_executor executor_;
+};
+
+}  // namespace
+
+std::unique_ptr<Launcher> make_posix_launcher(boost::asio::any_io_executor executor) {
+  return std::make_unique<PosixLauncher>(std::move(executor));
+}
+
+}  // namespace sempre

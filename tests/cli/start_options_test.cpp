@@ -1,0 +1,131 @@
+#include "start_options.hpp"
+
+#include <gtest/gtest.h>
+
+namespace sempre::cli {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Parses `sempre run ARGS...` and converts the options.
+Result<AppOptions> parse(std::vector<std::string> args, std::vector<std::string> env = {"PATH=/bin"}) {
+  CLI::App app;
+  StartArgs start;
+  add_start_options(app, start);
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  return to_app_options(start, env, "/work");
+}
+
+TEST(StartOptions, DefaultsFollowTheDesign) {
+  auto a = parse({"node", "server.js"});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->name, "node");
+  EXPECT_EQ(a->monitor.argv, (std::vector<std::string>{"node", "server.js"}));
+  EXPECT_EQ(a->monitor.restart, RestartMode::kAlways);
+  EXPECT_FALSE(a->monitor.max_restarts.has_value());
+  EXPECT_EQ(a->monitor.min_uptime, 1s);
+  EXPECT_EQ(a->monitor.restart_delay, 0ms);
+  EXPECT_EQ(a->monitor.backoff_max, 30s);
+  EXPECT_EQ(a->monitor.kill_signal, SIGTERM);
+  EXPECT_EQ(a->monitor.kill_timeout, 5s);
+  EXPECT_EQ(a->monitor.cwd, "/work");
+  EXPECT_EQ(a->monitor.logs.max_size, 10u * 1024 * 1024);
+  EXPECT_EQ(a->monitor.logs.keep, 5);
+}
+
+TEST(StartOptions, DefaultNameIsTheProgramsBaseName) {
+  EXPECT_EQ(default_name("/srv/app/server.js"), "server");
+  EXPECT_EQ(default_name("python3"), "python3");
+  EXPECT_EQ(default_name("./.hidden"), ".hidden");
+}
+
+TEST(StartOptions, EveryOptionReachesTheMonitorOptions) {
+  auto a = parse({"-n", "api", "--cwd", "srv", "--env", "A=1", "--env", "PATH=/x", "--user", "nobody",
+                  "--group", "nogroup", "--umask", "027", "--restart", "on-failure", "-m", "4",
+                  "--min-uptime", "2s", "--restart-delay", "250ms", "--backoff-max", "1m",
+                  "--kill-signal", "INT", "--kill-timeout", "10s", "-o", "out.log", "-e", "/tmp/err.log",
+                  "-a", "--log-max-size", "1M", "--log-keep", "3", "--log-timestamps", "-w", "src",
+                  "--watch-ignore", "*.tmp", "--pid-file", "app.pid", "-c", "python3 -u", "--",
+                  "app.py", "--port", "80"});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  const MonitorOptions& m = a->monitor;
+  EXPECT_EQ(a->name, "api");
+  EXPECT_EQ(m.cwd, "/work/srv");
+  EXPECT_EQ(m.env, (std::vector<std::string>{"A=1", "PATH=/x"}));
+  EXPECT_EQ(m.user, "nobody");
+  EXPECT_EQ(m.group, "nogroup");
+  EXPECT_EQ(m.umask, std::optional<mode_t>(027));
+  EXPECT_EQ(m.restart, RestartMode::kOnFailure);
+  EXPECT_EQ(m.max_restarts, std::optional<int>(4));
+  EXPECT_EQ(m.min_uptime, 2s);
+  EXPECT_EQ(m.restart_delay, 250ms);
+  EXPECT_EQ(m.backoff_max, 60s);
+  EXPECT_EQ(m.kill_signal, SIGINT);
+  EXPECT_EQ(m.kill_timeout, 10s);
+  EXPECT_EQ(m.logs.out_path, "/work/out.log");
+  EXPECT_EQ(m.logs.err_path, "/tmp/err.log");
+  EXPECT_TRUE(m.logs.append);
+  EXPECT_EQ(m.logs.max_size, 1024u * 1024);
+  EXPECT_EQ(m.logs.keep, 3);
+  EXPECT_TRUE(m.logs.timestamps);
+  EXPECT_EQ(m.watch, std::vector<std::string>{"/work/srv/src"});
+  EXPECT_EQ(m.watch_ignore, std::vector<std::string>{"*.tmp"});
+  EXPECT_EQ(m.pid_file, "/work/app.pid");
+  EXPECT_EQ(m.interpreter, "python3 -u");
+  EXPECT_EQ(m.argv, (std::vector<std::string>{"app.py", "--port", "80"}));
+}
+
+TEST(StartOptions, OptionsAfterTheProgramBelongToTheProgram) {
+  auto a = parse({"server", "--name", "x", "-m", "3"});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->name, "server");
+  EXPECT_EQ(a->monitor.argv, (std::vector<std::string>{"server", "--name", "x", "-m", "3"}));
+}
+
+TEST(StartOptions, BareWatchWatchesTheWorkingDirectory) {
+  auto a = parse({"-w", "--", "server"});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->monitor.watch, std::vector<std::string>{"/work"});
+}
+
+TEST(StartOptions, LogWritesBothStreamsToOneFile) {
+  auto a = parse({"-l", "all.log", "server"});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->monitor.logs.out_path, "/work/all.log");
+  EXPECT_EQ(a->monitor.logs.err_path, "/work/all.log");
+}
+
+TEST(StartOptions, EnvExtendsTheCallersEnvironment) {
+  auto a = parse({"--env", "B=2", "server"}, {"PATH=/bin", "A=1"});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->monitor.env, (std::vector<std::string>{"PATH=/bin", "A=1", "B=2"}));
+}
+
+TEST(StartOptions, BadValuesAreRejectedNamingTheOption) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{"--restart", "sometimes", "x"}, "--restart: "},
+      {{"--kill-timeout", "5x", "x"}, "--kill-timeout: "},
+      {{"--kill-timeout", "0", "x"}, "--kill-timeout: "},
+      {{"--min-uptime", "soon", "x"}, "--min-uptime: "},
+      {{"--kill-signal", "SIGNOPE", "x"}, "--kill-signal: "},
+      {{"--log-max-size", "big", "x"}, "--log-max-size: "},
+      {{"--env", "NOEQUALS", "x"}, "--env: "},
+      {{"--umask", "999", "x"}, "--umask: "},
+      {{"-m", "-1", "x"}, "--max-restarts: "},
+      {{"-l", "a.log", "-o", "b.log", "x"}, "--log: "},
+  };
+  for (const auto& c : cases) {
+    auto a = parse(c.args);
+    ASSERT_FALSE(a.ok()) << c.expected;
+    EXPECT_EQ(a.error().message.rfind(c.expected, 0), 0u) << a.error().message;
+    EXPECT_EQ(a.error().kind, ErrorKind::kInvalidArgument);
+  }
+}
+
+}  // namespace
+}  // namespace sempre::cli

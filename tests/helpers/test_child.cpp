@@ -1,0 +1,209 @@
+// sempre_test_child MODE [ARGS...]: a small program whose behaviour the tests
+// choose, so that they exercise real processes without shell tricks.
+//
+//   exit CODE                 exit with CODE
+//   sleep MS                  sleep MS, exit 0 ("forever": until a signal)
+//   print LINE...             write each LINE with '\n', exit 0
+//   print-nonl TEXT           write TEXT without a newline, exit 0
+//   fds                       list the open descriptors, one per line
+//   env NAME                  print $NAME ("<unset>" when unset)
+//   cwd                       print the working directory
+//   ids                       print "uid gid"
+//   umask                     print the umask in octal
+//   session                   print "pid pgid sid"
+//   sigstate                  print the SigBlk and SigIgn lines of /proc/self/status
+//   ignore-term               ignore SIGTERM, print "ready", wait forever
+//   term-exit CODE            on SIGTERM exit with CODE; print "ready" first
+//   signals                   print "got NAME" for HUP/USR1/USR2; exit 0 on TERM
+//   grandchild PIDFILE        fork a child that ignores SIGTERM and sleeps forever
+//                             (its pid written to PIDFILE), print "ready", wait
+//   flood N LEN               write N numbered lines of LEN bytes ("%08d " + 'x'...)
+//                             in writes that cut lines at odd places, exit 0
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <chrono>
+
+namespace {
+
+void write_all(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::exit(3);
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+void say(const std::string& line) {
+  std::string s = line + "\n";
+  write_all(1, s.data(), s.size());
+}
+
+[[noreturn]] void wait_forever() {
+  for (;;) ::pause();
+}
+
+volatile sig_atomic_t g_last_signal = 0;
+int g_term_code = 0;
+void on_term_exit(int) { ::_exit(g_term_code); }
+void on_signal(int sig) { g_last_signal = sig; }
+
+int usage() {
+  std::cerr << "usage: sempre_test_child MODE [ARGS...]\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage();
+  std::string mode = argv[1];
+
+  if (mode == "exit" && argc == 3) return std::atoi(argv[2]);
+  if (mode == "sleep" && argc == 3) {
+    if (std::strcmp(argv[2], "forever") == 0) wait_forever();
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(argv[2])));
+    return 0;
+  }
+  if (mode == "print") {
+    for (int i = 2; i < argc; ++i) say(argv[i]);
+    return 0;
+  }
+  if (mode == "print-nonl" && argc == 3) {
+    write_all(1, argv[2], std::strlen(argv[2]));
+    return 0;
+  }
+  if (mode == "fds") {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (!dir) return 3;
+    int own = ::dirfd(dir);
+    std::string out;
+    while (dirent* e = ::readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      if (std::atoi(e->d_name) == own) continue;
+      out += e->d_name;
+      out += '\n';
+    }
+    ::closedir(dir);
+    write_all(1, out.data(), out.size());
+    return 0;
+  }
+  if (mode == "env" && argc == 3) {
+    const char* v = std::getenv(argv[2]);
+    say(v ? v : "<unset>");
+    return 0;
+  }
+  if (mode == "cwd") {
+    char buf[4096];
+    say(::getcwd(buf, sizeof buf) ? buf : "<error>");
+    return 0;
+  }
+  if (mode == "ids") {
+    say(std::to_string(::getuid()) + " " + std::to_string(::getgid()));
+    return 0;
+  }
+  if (mode == "umask") {
+    mode_t m = ::umask(0);
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%03o", static_cast<unsigned>(m));
+    say(buf);
+    return 0;
+  }
+  if (mode == "session") {
+    say(std::to_string(::getpid()) + " " + std::to_string(::getpgid(0)) + " " +
+        std::to_string(::getsid(0)));
+    return 0;
+  }
+  if (mode == "sigstate") {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("SigBlk:", 0) == 0 || line.rfind("SigIgn:", 0) == 0) say(line);
+    }
+    return 0;
+  }
+  if (mode == "ignore-term") {
+    ::signal(SIGTERM, SIG_IGN);
+    say("ready");
+    wait_forever();
+  }
+  if (mode == "term-exit" && argc == 3) {
+    g_term_code = std::atoi(argv[2]);
+    ::signal(SIGTERM, on_term_exit);
+    say("ready");
+    wait_forever();
+  }
+  if (mode == "signals") {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGHUP, &sa, nullptr);
+    ::sigaction(SIGUSR1, &sa, nullptr);
+    ::sigaction(SIGUSR2, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    say("ready");
+    for (;;) {
+      ::pause();
+      int sig = g_last_signal;
+      g_last_signal = 0;
+      if (sig == SIGTERM) return 0;
+      if (sig == SIGHUP) say("got HUP");
+      if (sig == SIGUSR1) say("got USR1");
+      if (sig == SIGUSR2) say("got USR2");
+    }
+  }
+  if (mode == "grandchild" && argc == 3) {
+    pid_t pid = ::fork();
+    if (pid < 0) return 3;
+    if (pid == 0) {
+      ::signal(SIGTERM, SIG_IGN);
+      wait_forever();
+    }
+    std::string tmp = std::string(argv[2]) + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << pid << "\n";
+    }
+    ::rename(tmp.c_str(), argv[2]);
+    say("ready");
+    wait_forever();
+  }
+  if (mode == "flood" && argc == 4) {
+    long n = std::atol(argv[2]);
+    long len = std::atol(argv[3]);
+    if (len < 10) return usage();
+    std::string buf;
+    // Odd write sizes, so that lines are cut across writes.
+    const size_t chunks[] = {4093, 17, 65537, 1, 8191, 300000};
+    size_t next = 0;
+    for (long i = 1; i <= n; ++i) {
+      char head[32];
+      std::snprintf(head, sizeof head, "%08ld ", i);
+      buf += head;
+      buf.append(static_cast<size_t>(len - 10), 'x');
+      buf += '\n';
+      size_t want = chunks[next % (sizeof chunks / sizeof chunks[0])];
+      if (buf.size() >= want) {
+        write_all(1, buf.data(), want);
+        buf.erase(0, want);
+        ++next;
+      }
+    }
+    write_all(1, buf.data(), buf.size());
+    return 0;
+  }
+  return usage();
+}

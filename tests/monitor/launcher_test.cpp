@@ -1,0 +1,525 @@
+// The posix launcher against real children (tests/helpers/test_child.cpp).
+#include "sempre/launcher.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proc_stats.hpp"
+#include "test_util.hpp"
+
+namespace sempre {
+namespace {
+
+using test::run_until;
+
+// The environment of this process as "K=V" entries.
+std::vector<std::string> own_environment() {
+  std::vector<std::string> env;
+  for (char** e = ::environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+// True when one of this process's children is a zombie. Peeks without
+// reaping (WNOWAIT), so it cannot steal another test's child.
+bool has_zombie_child() {
+  siginfo_t info{};
+  if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return false;  // ECHILD
+  return info.si_pid != 0;
+}
+
+// A live process: /proc/PID exists and it is not a zombie (an orphan may
+// wait as a zombie for an init that is slow to reap it).
+bool is_alive(pid_t pid) {
+  std::string stat = test::read_file("/proc/" + std::to_string(pid) + "/stat");
+  if (stat.empty()) return false;
+  std::size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+// The read end of a child's stdout, collected until EOF.
+class Capture {
+ public:
+  explicit Capture(boost::asio::io_context& io) : pipe_(io) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) ADD_FAILURE() << "pipe2";
+    pipe_.assign(fds[0]);
+    write_fd_ = fds[1];
+    read();
+  }
+  ~Capture() { close_write_end(); }
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  int write_fd() const { return write_fd_; }
+  // Called once the child holds its copy.
+  void close_write_end() {
+    if (write_fd_ >= 0) ::close(write_fd_);
+    write_fd_ = -1;
+  }
+  const std::string& text() const { return text_; }
+  bool eof() const { return eof_; }
+
+ private:
+  void read() {
+    pipe_.async_read_some(boost::asio::buffer(buffer_),
+                          [this](const boost::system::error_code& ec, std::size_t n) {
+                            text_.append(buffer_, n);
+                            if (ec) {
+                              eof_ = true;
+                              return;
+                            }
+                            read();
+                          });
+  }
+
+  boost::asio::posix::stream_descriptor pipe_;
+  int write_fd_ = -1;
+  char buffer_[4096];
+  std::string text_;
+  bool eof_ = false;
+};
+
+class PosixLauncher : public ::testing::Test {
+ protected:
+  LaunchRequest child_request(std::vector<std::string> args) {
+    LaunchRequest request;
+    request.argv = {SEMPRE_TEST_CHILD};
+    request.argv.insert(request.argv.end(), args.begin(), args.end());
+    request.env = own_environment();
+    return request;
+  }
+
+  std::unique_ptr<ChildProcess> launch(const LaunchRequest& request) {
+    auto child = launcher_->launch(request);
+    if (!child.ok()) {
+      ADD_FAILURE() << child.error().message;
+      return nullptr;
+    }
+    return std::move(child.value());
+  }
+
+  // Runs the child to its end; returns its stdout and exit status.
+  std::pair<std::string, std::optional<ExitStatus>> run(LaunchRequest request) {
+    Capture out(io_);
+    request.stdout_fd = out.write_fd();
+    auto child = launch(request);
+    out.close_write_end();
+    if (!child) return {};
+    std::optional<ExitStatus> status;
+    child->async_wait([&](ExitStatus s) { status = s; });
+    EXPECT_TRUE(run_until(io_, [&] { return status && out.eof(); }));
+    return {out.text(), status};
+  }
+
+  std::optional<ExitStatus> wait_exit(ChildProcess& child) {
+    std::optional<ExitStatus> status;
+    child.async_wait([&](ExitStatus s) { status = s; });
+    EXPECT_TRUE(run_until(io_, [&] { return status.has_value(); }));
+    return status;
+  }
+
+  boost::asio::io_context io_;
+  // Keeps io_ from stopping when it runs out of work between two waits.
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
+  std::unique_ptr<Launcher> launcher_ = make_posix_launcher(io_.get_executor());
+};
+
+TEST_F(PosixLauncher, ReportsExitCode) {
+  auto [out, status] = run(child_request({"exit", "3"}));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, (ExitStatus{false, 3}));
+}
+
+TEST_F(PosixLauncher, ReportsSignalDeathApartFromExitCode) {
+  auto child = launch(child_request({"sleep", "forever"}));
+  ASSERT_TRUE(child);
+  EXPECT_TRUE(child->signal_group(SIGKILL));
+  auto killed = wait_exit(*child);
+  ASSERT_TRUE(killed);
+  EXPECT_EQ(*killed, (ExitStatus{true, SIGKILL}));
+
+  auto [out, exited] = run(child_request({"exit", "9"}));
+  ASSERT_TRUE(exited);
+  EXPECT_EQ(*exited, (ExitStatus{false, 9}));
+  EXPECT_NE(*killed, *exited);
+}
+
+// With SIGCHLD ignored the kernel reaps children itself and the status is
+// lost; the exit is still reported, with code -1.
+TEST_F(PosixLauncher, ReportsExitWhoseStatusWasLost) {
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_chld {};
+  ASSERT_EQ(::sigaction(SIGCHLD, &ignore, &old_chld), 0);
+  auto child = launch(child_request({"exit", "4"}));
+  std::optional<ExitStatus> status;
+  if (child) status = wait_exit(*child);
+  ::sigaction(SIGCHLD, &old_chld, nullptr);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, (ExitStatus{false, -1}));
+}
+
+TEST_F(PosixLauncher, FailsAtOnceWhenProgramIsMissing) {
+  test::TempDir dir;
+  LaunchRequest request;
+  request.argv = {dir.file("missing"), "arg"};
+  auto child = launcher_->launch(request);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.error().kind, ErrorKind::kNotFound);
+  EXPECT_EQ(child.error().os_error, ENOENT);
+  EXPECT_EQ(child.error().message, dir.file("missing") + ": No such file or directory");
+  EXPECT_FALSE(has_zombie_child());
+}
+
+TEST_F(PosixLauncher, FailsWithPermissionDeniedForNonExecutableFile) {
+  test::TempDir dir;
+  test::write_file(dir.file("data"), "not a program\n");
+  ::chmod(dir.file("data").c_str(), 0644);
+  LaunchRequest request;
+  request.argv = {dir.file("data")};
+  auto child = launcher_->launch(request);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.error().kind, ErrorKind::kPermission);
+  EXPECT_EQ(child.error().os_error, EACCES);
+  EXPECT_EQ(child.error().message, dir.file("data") + ": Permission denied");
+  EXPECT_FALSE(has_zombie_child());
+}
+
+TEST_F(PosixLauncher, FailsWhenWorkingDirectoryIsMissing) {
+  test::TempDir dir;
+  LaunchRequest request = child_request({"cwd"});
+  request.cwd = dir.file("nowhere");
+  auto child = launcher_->launch(request);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.error().os_error, ENOENT);
+  EXPECT_EQ(child.error().message, std::string(SEMPRE_TEST_CHILD) + ": chdir " +
+                                       dir.file("nowhere") + ": No such file or directory");
+  EXPECT_FALSE(has_zombie_child());
+}
+
+// Boost.Process 1.81 called exit() after a failed exec, flushing a copy of
+// the parent's stdio buffers once per failed spawn (research/tech.md 2.4.2).
+TEST_F(PosixLauncher, FailedExecDoesNotRepeatParentStdioBuffer) {
+  test::TempDir dir;
+  FILE* file = std::fopen(dir.file("buffered").c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  std::fputs("buffered line\n", file);  // stays in the FILE's buffer
+  LaunchRequest request;
+  request.argv = {dir.file("missing")};
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(launcher_->launch(request).ok());
+  std::fclose(file);
+  EXPECT_EQ(test::read_file(dir.file("buffered")), "buffered line\n");
+}
+
+TEST_F(PosixLauncher, PassesEnvironmentAndWorkingDirectory) {
+  LaunchRequest env_request = child_request({"env", "SEMPRE_GREETING"});
+  env_request.env = {"SEMPRE_GREETING=hello there", "PATH=/usr/bin:/bin"};
+  EXPECT_EQ(run(env_request).first, "hello there\n");
+
+  LaunchRequest unset_request = child_request({"env", "SEMPRE_GREETING"});
+  unset_request.env = {};
+  EXPECT_EQ(run(unset_request).first, "<unset>\n");
+
+  test::TempDir dir;
+  LaunchRequest cwd_request = child_request({"cwd"});
+  cwd_request.cwd = dir.path().string();
+  EXPECT_EQ(run(cwd_request).first, std::filesystem::canonical(dir.path()).string() + "\n");
+}
+
+TEST_F(PosixLauncher, ChildHasOnlyStandardDescriptors) {
+  // Descriptors without CLOEXEC, as asio and careless libraries create them.
+  int null_fd = ::open("/dev/null", O_RDONLY);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  int dup_fd = ::dup(1);
+  ASSERT_GE(null_fd, 0);
+  ASSERT_GE(dup_fd, 0);
+
+  auto [out, status] = run(child_request({"fds"}));
+  EXPECT_EQ(test::split_lines(out), (std::vector<std::string>{"0", "1", "2"}));
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(status->success());
+
+  for (int fd : {null_fd, pipe_fds[0], pipe_fds[1], dup_fd}) ::close(fd);
+}
+
+TEST_F(PosixLauncher, ChildLeadsItsOwnSession) {
+  Capture out(io_);
+  LaunchRequest request = child_request({"session"});
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  pid_t pid = child->pid();
+  ASSERT_TRUE(wait_exit(*child));
+  ASSERT_TRUE(run_until(io_, [&] { return out.eof(); }));
+  std::string id = std::to_string(pid);
+  EXPECT_EQ(out.text(), id + " " + id + " " + id + "\n");
+}
+
+TEST_F(PosixLauncher, ChildStartsWithEmptySignalMaskAndNoIgnoredSignals) {
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  sigset_t old_mask;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_pipe {};
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+
+  auto [out, status] = run(child_request({"sigstate"}));
+
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  EXPECT_EQ(test::split_lines(out),
+            (std::vector<std::string>{"SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"}));
+}
+
+TEST_F(PosixLauncher, AppliesUmask) {
+  LaunchRequest request = child_request({"umask"});
+  request.umask = 027;
+  EXPECT_EQ(run(request).first, "027\n");
+}
+
+TEST_F(PosixLauncher, StdoutAndStderrGoToDevNullByDefault) {
+  auto child = launch(child_request({"print", "into the void"}));
+  ASSERT_TRUE(child);
+  auto status = wait_exit(*child);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(status->success());
+}
+
+TEST_F(PosixLauncher, DropsToAnotherUserWhenRoot) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  LaunchRequest request = child_request({"ids"});
+  request.uid = 65534;
+  request.gid = 65534;
+  request.groups = {65534};
+  EXPECT_EQ(run(request).first, "65534 65534\n");
+}
+
+TEST_F(PosixLauncher, GroupKillReachesGrandchild) {
+  test::TempDir dir;
+  Capture out(io_);
+  LaunchRequest request = child_request({"grandchild", dir.file("grandchild.pid")});
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  pid_t grandchild = std::stoi(test::read_file(dir.file("grandchild.pid")));
+  ASSERT_TRUE(is_alive(grandchild));
+  EXPECT_EQ(group_members(child->pid()).size(), 2u);
+
+  EXPECT_TRUE(child->signal_group(SIGKILL));
+  auto status = wait_exit(*child);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, (ExitStatus{true, SIGKILL}));
+
+  bool empty = false;
+  child->async_wait_group_empty([&] { empty = true; });
+  ASSERT_TRUE(run_until(io_, [&] { return empty; }));
+  EXPECT_FALSE(is_alive(grandchild));
+  EXPECT_TRUE(group_members(child->pid()).empty());
+  EXPECT_FALSE(child->signal_group(SIGTERM));
+}
+
+TEST_F(PosixLauncher, GroupEmptyWaitsForSurvivingGrandchild) {
+  test::TempDir dir;
+  Capture out(io_);
+  LaunchRequest request = child_request({"grandchild", dir.file("grandchild.pid")});
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  pid_t grandchild = std::stoi(test::read_file(dir.file("grandchild.pid")));
+
+  // Only the main process dies; the grandchild keeps the group alive.
+  ASSERT_EQ(::kill(child->pid(), SIGKILL), 0);
+  ASSERT_TRUE(wait_exit(*child));
+  bool empty = false;
+  child->async_wait_group_empty([&] { empty = true; });
+  EXPECT_FALSE(run_until(io_, [&] { return empty; }, std::chrono::milliseconds(200)));
+  EXPECT_TRUE(is_alive(grandchild));
+
+  EXPECT_TRUE(child->signal_group(SIGKILL));
+  ASSERT_TRUE(run_until(io_, [&] { return empty; }));
+  EXPECT_FALSE(is_alive(grandchild));
+}
+
+TEST_F(PosixLauncher, GroupEmptyFiresAtOnceForLoneProcess) {
+  auto child = launch(child_request({"exit", "0"}));
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(wait_exit(*child));
+  bool empty = false;
+  child->async_wait_group_empty([&] { empty = true; });
+  EXPECT_FALSE(empty);  // posted, never called from inside
+  ASSERT_TRUE(run_until(io_, [&] { return empty; }));
+}
+
+// Out of descriptors, no pidfd can be opened; the wait falls back to looking
+// again later instead of giving up or reporting an empty group.
+TEST_F(PosixLauncher, GroupEmptyWaitSurvivesRunningOutOfDescriptors) {
+  test::TempDir dir;
+  Capture out(io_);
+  LaunchRequest request = child_request({"grandchild", dir.file("grandchild.pid")});
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  pid_t pgid = child->pid();
+  ASSERT_EQ(::kill(pgid, SIGKILL), 0);
+  ASSERT_TRUE(wait_exit(*child));
+
+  struct rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  struct rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  bool empty = false;
+  child->async_wait_group_empty([&] { empty = true; });
+  bool fired_early = run_until(io_, [&] { return empty; }, std::chrono::milliseconds(250));
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_FALSE(fired_early);
+
+  EXPECT_TRUE(child->signal_group(SIGKILL));
+  EXPECT_TRUE(run_until(io_, [&] { return empty; }));
+}
+
+// The command name comes from the file exec'd and may hold ") " and spaces,
+// which must not derail reading /proc/PID/stat.
+TEST_F(PosixLauncher, GroupMembersAndUsageOfOddlyNamedProcess) {
+  test::TempDir dir;
+  std::string odd = dir.file("a) b (c");
+  ASSERT_EQ(::symlink(SEMPRE_TEST_CHILD, odd.c_str()), 0);
+  Capture out(io_);
+  LaunchRequest request = child_request({"ignore-term"});
+  request.argv[0] = odd;
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  ASSERT_NE(test::read_file("/proc/" + std::to_string(child->pid()) + "/stat").find("(a) b (c)"),
+            std::string::npos);
+
+  EXPECT_EQ(group_members(child->pid()), std::vector<pid_t>{child->pid()});
+  GroupUsage usage = group_usage(child->pid());
+  EXPECT_EQ(usage.processes, 1);
+  EXPECT_GT(usage.rss_bytes, 0u);
+  EXPECT_TRUE(group_members(-1).empty());
+}
+
+TEST_F(PosixLauncher, GroupUsageSumsLiveMembers) {
+  test::TempDir dir;
+  Capture out(io_);
+  LaunchRequest request = child_request({"grandchild", dir.file("grandchild.pid")});
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  GroupUsage both = group_usage(child->pid());
+  EXPECT_EQ(both.processes, 2);
+  ASSERT_EQ(::kill(child->pid(), SIGKILL), 0);
+  ASSERT_TRUE(wait_exit(*child));
+  GroupUsage orphan = group_usage(child->pid());
+  EXPECT_EQ(orphan.processes, 1);
+  EXPECT_GT(orphan.rss_bytes, 0u);
+  EXPECT_LT(orphan.rss_bytes, both.rss_bytes);
+  EXPECT_TRUE(child->signal_group(SIGKILL));
+}
+
+TEST_F(PosixLauncher, ReportsFailedIdentityChange) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root may take any identity";
+  LaunchRequest request = child_request({"ids"});
+  request.uid = 0;
+  request.gid = 0;
+  auto child = launcher_->launch(request);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.error().kind, ErrorKind::kPermission);
+  EXPECT_EQ(child.error().message,
+            std::string(SEMPRE_TEST_CHILD) + ": setgroups: Operation not permitted");
+  EXPECT_FALSE(has_zombie_child());
+}
+
+TEST_F(PosixLauncher, DestroyingRunningChildKillsAndReapsIt) {
+  auto child = launch(child_request({"sleep", "forever"}));
+  ASSERT_TRUE(child);
+  pid_t pid = child->pid();
+  bool called = false;
+  child->async_wait([&](ExitStatus) { called = true; });
+  child.reset();
+  // Reaped synchronously: no zombie, no process.
+  EXPECT_FALSE(has_zombie_child());
+  EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(pid)));
+  // The aborted wait completes without calling back into a freed object.
+  io_.poll();
+  EXPECT_FALSE(called);
+}
+
+TEST_F(PosixLauncher, DestroyingChildCancelsGroupWait) {
+  test::TempDir dir;
+  Capture out(io_);
+  LaunchRequest request = child_request({"grandchild", dir.file("grandchild.pid")});
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  pid_t pgid = child->pid();
+  ASSERT_EQ(::kill(pgid, SIGKILL), 0);
+  ASSERT_TRUE(wait_exit(*child));
+  bool empty = false;
+  child->async_wait_group_empty([&] { empty = true; });
+  io_.poll();
+  child.reset();
+  // What is left of the group is the caller's to kill; the wait must just end quietly.
+  ASSERT_EQ(::kill(-pgid, SIGKILL), 0);
+  io_.poll();
+  EXPECT_FALSE(empty);
+}
+
+TEST_F(PosixLauncher, ManyConcurrentChildrenAreAllReaped) {
+  constexpr int kChildren = 20;
+  std::vector<std::unique_ptr<ChildProcess>> children;
+  std::vector<std::optional<ExitStatus>> statuses(kChildren);
+  for (int i = 0; i < kChildren; ++i) {
+    children.push_back(launch(child_request({"exit", std::to_string(i)})));
+    ASSERT_TRUE(children.back());
+    children.back()->async_wait([&statuses, i](ExitStatus s) { statuses[i] = s; });
+  }
+  ASSERT_TRUE(run_until(io_, [&] {
+    for (auto& s : statuses) {
+      if (!s) return false;
+    }
+    return true;
+  }));
+  for (int i = 0; i < kChildren; ++i) EXPECT_EQ(*statuses[i], (ExitStatus{false, i}));
+  EXPECT_FALSE(has_zombie_child());
+}
+
+}  // namespace
+}  // namespace sempre

@@ -1,0 +1,415 @@
+// The lifecycle table and the restart policy as the Monitor applies them, on
+// a fake clock and a fake launcher: no process, no sleep.
+#include "lifecycle.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include "monitor/fake_clock.hpp"
+#include "monitor/fake_launcher.hpp"
+#include "sempre/monitor.hpp"
+
+namespace sempre {
+namespace {
+
+using namespace std::chrono_literals;
+using test::FakeClock;
+using test::FakeLauncher;
+
+class Lifecycle : public ::testing::Test {
+ protected:
+  void make(MonitorOptions o) {
+    o.argv = {"/bin/true"};
+    monitor_ = std::make_unique<Monitor>(io_.get_executor(), o, Monitor::Seams{&clock_, &launcher_});
+    monitor_->on_event([this](const Event& e) { events_.push_back(e); });
+  }
+  void make() { make(MonitorOptions{}); }
+
+  // Runs what the io_context has ready (pipe EOFs, posted callbacks).
+  void settle() {
+    for (int i = 0; i < 100; ++i) {
+      io_.restart();
+      if (io_.poll() == 0) return;
+    }
+  }
+
+  void crash(Millis uptime = 0ms) {
+    clock_.advance(uptime);
+    launcher_.exit_latest(ExitStatus{false, 1});
+    settle();
+  }
+
+  State state() const { return monitor_->status().state; }
+
+  std::vector<EventType> types() const {
+    std::vector<EventType> t;
+    for (const auto& e : events_) t.push_back(e.type);
+    return t;
+  }
+
+  std::vector<Millis> restart_delays() const {
+    std::vector<Millis> d;
+    for (const auto& e : events_) {
+      if (e.type == EventType::kRestart) d.push_back(e.delay);
+    }
+    return d;
+  }
+
+  boost::asio::io_context io_;
+  FakeClock clock_;
+  FakeLauncher launcher_;
+  std::unique_ptr<Monitor> monitor_;
+  std::vector<Event> events_;
+};
+
+TEST(TransitionTable, EveryStateAnswersEveryTrigger) {
+  for (int s = 0; s < kStateCount; ++s) {
+    for (int t = 0; t < kTriggerCount; ++t) {
+      EXPECT_STRNE(action_name(transition(static_cast<State>(s), static_cast<Trigger>(t))),
+                   "unknown");
+    }
+  }
+}
+
+TEST(TransitionTable, StopIsHonouredInEveryState) {
+  EXPECT_EQ(transition(State::kStopped, Trigger::kStop), Action::kNone);
+  EXPECT_EQ(transition(State::kStarting, Trigger::kStop), Action::kKill);
+  EXPECT_EQ(transition(State::kRunning, Trigger::kStop), Action::kKill);
+  EXPECT_EQ(transition(State::kStopping, Trigger::kStop), Action::kStayDown);
+  EXPECT_EQ(transition(State::kBackoff, Trigger::kStop), Action::kCancelRestart);
+  EXPECT_EQ(transition(State::kExited, Trigger::kStop), Action::kForget);
+  EXPECT_EQ(transition(State::kFailed, Trigger::kStop), Action::kForget);
+}
+
+TEST_F(Lifecycle, StartSpawnsAndEmitsStart) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  EXPECT_EQ(state(), State::kStarting);
+  EXPECT_EQ(monitor_->status().pid, launcher_.latest()->pid);
+  ASSERT_EQ(types(), std::vector<EventType>{EventType::kStart});
+  EXPECT_EQ(events_[0].pid, launcher_.latest()->pid);
+}
+
+TEST_F(Lifecycle, BecomesRunningOnceItHasLastedMinUptime) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  clock_.advance(999ms);
+  EXPECT_EQ(state(), State::kStarting);
+  clock_.advance(1ms);
+  EXPECT_EQ(state(), State::kRunning);
+  EXPECT_EQ(types(), (std::vector<EventType>{EventType::kStart, EventType::kReady}));
+}
+
+TEST_F(Lifecycle, ExitEventCarriesStatusAndUptime) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  clock_.advance(1500ms);
+  launcher_.exit_latest(ExitStatus{true, SIGSEGV});
+  settle();
+  auto it = std::find_if(events_.begin(), events_.end(),
+                         [](const Event& e) { return e.type == EventType::kExit; });
+  ASSERT_NE(it, events_.end());
+  EXPECT_EQ(it->exit, (ExitStatus{true, SIGSEGV}));
+  EXPECT_EQ(it->uptime, 1500ms);
+  EXPECT_EQ(monitor_->status().last_exit, (ExitStatus{true, SIGSEGV}));
+}
+
+TEST_F(Lifecycle, RunThatLastedRestartsAfterRestartDelay) {
+  MonitorOptions o;
+  o.restart_delay = 3s;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  crash(5s);
+  EXPECT_EQ(state(), State::kBackoff);
+  EXPECT_EQ(restart_delays(), std::vector<Millis>{3s});
+  clock_.advance(2999ms);
+  EXPECT_EQ(launcher_.children.size(), 1u);
+  clock_.advance(1ms);
+  EXPECT_EQ(launcher_.children.size(), 2u);
+  EXPECT_EQ(state(), State::kStarting);
+  EXPECT_EQ(monitor_->status().restarts, 1);
+}
+
+TEST_F(Lifecycle, BacksOffExponentiallyWhileCrashLooping) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  for (int i = 0; i < 5; ++i) {
+    crash();
+    clock_.advance(*clock_.next_timer());
+  }
+  EXPECT_EQ(restart_delays(), (std::vector<Millis>{100ms, 200ms, 400ms, 800ms, 1600ms}));
+  EXPECT_EQ(launcher_.children.size(), 6u);
+}
+
+TEST_F(Lifecycle, BackoffIsCappedAtBackoffMax) {
+  MonitorOptions o;
+  o.backoff_max = 300ms;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  for (int i = 0; i < 4; ++i) {
+    crash();
+    clock_.advance(*clock_.next_timer());
+  }
+  EXPECT_EQ(restart_delays(), (std::vector<Millis>{100ms, 200ms, 300ms, 300ms}));
+}
+
+TEST_F(Lifecycle, FailsAfterExactlyMaxRestartsCrashLoopRestarts) {
+  MonitorOptions o;
+  o.max_restarts = 3;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  for (int i = 0; i < 3; ++i) {
+    crash();
+    ASSERT_EQ(state(), State::kBackoff);
+    clock_.advance(*clock_.next_timer());
+  }
+  crash();
+  EXPECT_EQ(state(), State::kFailed);
+  EXPECT_EQ(launcher_.children.size(), 4u);  // the first run and 3 restarts
+  EXPECT_EQ(monitor_->status().restarts, 3);
+  EXPECT_EQ(events_.back().type, EventType::kFailed);
+  EXPECT_FALSE(clock_.next_timer().has_value());
+}
+
+TEST_F(Lifecycle, LongRunResetsTheCrashLoopTally) {
+  MonitorOptions o;
+  o.max_restarts = 1;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  crash();
+  clock_.advance(*clock_.next_timer());
+  crash(10s);
+  clock_.advance(*clock_.next_timer());
+  crash();
+  EXPECT_EQ(state(), State::kBackoff);
+  EXPECT_EQ(restart_delays().back(), 100ms);
+}
+
+TEST_F(Lifecycle, NeverPolicyEndsInExited) {
+  MonitorOptions o;
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  crash(5s);
+  EXPECT_EQ(state(), State::kExited);
+  EXPECT_FALSE(clock_.next_timer().has_value());
+  EXPECT_EQ(launcher_.children.size(), 1u);
+}
+
+TEST_F(Lifecycle, OnFailurePolicyRestartsOnlyAfterAFailure) {
+  MonitorOptions o;
+  o.restart = RestartMode::kOnFailure;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  crash(5s);
+  EXPECT_EQ(state(), State::kBackoff);
+  clock_.advance(*clock_.next_timer());
+  clock_.advance(5s);
+  launcher_.exit_latest(ExitStatus{false, 0});
+  settle();
+  EXPECT_EQ(state(), State::kExited);
+}
+
+TEST_F(Lifecycle, StopSignalsTheGroupAndEscalatesToSigkillAfterKillTimeout) {
+  MonitorOptions o;
+  o.kill_timeout = 2s;
+  make(o);
+  launcher_.exit_on_kill_signal = false;
+  ASSERT_TRUE(monitor_->start().ok());
+  bool done = false;
+  monitor_->stop([&] { done = true; });
+  EXPECT_EQ(state(), State::kStopping);
+  EXPECT_EQ(launcher_.latest()->signals, std::vector<int>{SIGTERM});
+  clock_.advance(1999ms);
+  EXPECT_EQ(state(), State::kStopping);
+  clock_.advance(1ms);
+  settle();
+  EXPECT_EQ(launcher_.latest()->signals, (std::vector<int>{SIGTERM, SIGKILL}));
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_TRUE(done);
+  EXPECT_EQ(events_.back().type, EventType::kStop);
+}
+
+TEST_F(Lifecycle, StopOfAChildThatExitsOnKillSignalSendsNoSigkill) {
+  MonitorOptions o;
+  o.kill_signal = SIGINT;
+  make(o);
+  launcher_.kill_signal = SIGINT;
+  ASSERT_TRUE(monitor_->start().ok());
+  monitor_->stop();
+  settle();
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_EQ(launcher_.latest()->signals, std::vector<int>{SIGINT});
+  EXPECT_FALSE(clock_.next_timer().has_value());
+}
+
+TEST_F(Lifecycle, StopDuringBackoffCancelsTheRestart) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  crash();
+  ASSERT_EQ(state(), State::kBackoff);
+  bool done = false;
+  monitor_->stop([&] { done = true; });
+  settle();
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(clock_.next_timer().has_value());
+  clock_.advance(1h);
+  EXPECT_EQ(launcher_.children.size(), 1u);
+}
+
+TEST_F(Lifecycle, ManualRestartNeverCountsAsACrashLoop) {
+  MonitorOptions o;
+  o.max_restarts = 1;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  for (int i = 0; i < 5; ++i) {
+    monitor_->restart();
+    settle();
+    ASSERT_EQ(state(), State::kStarting);
+  }
+  EXPECT_EQ(monitor_->status().crash_restarts, 0);
+  EXPECT_EQ(monitor_->status().restarts, 5);
+  EXPECT_EQ(launcher_.children.size(), 6u);
+  crash();
+  EXPECT_EQ(state(), State::kBackoff);  // the first crash loop, not the sixth
+}
+
+TEST_F(Lifecycle, ManualRestartDuringBackoffSpawnsAtOnce) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  crash();
+  crash();
+  ASSERT_EQ(state(), State::kBackoff);
+  monitor_->restart();
+  EXPECT_EQ(state(), State::kStarting);
+  EXPECT_EQ(monitor_->status().crash_restarts, 0);
+}
+
+TEST_F(Lifecycle, UnexecutableProgramFailsAtOnceWithTheOsError) {
+  make();
+  launcher_.fail_next_errno = ENOENT;
+  auto st = monitor_->start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("No such file or directory"), std::string::npos);
+  EXPECT_EQ(state(), State::kFailed);
+  EXPECT_EQ(events_.back().type, EventType::kFailed);
+  EXPECT_FALSE(clock_.next_timer().has_value());
+}
+
+TEST_F(Lifecycle, TransientSpawnFailureIsRetriedWithBackoff) {
+  make();
+  launcher_.fail_next_errno = EAGAIN;
+  EXPECT_TRUE(monitor_->start().ok());
+  EXPECT_EQ(state(), State::kBackoff);
+  clock_.advance(*clock_.next_timer());
+  EXPECT_EQ(state(), State::kStarting);
+}
+
+TEST_F(Lifecycle, LeftoverGroupMembersAreStoppedBeforeTheRestart) {
+  MonitorOptions o;
+  o.kill_timeout = 1s;
+  make(o);
+  launcher_.exit_on_kill_signal = false;
+  ASSERT_TRUE(monitor_->start().ok());
+  clock_.advance(5s);
+  launcher_.exit_latest(ExitStatus{false, 1}, /*leftover=*/true);
+  settle();
+  // The main process is gone, but a worker of its group is not: no restart yet.
+  EXPECT_EQ(state(), State::kRunning);
+  EXPECT_EQ(launcher_.latest()->signals, std::vector<int>{SIGTERM});
+  clock_.advance(1s);
+  settle();
+  EXPECT_EQ(launcher_.children[0]->signals, (std::vector<int>{SIGTERM, SIGKILL}));
+  EXPECT_EQ(state(), State::kBackoff);
+}
+
+TEST_F(Lifecycle, StartWhileStoppingStartsAgainAfterTheStop) {
+  make();
+  launcher_.exit_on_kill_signal = false;
+  ASSERT_TRUE(monitor_->start().ok());
+  monitor_->stop();
+  ASSERT_EQ(state(), State::kStopping);
+  ASSERT_TRUE(monitor_->start().ok());
+  launcher_.exit(launcher_.latest(), ExitStatus{true, SIGTERM});
+  settle();
+  EXPECT_EQ(state(), State::kStarting);
+  EXPECT_EQ(launcher_.children.size(), 2u);
+}
+
+TEST_F(Lifecycle, StopWhileRestartingStaysDown) {
+  make();
+  launcher_.exit_on_kill_signal = false;
+  ASSERT_TRUE(monitor_->start().ok());
+  monitor_->restart();
+  monitor_->stop();
+  launcher_.exit(launcher_.latest(), ExitStatus{true, SIGTERM});
+  settle();
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_EQ(launcher_.children.size(), 1u);
+}
+
+TEST_F(Lifecycle, StartOfAFailedAppStartsFresh) {
+  MonitorOptions o;
+  o.max_restarts = 0;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  crash();
+  ASSERT_EQ(state(), State::kFailed);
+  ASSERT_TRUE(monitor_->start().ok());
+  EXPECT_EQ(state(), State::kStarting);
+}
+
+TEST_F(Lifecycle, StopOfAnExitedAppMarksItStopped) {
+  MonitorOptions o;
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  crash();
+  ASSERT_EQ(state(), State::kExited);
+  monitor_->stop();
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_FALSE(monitor_->status().wanted_up);
+}
+
+TEST_F(Lifecycle, HandlerRemovedDuringDispatchIsNotCalledAgain) {
+  make();
+  int second_calls = 0;
+  Monitor::HandlerId second = 0;
+  monitor_->on_event([&](const Event&) { monitor_->remove_handler(second); });
+  second = monitor_->on_event([&](const Event&) { ++second_calls; });
+  ASSERT_TRUE(monitor_->start().ok());
+  crash(5s);
+  EXPECT_EQ(second_calls, 0);
+}
+
+TEST_F(Lifecycle, HandlerAddedDuringDispatchSeesOnlyLaterEvents) {
+  make();
+  std::vector<EventType> seen;
+  bool added = false;
+  monitor_->on_event([&](const Event&) {
+    if (added) return;
+    added = true;
+    monitor_->on_event([&](const Event& e) { seen.push_back(e.type); });
+  });
+  ASSERT_TRUE(monitor_->start().ok());
+  EXPECT_TRUE(seen.empty());
+  clock_.advance(1s);
+  EXPECT_EQ(seen, std::vector<EventType>{EventType::kReady});
+}
+
+TEST_F(Lifecycle, StopFromInsideAnEventHandlerIsSafe) {
+  make();
+  monitor_->on_event([&](const Event& e) {
+    if (e.type == EventType::kRestart) monitor_->stop();
+  });
+  ASSERT_TRUE(monitor_->start().ok());
+  crash();
+  settle();
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_FALSE(clock_.next_timer().has_value());
+}
+
+}  // namespace
+}  // namespace sempre

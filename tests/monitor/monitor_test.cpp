@@ -1,0 +1,426 @@
+// sempre::Monitor against real processes: each test waits on events with a
+// deadline, never on a sleep.
+#include "sempre/monitor.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/asio/io_context.hpp>
+#include <filesystem>
+#include <set>
+
+#include "test_util.hpp"
+
+namespace sempre {
+namespace {
+
+using namespace std::chrono_literals;
+using test::read_file;
+using test::run_until;
+using test::split_lines;
+using test::TempDir;
+using test::write_file;
+
+const std::string kChild = SEMPRE_TEST_CHILD;
+
+bool process_alive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  // A zombie is dead: it only waits for its parent (or init) to reap it.
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
+}
+
+class MonitorTest : public ::testing::Test {
+ protected:
+  MonitorOptions options(std::vector<std::string> args) {
+    MonitorOptions o;
+    o.argv = {kChild};
+    o.argv.insert(o.argv.end(), args.begin(), args.end());
+    o.min_uptime = 0ms;
+    return o;
+  }
+
+  Monitor& make(MonitorOptions o) {
+    monitor_ = std::make_unique<Monitor>(io_.get_executor(), std::move(o));
+    monitor_->on_event([this](const Event& e) { events_.push_back(e); });
+    monitor_->on_output([this](OutputStream s, std::string_view line) {
+      (s == OutputStream::kStdout ? out_ : err_).emplace_back(line);
+    });
+    return *monitor_;
+  }
+
+  bool wait(const std::function<bool()>& done, std::chrono::milliseconds limit = 15s) {
+    return run_until(io_, done, limit);
+  }
+  bool wait_state(State s) {
+    return wait([&] { return monitor_->status().state == s; });
+  }
+  int count(EventType t) const {
+    return static_cast<int>(std::count_if(events_.begin(), events_.end(),
+                                          [t](const Event& e) { return e.type == t; }));
+  }
+  const Event* last(EventType t) const {
+    for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
+      if (it->type == t) return &*it;
+    }
+    return nullptr;
+  }
+  bool stop_and_wait() {
+    bool done = false;
+    monitor_->stop([&] { done = true; });
+    return wait([&] { return done; });
+  }
+
+  boost::asio::io_context io_;
+  TempDir dir_;
+  std::unique_ptr<Monitor> monitor_;
+  std::vector<Event> events_;
+  std::vector<std::string> out_;
+  std::vector<std::string> err_;
+};
+
+TEST_F(MonitorTest, ReportsExitCodeOfARunThatEnds) {
+  auto o = options({"exit", "3"});
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kExited));
+  ASSERT_NE(last(EventType::kExit), nullptr);
+  EXPECT_EQ(last(EventType::kExit)->exit, (ExitStatus{false, 3}));
+  EXPECT_EQ(monitor_->status().pid, 0);
+}
+
+TEST_F(MonitorTest, ReportsTheSignalThatKilledTheChild) {
+  auto o = options({"sleep", "forever"});
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ::kill(monitor_->status().pid, SIGSEGV);
+  ASSERT_TRUE(wait_state(State::kExited));
+  EXPECT_EQ(last(EventType::kExit)->exit, (ExitStatus{true, SIGSEGV}));
+}
+
+TEST_F(MonitorTest, MissingProgramFailsAtOnceWithENOENT) {
+  MonitorOptions o;
+  o.argv = {dir_.file("no-such-program")};
+  make(o);
+  auto st = monitor_->start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().os_error, ENOENT);
+  EXPECT_NE(st.error().message.find("No such file or directory"), std::string::npos);
+  EXPECT_EQ(monitor_->status().state, State::kFailed);
+  EXPECT_EQ(count(EventType::kRestart), 0);
+}
+
+TEST_F(MonitorTest, UnexecutableProgramFailsAtOnceWithEACCES) {
+  const std::string path = dir_.file("not-executable");
+  write_file(path, "#!/bin/sh\necho hi\n");
+  ::chmod(path.c_str(), 0644);
+  MonitorOptions o;
+  o.argv = {path};
+  make(o);
+  auto st = monitor_->start();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().os_error, EACCES);
+  EXPECT_NE(st.error().message.find("Permission denied"), std::string::npos);
+  EXPECT_EQ(monitor_->status().state, State::kFailed);
+}
+
+TEST_F(MonitorTest, EnvironmentAndWorkingDirectoryReachTheChild) {
+  auto o = options({"env", "SEMPRE_TEST_VALUE"});
+  o.env = {"SEMPRE_TEST_VALUE=forty two", "PATH=/usr/bin:/bin"};
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kExited));
+  EXPECT_EQ(out_, std::vector<std::string>{"forty two"});
+
+  out_.clear();
+  auto c = options({"cwd"});
+  c.cwd = dir_.path().string();
+  c.restart = RestartMode::kNever;
+  make(c);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kExited));
+  EXPECT_EQ(out_, std::vector<std::string>{std::filesystem::canonical(dir_.path()).string()});
+}
+
+TEST_F(MonitorTest, ChildInheritsNoDescriptorButStdio) {
+  auto o = options({"fds"});
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kExited));
+  EXPECT_EQ(out_, (std::vector<std::string>{"0", "1", "2"}));
+}
+
+TEST_F(MonitorTest, ChildThatIgnoresTermIsKilledAfterKillTimeout) {
+  auto o = options({"ignore-term"});
+  o.kill_timeout = 300ms;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return !out_.empty(); }));  // SIGTERM is ignored from here on
+  ASSERT_TRUE(stop_and_wait());
+  EXPECT_EQ(monitor_->status().state, State::kStopped);
+  EXPECT_EQ(last(EventType::kExit)->exit, (ExitStatus{true, SIGKILL}));
+}
+
+TEST_F(MonitorTest, ChildThatExitsOnTermIsNotKilled) {
+  auto o = options({"term-exit", "0"});
+  o.kill_timeout = 10s;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return !out_.empty(); }));
+  const auto before = std::chrono::steady_clock::now();
+  ASSERT_TRUE(stop_and_wait());
+  EXPECT_LT(std::chrono::steady_clock::now() - before, 10s);
+  EXPECT_EQ(last(EventType::kExit)->exit, (ExitStatus{false, 0}));
+}
+
+TEST_F(MonitorTest, KillSignalIsConfigurable) {
+  auto o = options({"signals"});
+  o.kill_signal = SIGUSR1;
+  o.kill_timeout = 300ms;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return !out_.empty(); }));
+  ASSERT_TRUE(stop_and_wait());
+  EXPECT_NE(std::find(out_.begin(), out_.end(), "got USR1"), out_.end());
+}
+
+TEST_F(MonitorTest, GrandchildIsGoneAfterStop) {
+  const std::string pidfile = dir_.file("grandchild.pid");
+  auto o = options({"grandchild", pidfile});
+  o.kill_timeout = 300ms;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return !out_.empty(); }));
+  const pid_t grandchild = std::stoi(read_file(pidfile));
+  ASSERT_TRUE(process_alive(grandchild));
+  ASSERT_TRUE(stop_and_wait());
+  EXPECT_FALSE(process_alive(grandchild));
+}
+
+TEST_F(MonitorTest, LeftoverOfAnExitedChildIsGoneBeforeTheRestart) {
+  // The main process dies; its grandchild (which ignores SIGTERM) must not
+  // survive into the next run.
+  const std::string pidfile = dir_.file("grandchild.pid");
+  auto o = options({"grandchild", pidfile});
+  o.kill_timeout = 300ms;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return !out_.empty(); }));
+  const pid_t grandchild = std::stoi(read_file(pidfile));
+  ::kill(monitor_->status().pid, SIGKILL);
+  ASSERT_TRUE(wait([&] { return count(EventType::kStart) == 2; }));
+  EXPECT_FALSE(process_alive(grandchild));
+  ASSERT_TRUE(stop_and_wait());
+}
+
+TEST_F(MonitorTest, CrashLoopEndsFailedAfterExactlyMaxRestartsWithGrowingDelays) {
+  auto o = options({"exit", "1"});
+  o.min_uptime = 1s;
+  o.max_restarts = 3;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kFailed));
+  EXPECT_EQ(count(EventType::kStart), 4);
+  EXPECT_EQ(count(EventType::kRestart), 3);
+  EXPECT_EQ(monitor_->status().restarts, 3);
+  std::vector<Millis> delays;
+  std::vector<std::chrono::system_clock::time_point> starts;
+  for (const auto& e : events_) {
+    if (e.type == EventType::kRestart) delays.push_back(e.delay);
+    if (e.type == EventType::kStart) starts.push_back(e.time);
+  }
+  EXPECT_EQ(delays, (std::vector<Millis>{100ms, 200ms, 400ms}));
+  // The waits really happened, each longer than the one before.
+  for (std::size_t i = 1; i < starts.size(); ++i) {
+    EXPECT_GE(starts[i] - starts[i - 1], delays[i - 1]);
+  }
+}
+
+TEST_F(MonitorTest, OutputOfSuccessiveRunsIsAppendedInOrder) {
+  const std::string log = dir_.file("app.log");
+  const std::string counter = dir_.file("count");
+  write_file(counter, "1");
+  MonitorOptions o;
+  o.argv = {"/bin/sh", "-c",
+            "n=$(cat \"$0\"); echo \"run $n out\"; echo \"run $n err\" >&2; echo $((n+1)) > \"$0\"",
+            counter};
+  o.min_uptime = 0ms;
+  o.logs.out_path = log;
+  o.logs.err_path = log;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return count(EventType::kExit) >= 3; }));
+  ASSERT_TRUE(stop_and_wait());
+  auto lines = split_lines(read_file(log));
+  ASSERT_GE(lines.size(), 6u);
+  for (std::size_t run = 0; run < 3; ++run) {
+    const std::string n = std::to_string(run + 1);
+    std::set<std::string> pair{lines[2 * run], lines[2 * run + 1]};
+    EXPECT_EQ(pair, (std::set<std::string>{"run " + n + " out", "run " + n + " err"}));
+  }
+}
+
+TEST_F(MonitorTest, TruncatesTheLogAtStartUnlessAppending) {
+  const std::string log = dir_.file("out.log");
+  for (bool append : {false, true}) {
+    write_file(log, "old line\n");
+    auto o = options({"print", "new line"});
+    o.restart = RestartMode::kNever;
+    o.logs.out_path = log;
+    o.logs.append = append;
+    make(o);
+    ASSERT_TRUE(monitor_->start().ok());
+    ASSERT_TRUE(wait_state(State::kExited));
+    EXPECT_EQ(read_file(log), append ? "old line\nnew line\n" : "new line\n") << append;
+  }
+}
+
+TEST_F(MonitorTest, FinalLineWithoutNewlineIsKept) {
+  const std::string log = dir_.file("out.log");
+  auto o = options({"print-nonl", "last words"});
+  o.restart = RestartMode::kNever;
+  o.logs.out_path = log;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kExited));
+  EXPECT_EQ(read_file(log), "last words\n");
+  EXPECT_EQ(out_, std::vector<std::string>{"last words"});
+}
+
+TEST_F(MonitorTest, RotationUnderFloodLosesAndSplitsNoLine) {
+  const std::string log = dir_.file("flood.log");
+  const int kLines = 100000;
+  auto o = options({"flood", std::to_string(kLines), "100"});
+  o.restart = RestartMode::kNever;
+  o.logs.out_path = log;
+  o.logs.max_size = 256 * 1024;
+  o.logs.keep = 1000;
+  make(o);
+  int rotations = 0;
+  monitor_->on_event([&](const Event& e) { rotations += e.type == EventType::kRotate; });
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return monitor_->status().state == State::kExited; }, 60s));
+  EXPECT_GT(rotations, 30);
+
+  // Oldest first: log.N ... log.1, then log.
+  std::string all;
+  for (int i = rotations; i >= 1; --i) {
+    const std::string part = read_file(log + "." + std::to_string(i));
+    EXPECT_LE(part.size(), o.logs.max_size);
+    all += part;
+  }
+  all += read_file(log);
+  const auto lines = split_lines(all);
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(kLines));
+  for (int i = 0; i < kLines; ++i) {
+    char head[16];
+    std::snprintf(head, sizeof head, "%08d ", i + 1);
+    ASSERT_EQ(lines[i].size(), 99u) << "line " << i + 1;
+    ASSERT_EQ(lines[i].compare(0, 9, head), 0) << "line " << i + 1;
+  }
+}
+
+TEST_F(MonitorTest, PidFileIsWrittenOnStartAndRemovedOnStop) {
+  const std::string pidfile = dir_.file("app.pid");
+  auto o = options({"sleep", "forever"});
+  o.pid_file = pidfile;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  EXPECT_EQ(read_file(pidfile), std::to_string(monitor_->status().pid) + "\n");
+  ASSERT_TRUE(stop_and_wait());
+  EXPECT_FALSE(std::filesystem::exists(pidfile));
+}
+
+TEST_F(MonitorTest, SignalReachesTheChild) {
+  make(options({"signals"}));
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return !out_.empty(); }));
+  ASSERT_TRUE(monitor_->signal(SIGHUP).ok());
+  ASSERT_TRUE(wait([&] { return out_.size() >= 2; }));
+  EXPECT_EQ(out_[1], "got HUP");
+  ASSERT_TRUE(stop_and_wait());
+  EXPECT_FALSE(monitor_->signal(SIGHUP).ok());
+}
+
+TEST_F(MonitorTest, UsageReadsTheGroupFromProc) {
+  make(options({"sleep", "forever"}));
+  ASSERT_TRUE(monitor_->start().ok());
+  const MonitorUsage u = monitor_->usage();
+  EXPECT_GT(u.rss_bytes, 0u);
+  EXPECT_EQ(u.processes, 1);
+  ASSERT_TRUE(stop_and_wait());
+  EXPECT_EQ(monitor_->usage().rss_bytes, 0u);
+}
+
+TEST_F(MonitorTest, ManualRestartSpawnsANewProcess) {
+  make(options({"sleep", "forever"}));
+  ASSERT_TRUE(monitor_->start().ok());
+  const pid_t first = monitor_->status().pid;
+  bool restarted = false;
+  monitor_->restart([&] { restarted = true; });
+  ASSERT_TRUE(wait([&] { return restarted; }));
+  EXPECT_NE(monitor_->status().pid, first);
+  EXPECT_NE(monitor_->status().pid, 0);
+  EXPECT_FALSE(process_alive(first));
+  EXPECT_EQ(monitor_->status().restarts, 1);
+  ASSERT_TRUE(stop_and_wait());
+}
+
+class WatchTest : public MonitorTest {
+ protected:
+  void SetUp() override {
+    watched_ = dir_.path() / "src";
+    std::filesystem::create_directories(watched_ / "sub");
+    write_file(watched_ / "app.js", "1");
+    auto o = options({"sleep", "forever"});
+    o.watch = {watched_.string()};
+    o.watch_ignore = {"*.tmp"};
+    o.watch_debounce = 50ms;
+    make(o);
+    ASSERT_TRUE(monitor_->start().ok());
+  }
+  void TearDown() override { EXPECT_TRUE(stop_and_wait()); }
+
+  // Waits for the next restart caused by a watched change; returns its path.
+  std::string next_watch_restart() {
+    const int before = count(EventType::kWatch);
+    const int starts = count(EventType::kStart);
+    if (!wait([&] { return count(EventType::kWatch) > before && count(EventType::kStart) > starts; })) {
+      return "<none>";
+    }
+    return last(EventType::kWatch)->path;
+  }
+
+  std::filesystem::path watched_;
+};
+
+TEST_F(WatchTest, RestartsWhenAWatchedFileChanges) {
+  const pid_t first = monitor_->status().pid;
+  write_file(watched_ / "app.js", "2");
+  EXPECT_EQ(next_watch_restart(), (watched_ / "app.js").string());
+  EXPECT_NE(monitor_->status().pid, first);
+}
+
+TEST_F(WatchTest, RestartsWhenAFileIsCreatedOrDeleted) {
+  write_file(watched_ / "sub" / "new.js", "x");
+  EXPECT_EQ(next_watch_restart(), (watched_ / "sub" / "new.js").string());
+  std::filesystem::remove(watched_ / "app.js");
+  EXPECT_EQ(next_watch_restart(), (watched_ / "app.js").string());
+}
+
+TEST_F(WatchTest, IgnoredPathsDoNotRestart) {
+  write_file(watched_ / "scratch.tmp", "x");
+  write_file(watched_ / ".hidden", "x");
+  write_file(watched_ / "sub" / "real.js", "x");
+  // The first change reported is the one that is not ignored.
+  EXPECT_EQ(next_watch_restart(), (watched_ / "sub" / "real.js").string());
+  EXPECT_EQ(count(EventType::kWatch), 1);
+}
+
+}  // namespace
+}  // namespace sempre
