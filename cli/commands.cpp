@@ -38,15 +38,27 @@ int run_cli(int argc, char** argv) {
     return "sempre: " + std::string(e.what()) + "\nRun '" + where + " --help' for usage.\n";
   });
 
-  std::function<int()> selected;
+  // CLI11 stops at PROGRAM (prefix_command) but would hand a "--" that comes
+  // before PROGRAM back to the top level; cut it off here instead.
+  Invocation invocation;
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);  // CLI11 wants them reversed
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) != "--") continue;
+    invocation.has_dashes = true;
+    invocation.after_dashes.assign(argv + i + 1, argv + argc);
+    args.erase(args.begin(), args.begin() + (argc - i));
+    break;
+  }
+
   std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
   for (const auto& c : commands()) {
-    CLI::App* sub = app.add_subcommand(c.name, c.summary);
-    runners.emplace_back(sub, c.define(*sub));
+    CLI::App* sub = app.add_subcommand(c.name, c.summary + "\nUsage: sempre " + c.name + " " + c.usage);
+    runners.emplace_back(sub, c.define(*sub, invocation));
   }
 
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     app.exit(e, std::cout, std::cerr);

@@ -16,6 +16,13 @@ inline constexpr int kExitFailed = 1;    // the request failed
 inline constexpr int kExitUsage = 2;     // bad command line
 inline constexpr int kExitNoDaemon = 3;  // the daemon cannot be reached or started
 
+// What the command line holds beyond what CLI11 parses: the arguments after
+// the first "--", which belong to the program being started.
+struct Invocation {
+  bool has_dashes = false;
+  std::vector<std::string> after_dashes;
+};
+
 struct Command {
   std::string name;
   std::string usage;    // after "sempre NAME "
@@ -23,7 +30,7 @@ struct Command {
   bool starts_daemon;
   // Declares the command's options on `app`; returns what runs it once the
   // command line has been parsed.
-  std::function<std::function<int()>(CLI::App& app)> define;
+  std::function<std::function<int()>(CLI::App& app, const Invocation& invocation)> define;
 };
 
 const std::vector<Command>& commands();
@@ -32,6 +39,6 @@ const std::vector<Command>& commands();
 int run_cli(int argc, char** argv);
 
 // Declares `sempre run` (cli/run_command.cpp).
-std::function<int()> define_run(CLI::App& app);
+std::function<int()> define_run(CLI::App& app, const Invocation& invocation);
 
 }  // namespace sempre::cli

@@ -192,9 +192,9 @@ int run_foreground(const StartArgs& args) {
 
 }  // namespace
 
-std::function<int()> define_run(CLI::App& app) {
+std::function<int()> define_run(CLI::App& app, const Invocation& invocation) {
   auto args = std::make_shared<StartArgs>();
-  add_start_options(app, *args);
+  add_start_options(app, *args, invocation);
   app.footer(
       "sempre run prints the program's output and its lifecycle events, restarts it by the\n"
       "restart policy, and on SIGINT or SIGTERM stops it (kill signal to its process group,\n"

@@ -29,10 +29,11 @@ std::string absolute(const std::string& path, const std::string& base) {
 
 }  // namespace
 
-void add_start_options(CLI::App& app, StartArgs& a) {
+void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation) {
   app.add_option("-n,--name", a.name, "Name of the app (default: the program's base name)");
   app.add_option("--cwd", a.cwd, "Working directory of the child (default: the current one)");
   app.add_option("--env", a.env, "Set an environment variable K=V for the child (repeatable)")
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--user", a.user, "Run as this user (name or uid; needs root)");
   app.add_option("--group", a.group, "Run with this group (name or gid; needs root)");
@@ -62,17 +63,28 @@ void add_start_options(CLI::App& app, StartArgs& a) {
   app.add_option("-w,--watch", a.watch,
                  "Restart when files under PATH change (default PATH: the working directory; repeatable)")
       ->expected(0, 1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--watch-ignore", a.watch_ignore, "Ignore changes to paths matching GLOB (repeatable)")
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--pid-file", a.pid_file, "Write the child's pid to FILE while it runs");
   app.add_option("-c,--interpreter", a.interpreter,
                  "Run the program with this interpreter (e.g. node, \"python3 -u\")");
-  app.add_option("command", a.command, "PROGRAM [ARGS...]")->required();
-  // Everything from PROGRAM on belongs to the child, options included.
+  // Everything from PROGRAM on belongs to the child, options included: CLI11
+  // stops at the first argument it does not know and leaves the rest.
   app.prefix_command();
-  // A bare --watch has no value to land in a.watch: remember that it was given.
-  app.parse_complete_callback([&a, &app] { a.watch_given = app.count("--watch") > 0; });
+  app.parse_complete_callback([&a, &app, &invocation] {
+    a.command = app.remaining();
+    if (invocation.has_dashes) {
+      // A "--" after PROGRAM is one of its arguments.
+      if (!a.command.empty()) a.command.emplace_back("--");
+      a.command.insert(a.command.end(), invocation.after_dashes.begin(),
+                       invocation.after_dashes.end());
+    }
+    // A bare --watch leaves no value behind: remember that it was given.
+    a.watch_given = app.count("--watch") > 0;
+  });
 }
 
 std::string default_name(const std::string& program) {
@@ -157,7 +169,9 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
   m.logs.timestamps = a.log_timestamps;
 
   if (a.watch_given || !a.watch.empty()) {
-    for (const auto& w : a.watch) m.watch.push_back(absolute(w, m.cwd));
+    for (const auto& w : a.watch) {
+      if (!w.empty()) m.watch.push_back(absolute(w, m.cwd));
+    }
     if (m.watch.empty()) m.watch.push_back(m.cwd);
   }
   m.watch_ignore = a.watch_ignore;

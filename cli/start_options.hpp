@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "commands.hpp"
 #include "sempre/options.hpp"
 #include "sempre/result.hpp"
 
@@ -45,7 +46,7 @@ struct StartArgs {
 
 // Declares every start option on `app`, and PROGRAM [ARGS...] as what
 // follows them (parsing stops at PROGRAM or after `--`).
-void add_start_options(CLI::App& app, StartArgs& args);
+void add_start_options(CLI::App& app, StartArgs& args, const Invocation& invocation);
 
 // One app, resolved: its name and how to run it.
 struct AppOptions {

@@ -677,7 +677,9 @@ class Monitor::Impl {
     return std::any_of(list.begin(), list.end(), [id](const auto& e) { return e.first == id; });
   }
 
-  void emit(const Event& event) {
+  // Every event carries the state it leaves the app in.
+  void emit(Event event) {
+    event.state = state_;
     auto snapshot = event_handlers_;
     for (const auto& [id, handler] : snapshot) {
       if (registered(event_handlers_, id)) (*handler)(event);

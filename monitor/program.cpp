@@ -73,9 +73,8 @@ Result<fs::path> search_path(const std::string& name, std::string_view path_var,
   std::size_t start = 0;
   for (;;) {
     std::size_t colon = path_var.find(':', start);
-    std::string_view dir = path_var.substr(start, colon == std::string_view::npos
-                                                      ? std::string_view::npos
-                                                      : colon - start);
+    std::string_view dir = path_var.substr(
+        start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
     fs::path candidate = ((dir.empty() ? base : base / fs::path(dir)) / name).lexically_normal();
     bool regular = false;
     switch (check_file(candidate, &regular)) {
@@ -115,8 +114,7 @@ Result<fs::path> resolve_executable(const std::string& name, std::string_view pa
 Result<std::vector<std::string>> with_interpreter(std::string_view interpreter,
                                                   const fs::path& script,
                                                   const std::vector<std::string>& argv,
-                                                  std::string_view path_var,
-                                                  const fs::path& base) {
+                                                  std::string_view path_var, const fs::path& base) {
   auto found = search_path(std::string(interpreter), path_var, base);
   if (!found.ok()) {
     Error error = found.error();
@@ -144,8 +142,8 @@ std::vector<std::string> split_words(const std::string& text) {
 // the working directory, or (failing that) a name found in PATH. It only has
 // to exist.
 Result<std::vector<std::string>> resolve_with_explicit_interpreter(
-    const std::vector<std::string>& argv, const std::string& interpreter,
-    std::string_view path_var, const fs::path& base) {
+    const std::vector<std::string>& argv, const std::string& interpreter, std::string_view path_var,
+    const fs::path& base) {
   std::vector<std::string> words = split_words(interpreter);
   if (words.empty()) return Error{ErrorKind::kInvalidArgument, "empty interpreter", 0};
   auto exe = resolve_executable(words[0], path_var, base);

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+extern char** environ;
+
 namespace sempre::test {
 
 using namespace std::chrono_literals;
@@ -21,6 +23,9 @@ using namespace std::chrono_literals;
 // the only way tests wait: on an event, with a deadline, never a sleep.
 inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
                       std::chrono::milliseconds limit = 15s) {
+  // A context that ran out of work is stopped; the guard keeps it from
+  // stopping while we wait, and restart() undoes an earlier stop.
+  if (io.stopped()) io.restart();
   auto guard = boost::asio::make_work_guard(io);
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
@@ -72,9 +77,8 @@ inline std::vector<std::string> split_lines(const std::string& text) {
 
 // The environment of this process as "K=V" entries.
 inline std::vector<std::string> current_env() {
-  extern char** environ;
   std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (char** e = ::environ; *e; ++e) env.emplace_back(*e);
   return env;
 }
 

@@ -11,7 +11,14 @@ using namespace std::chrono_literals;
 Result<AppOptions> parse(std::vector<std::string> args, std::vector<std::string> env = {"PATH=/bin"}) {
   CLI::App app;
   StartArgs start;
-  add_start_options(app, start);
+  Invocation invocation;
+  auto dashes = std::find(args.begin(), args.end(), "--");
+  if (dashes != args.end()) {
+    invocation.has_dashes = true;
+    invocation.after_dashes.assign(dashes + 1, args.end());
+    args.erase(dashes, args.end());
+  }
+  add_start_options(app, start, invocation);
   std::reverse(args.begin(), args.end());
   app.parse(args);
   return to_app_options(start, env, "/work");
@@ -81,6 +88,12 @@ TEST(StartOptions, OptionsAfterTheProgramBelongToTheProgram) {
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->name, "server");
   EXPECT_EQ(a->monitor.argv, (std::vector<std::string>{"server", "--name", "x", "-m", "3"}));
+}
+
+TEST(StartOptions, DashesAfterTheProgramAreTheProgramsToo) {
+  auto a = parse({"--name", "x", "server", "-v", "--", "--port", "80"});
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->monitor.argv, (std::vector<std::string>{"server", "-v", "--", "--port", "80"}));
 }
 
 TEST(StartOptions, BareWatchWatchesTheWorkingDirectory) {

@@ -57,10 +57,8 @@ void say(const std::string& line) {
   for (;;) ::pause();
 }
 
-volatile sig_atomic_t g_last_signal = 0;
 int g_term_code = 0;
 void on_term_exit(int) { ::_exit(g_term_code); }
-void on_signal(int sig) { g_last_signal = sig; }
 
 int usage() {
   std::cerr << "usage: sempre_test_child MODE [ARGS...]\n";
@@ -148,21 +146,17 @@ int main(int argc, char** argv) {
     wait_forever();
   }
   if (mode == "signals") {
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    ::sigaction(SIGHUP, &sa, nullptr);
-    ::sigaction(SIGUSR1, &sa, nullptr);
-    ::sigaction(SIGUSR2, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
+    // sigwait on blocked signals: none can slip in between two waits.
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGHUP, SIGUSR1, SIGUSR2, SIGTERM}) sigaddset(&set, sig);
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
     say("ready");
     for (;;) {
-      ::pause();
-      int sig = g_last_signal;
-      g_last_signal = 0;
+      int sig = 0;
+      if (::sigwait(&set, &sig) != 0) return 3;
       if (sig == SIGTERM) return 0;
-      if (sig == SIGHUP) say("got HUP");
-      if (sig == SIGUSR1) say("got USR1");
-      if (sig == SIGUSR2) say("got USR2");
+      say(std::string("got ") + (sig == SIGHUP ? "HUP" : sig == SIGUSR1 ? "USR1" : "USR2"));
     }
   }
   if (mode == "grandchild" && argc == 3) {

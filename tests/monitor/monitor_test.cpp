@@ -348,8 +348,9 @@ TEST_F(MonitorTest, SignalReachesTheChild) {
 }
 
 TEST_F(MonitorTest, UsageReadsTheGroupFromProc) {
-  make(options({"sleep", "forever"}));
+  make(options({"signals"}));
   ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait([&] { return !out_.empty(); }));  // running, not just exec'd
   const MonitorUsage u = monitor_->usage();
   EXPECT_GT(u.rss_bytes, 0u);
   EXPECT_EQ(u.processes, 1);

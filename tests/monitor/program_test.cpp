@@ -1,10 +1,9 @@
 // Resolving what the user typed into what to exec, and who to run it as.
 #include "sempre/program.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
