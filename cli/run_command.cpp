@@ -11,14 +11,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <csignal>
-#include <dirent.h>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "commands.hpp"
 #include "sempre/monitor.hpp"
+#include "sempre/proc_stats.hpp"
 #include "start_options.hpp"
 
 extern char** environ;
@@ -71,34 +70,10 @@ std::string human(const std::string& name, const Event& e) {
   return name + ": " + describe(e);
 }
 
-// Processes whose parent is this one: adopted orphans included.
-std::vector<pid_t> own_children() {
-  std::vector<pid_t> out;
-  const pid_t self = ::getpid();
-  DIR* dir = ::opendir("/proc");
-  if (dir == nullptr) return out;
-  while (dirent* entry = ::readdir(dir)) {
-    const char* n = entry->d_name;
-    if (*n < '0' || *n > '9') continue;
-    std::ifstream stat(std::string("/proc/") + n + "/stat");
-    std::string text;
-    std::getline(stat, text);
-    const auto close = text.rfind(')');
-    if (close == std::string::npos) continue;
-    char state = 0;
-    long ppid = 0;
-    if (std::sscanf(text.c_str() + close + 1, " %c %ld", &state, &ppid) == 2 && ppid == self) {
-      out.push_back(static_cast<pid_t>(std::atol(n)));
-    }
-  }
-  ::closedir(dir);
-  return out;
-}
-
 // Reaps every exited child but `keep` (the Monitor's own, which it reaps
 // through its pidfd). waitpid(-1) would race with that.
 void reap_orphans(pid_t keep) {
-  for (pid_t pid : own_children()) {
+  for (pid_t pid : children_of(::getpid())) {
     if (pid == keep) continue;
     while (::waitpid(pid, nullptr, WNOHANG) < 0 && errno == EINTR) {
     }

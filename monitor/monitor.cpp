@@ -15,7 +15,7 @@
 #include "lifecycle.hpp"
 #include "log_writer.hpp"
 #include "output_pipe.hpp"
-#include "proc_stats.hpp"
+#include "sempre/proc_stats.hpp"
 #include "restart_policy.hpp"
 #include "sempre/program.hpp"
 

@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-#include "proc_stats.hpp"
+#include "sempre/proc_stats.hpp"
 #include "sempre/launcher.hpp"
 
 namespace sempre {

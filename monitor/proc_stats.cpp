@@ -1,4 +1,4 @@
-#include "proc_stats.hpp"
+#include "sempre/proc_stats.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@ namespace {
 // The fields of /proc/PID/stat that sempre reads.
 struct ProcStat {
   char state = '?';
+  pid_t ppid = 0;
   pid_t pgrp = 0;
   std::uint64_t utime = 0;  // clock ticks
   std::uint64_t stime = 0;
@@ -61,6 +62,9 @@ bool parse_stat(const std::string& text, ProcStat& stat) {
       case 3:
         stat.state = *start;
         break;
+      case 4:
+        stat.ppid = static_cast<pid_t>(std::strtol(start, nullptr, 10));
+        break;
       case 5:
         stat.pgrp = static_cast<pid_t>(std::strtol(start, nullptr, 10));
         break;
@@ -81,12 +85,10 @@ bool parse_stat(const std::string& text, ProcStat& stat) {
   return field > 5;
 }
 
-// Calls `visit(pid, stat)` for each live process of group `pgid`. A process
-// that exits during the scan is skipped. Returns false when some process
-// could not be looked at.
+// Calls `visit(pid, stat)` for every process. A process that exits during
+// the scan is skipped. Returns false when some process could not be looked at.
 template <class Visit>
-bool for_each_member(pid_t pgid, Visit&& visit) {
-  if (pgid <= 0) return true;
+bool for_each_process(Visit&& visit) {
   DIR* dir = ::opendir("/proc");
   if (dir == nullptr) return false;
   bool complete = true;
@@ -106,14 +108,22 @@ bool for_each_member(pid_t pgid, Visit&& visit) {
     if (read != ReadResult::kOk) continue;
     ProcStat stat;
     if (!parse_stat(text, stat)) continue;
-    if (stat.pgrp != pgid) continue;
-    // Zombies have exited and only wait for their parent; 'X' is a dead
-    // process on its way out.
-    if (stat.state == 'Z' || stat.state == 'X') continue;
     visit(static_cast<pid_t>(pid), stat);
   }
   ::closedir(dir);
   return complete;
+}
+
+// Calls `visit(pid, stat)` for each live process of group `pgid`.
+template <class Visit>
+bool for_each_member(pid_t pgid, Visit&& visit) {
+  if (pgid <= 0) return true;
+  return for_each_process([&](pid_t pid, const ProcStat& stat) {
+    // Zombies have exited and only wait for their parent; 'X' is a dead
+    // process on its way out.
+    if (stat.pgrp != pgid || stat.state == 'Z' || stat.state == 'X') return;
+    visit(pid, stat);
+  });
 }
 
 }  // namespace
@@ -130,6 +140,14 @@ std::vector<pid_t> group_members(pid_t pgid) {
   std::vector<pid_t> members;
   for_each_member(pgid, [&](pid_t pid, const ProcStat&) { members.push_back(pid); });
   return members;
+}
+
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> children;
+  for_each_process([&](pid_t pid, const ProcStat& stat) {
+    if (stat.ppid == parent) children.push_back(pid);
+  });
+  return children;
 }
 
 GroupUsage group_usage(pid_t pgid) {

@@ -79,7 +79,7 @@ TEST(SempreRun, CrashLoopEndsFailedWithTheLastStatus) {
   EXPECT_NE(p.err().find("failed: gave up after 2 restarts"), std::string::npos) << p.err();
 }
 
-TEST(SempreRun, AdoptsOrphansAsASubreaper) {
+TEST(SempreRun, AdoptsAndReapsOrphansAsASubreaper) {
   // A process the app daemonized (its parent gone, its own session) must be
   // re-parented to sempre run, not to init.
   test::TempDir dir;
@@ -95,7 +95,15 @@ TEST(SempreRun, AdoptsOrphansAsASubreaper) {
   char state = 0;
   ASSERT_EQ(std::sscanf(stat.c_str() + stat.rfind(')') + 1, " %c %ld", &state, &ppid), 2);
   EXPECT_EQ(ppid, p.pid());
+
+  // Once it dies, sempre run reaps it: its /proc entry goes away.
   ::kill(orphan, SIGKILL);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  const std::string proc = "/proc/" + std::to_string(orphan);
+  while (std::filesystem::exists(proc) && std::chrono::steady_clock::now() < deadline) {
+    ::poll(nullptr, 0, 5);  // wait for the reap, bounded by the deadline
+  }
+  EXPECT_FALSE(std::filesystem::exists(proc)) << "orphan " << orphan << " was not reaped";
   ::kill(p.pid(), SIGTERM);
   EXPECT_EQ(p.wait(), 128 + SIGTERM);
 }

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "proc_stats.hpp"
+#include "sempre/proc_stats.hpp"
 #include "test_util.hpp"
 
 namespace sempre {
@@ -167,9 +167,13 @@ TEST_F(PosixLauncher, ReportsExitWhoseStatusWasLost) {
   ignore.sa_handler = SIG_IGN;
   struct sigaction old_chld {};
   ASSERT_EQ(::sigaction(SIGCHLD, &ignore, &old_chld), 0);
-  auto child = launch(child_request({"exit", "4"}));
+  // Alive until killed, so that it is still there to be attached to.
+  auto child = launch(child_request({"sleep", "forever"}));
   std::optional<ExitStatus> status;
-  if (child) status = wait_exit(*child);
+  if (child) {
+    ::kill(child->pid(), SIGKILL);
+    status = wait_exit(*child);
+  }
   ::sigaction(SIGCHLD, &old_chld, nullptr);
   ASSERT_TRUE(status);
   EXPECT_EQ(*status, (ExitStatus{false, -1}));

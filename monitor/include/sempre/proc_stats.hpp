@@ -17,6 +17,9 @@ std::vector<pid_t> group_members(pid_t pgid);
 // which a caller deciding that a group is gone must not take for empty.
 std::optional<std::vector<pid_t>> try_group_members(pid_t pgid);
 
+// Every child of `parent`, zombies included: the processes it may reap.
+std::vector<pid_t> children_of(pid_t parent);
+
 struct GroupUsage {
   std::uint64_t cpu_ms = 0;     // user + system time of the live members, summed
   std::uint64_t rss_bytes = 0;  // resident set size, summed
