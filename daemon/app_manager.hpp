@@ -1,0 +1,54 @@
+// AppManager: the daemon's apps. Owns one Monitor per app, answers every
+// request of the control protocol, and persists the apps to state.json on
+// every change. Used on the daemon's single io thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "control_server.hpp"
+#include "home.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace sempre {
+
+class AppManager final : public RequestHandler {
+ public:
+  AppManager(boost::asio::any_io_executor executor, HomePaths paths,
+             std::shared_ptr<spdlog::logger> log);
+  AppManager(const AppManager&) = delete;
+  AppManager& operator=(const AppManager&) = delete;
+  ~AppManager() override;
+
+  // Loads state.json and starts every app wanted up. A child of an earlier
+  // daemon that still runs (same pid and start time) is stopped first, so
+  // that no app runs twice.
+  void restore();
+
+  void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) override;
+
+  // Stops every app (kill signal, then SIGKILL after its kill-timeout)
+  // without changing whether it is wanted up, so that the next daemon
+  // starts them again; `done` runs when all are down.
+  void shutdown(std::function<void()> done);
+
+  // Runs after a `kill` request has stopped every app: the daemon should exit.
+  void set_on_kill(std::function<void()> on_kill);
+
+  // The pids of the apps' main processes, which their Monitors reap; a
+  // subreaper daemon must reap every other child itself.
+  std::vector<pid_t> owned_pids() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sempre

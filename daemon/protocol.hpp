@@ -1,0 +1,127 @@
+// The control protocol between `sempre` and `sempred`: the one place that
+// defines it. Both binaries link this file.
+//
+// BUMP kVersion WHEN ANYTHING HERE CHANGES MEANING: a field, a command, the
+// framing. A peer of another version gets an explicit error, never a guess.
+//
+// Framing: every message is one line of compact JSON ending in '\n', at most
+// kMaxMessage bytes including the newline.
+//
+// Request   {"v":1, "id":7, "cmd":"list", "args":{...}}
+// Item      {"id":7, "item":{...}}                       (streams: logs, events)
+// Response  {"id":7, "ok":true,  "result":{...}}          ends the request
+//           {"id":7, "ok":false, "error":{"code":"not_found", "message":"...",
+//                                          "version":1}}   (version: on code "version")
+//
+// Commands (args -> result):
+//   ping      {}                                  -> {"pid","version","home","uptime_ms","apps"}
+//   start     {"spec":AppSpec}                    -> {"app":AppInfo}
+//   stop | restart | delete
+//             {"targets":[TARGET...]}             -> {"apps":[AppInfo...]}
+//   signal    {"signal":N, "targets":[TARGET...]} -> {"apps":[AppInfo...]}
+//   list      {}                                  -> {"apps":[AppInfo...]}
+//   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec}
+//   logs      {"target":TARGET|null, "lines":N, "follow":bool}
+//             items {"app":NAME, "stream":"out"|"err", "line":TEXT}; -> {} unless follow
+//   events    {"target":TARGET|null}              items {"app":NAME, "event":Event}; no end
+//   cleanlogs {}                                  -> {"removed":N}
+//   kill      {}                                  -> {"stopped":N}, then the daemon exits
+// TARGET is a name, an id or a pid (as a string), or "all".
+//
+// AppInfo (also `sempre list --json`, documented in sempre(1)):
+//   {"id", "name", "pid" (null when not running), "status" (a lifecycle state),
+//    "wanted" ("up"|"down"), "restarts", "uptime_ms", "cpu", "rss_bytes", "cmd" ([argv]),
+//    "cwd", "out_log", "err_log", "last_exit" (null | {"code":N} | {"signal":"TERM"}),
+//    "last_error" (string)}
+// Event: {"type", "time" (ISO 8601), "state", "pid", "exit", "uptime_ms", "attempt",
+//         "delay_ms", "reason", "path"} (fields that do not apply are omitted).
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "app_spec.hpp"
+#include "sempre/events.hpp"
+#include "sempre/monitor.hpp"
+#include "sempre/result.hpp"
+
+namespace sempre::protocol {
+
+inline constexpr int kVersion = 1;
+inline constexpr std::size_t kMaxMessage = 1024 * 1024;
+
+// --- framing ------------------------------------------------------------
+
+// Cuts a byte stream into messages. Never trusts the peer: a line longer
+// than kMaxMessage, or one that is not a JSON object, is kMalformed, after
+// which the connection must be dropped.
+class FrameDecoder {
+ public:
+  enum class Status { kMessage, kNeedMore, kMalformed };
+
+  void feed(std::string_view bytes);
+  // On kMessage fills `message`; on kMalformed fills `error`.
+  Status next(boost::json::object& message, std::string& error);
+  std::size_t buffered() const { return buffer_.size(); }
+
+ private:
+  std::string buffer_;
+  std::size_t scanned_ = 0;  // bytes of buffer_ known to hold no '\n'
+};
+
+// The frame of one message: compact JSON and '\n'.
+std::string encode(const boost::json::object& message);
+
+// --- requests and responses ----------------------------------------------
+
+// Error codes on the wire, and the exit code the CLI gives each.
+enum class ErrorCode {
+  kBadRequest,   // malformed or unknown request (CLI exit 2)
+  kVersion,      // protocol versions differ (CLI exit 3)
+  kNotFound,     // unknown target (1)
+  kExists,       // name taken (1)
+  kSpawnFailed,  // the program could not be started (1)
+  kInvalid,      // the spec is invalid (2)
+  kInternal,     // anything else (1)
+};
+const char* error_code_name(ErrorCode code);  // "bad_request", ...
+ErrorCode parse_error_code(std::string_view name);  // unknown names: kInternal
+
+struct Request {
+  int version = kVersion;
+  std::uint64_t id = 0;
+  std::string cmd;
+  boost::json::object args;
+};
+
+boost::json::object make_request(std::uint64_t id, std::string_view cmd, boost::json::object args = {});
+// Checks the shape (v, id, cmd, args). A version mismatch is reported as an
+// Error whose message names both versions.
+Result<Request> parse_request(const boost::json::object& message);
+
+boost::json::object make_item(std::uint64_t id, boost::json::object item);
+boost::json::object make_result(std::uint64_t id, boost::json::object result = {});
+boost::json::object make_error(std::uint64_t id, ErrorCode code, std::string_view message);
+
+// --- payloads ------------------------------------------------------------
+
+boost::json::object to_json(const AppSpec& spec);
+// Every field optional but "name" and "cmd"; unknown fields are ignored.
+Result<AppSpec> app_spec_from_json(const boost::json::object& json);
+
+boost::json::object to_json(const Event& event);
+
+// What the daemon knows of one app, for list and info.
+struct AppInfo {
+  std::uint64_t id = 0;
+  std::string name;
+  MonitorStatus status;
+  MonitorUsage usage;
+  std::vector<std::string> cmd;
+  std::string cwd;
+};
+boost::json::object to_json(const AppInfo& info);
+
+}  // namespace sempre::protocol

@@ -1,0 +1,53 @@
+// state.json: every app of the daemon, whether it is wanted up, and the pid
+// and start time of its running child. Written atomically on every change.
+//
+// {"version":1, "next_id":N, "apps":[{"id":N, "wanted_up":bool, "pid":N|null,
+//   "pid_start_time":N|null, "spec":AppSpec}]}
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app_spec.hpp"
+#include "sempre/result.hpp"
+
+namespace sempre {
+
+inline constexpr int kStateVersion = 1;
+
+struct SavedApp {
+  std::uint64_t id = 0;
+  AppSpec spec;
+  bool wanted_up = false;
+  std::optional<pid_t> pid;                     // the child running when saved
+  std::optional<std::uint64_t> pid_start_time;  // its start time, /proc/PID/stat field 22
+};
+
+struct SavedState {
+  std::uint64_t next_id = 1;  // ids are never reused
+  std::vector<SavedApp> apps;
+};
+
+// Writes `state` to a temporary file beside `path`, fsyncs it, renames it
+// over `path` and fsyncs the directory.
+Status save_state(const std::string& path, const SavedState& state);
+
+struct LoadedState {
+  SavedState state;
+  std::string warning;  // non-empty when the file was unusable and set aside
+};
+
+// A missing file is an empty state. A corrupt file, or one of an unknown
+// version, is renamed to PATH.bad-<unix time> and reported in `warning`; the
+// state is then empty. Fails only when the file cannot be read or renamed.
+Result<LoadedState> load_state(const std::string& path);
+
+// The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks
+// since boot), or nullopt when there is no such process.
+std::optional<std::uint64_t> process_start_time(pid_t pid);
+
+}  // namespace sempre
