@@ -1,14 +1,54 @@
 #include "commands.hpp"
 
+#include <algorithm>
 #include <iostream>
 
 namespace sempre::cli {
 
+namespace {
+
+// A row whose command talks to the daemon: its definition gets the row's
+// starts_daemon flag, so that the table alone decides it.
+Command daemon_row(std::string name, std::string usage, std::string summary, bool starts_daemon,
+                   DaemonCommandDefine define) {
+  return Command{std::move(name), std::move(usage), std::move(summary), starts_daemon,
+                 [define, starts_daemon](CLI::App& app, const Invocation& invocation) {
+                   return define(app, invocation, starts_daemon);
+                 }};
+}
+
+}  // namespace
+
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
+      daemon_row("start", "[OPTIONS] [--] PROGRAM [ARGS...]",
+                 "Start and supervise PROGRAM under the daemon (prints its name, id and pid)", true,
+                 define_start),
+      daemon_row("stop", "TARGET...", "Stop apps (they stay in the list, status stopped)", true,
+                 define_stop),
+      daemon_row("restart", "TARGET...", "Stop apps, then start them again", true, define_restart),
+      daemon_row("delete", "TARGET...", "Stop apps and forget them", true, define_delete),
+      daemon_row("list", "[--json]",
+                 "List the apps: id, name, pid, status, uptime, restarts, cpu, mem", true,
+                 define_list),
+      daemon_row("info", "TARGET [--json]",
+                 "Everything known of an app: spec, state, last exit, log paths, environment", true,
+                 define_info),
+      daemon_row("logs", "[TARGET] [-f] [-n N]",
+                 "Print the last lines of the apps' logs, and follow them", true, define_logs),
+      daemon_row("signal", "SIGNAL TARGET...", "Send a signal to the process group of apps", true,
+                 define_signal),
+      daemon_row("events", "[TARGET] [--json]", "Stream lifecycle events as they happen", true,
+                 define_events),
+      daemon_row("cleanlogs", "", "Remove the apps' rotated log files", true, define_cleanlogs),
       {"run", "[OPTIONS] [--] PROGRAM [ARGS...]",
        "Supervise PROGRAM in the foreground, without a daemon (containers, scripts)", false,
        define_run},
+      daemon_row("daemon", "status|stop|start", "Show, stop or start the daemon itself", false,
+                 define_daemon),
+      daemon_row("kill", "", "Stop every app and the daemon", false, define_kill),
+      daemon_row("stopall", "", "Stop every app (stop all)", true, define_stopall),
+      daemon_row("restartall", "", "Restart every app (restart all)", true, define_restartall),
   };
   return table;
 }
@@ -19,9 +59,10 @@ std::string overview() {
   std::string text =
       "sempre keeps servers running: it starts a program, restarts it when it dies,\n"
       "stops it cleanly and keeps its logs.\n\nCommands:\n";
+  std::size_t width = 0;
+  for (const auto& c : commands()) width = std::max(width, c.name.size());
   for (const auto& c : commands()) {
-    text += "  " + c.name + std::string(c.name.size() < 10 ? 10 - c.name.size() : 1, ' ') +
-            c.summary + "\n";
+    text += "  " + c.name + std::string(width - c.name.size() + 2, ' ') + c.summary + "\n";
   }
   text += "\nRun 'sempre COMMAND --help' for the options of a command.";
   return text;
@@ -53,7 +94,8 @@ int run_cli(int argc, char** argv) {
 
   std::vector<std::pair<CLI::App*, std::function<int()>>> runners;
   for (const auto& c : commands()) {
-    CLI::App* sub = app.add_subcommand(c.name, c.summary + "\nUsage: sempre " + c.name + " " + c.usage);
+    CLI::App* sub = app.add_subcommand(
+        c.name, c.summary + "\nUsage: sempre " + c.name + (c.usage.empty() ? "" : " " + c.usage));
     runners.emplace_back(sub, c.define(*sub, invocation));
   }
 

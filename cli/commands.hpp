@@ -41,4 +41,28 @@ int run_cli(int argc, char** argv);
 // Declares `sempre run` (cli/run_command.cpp).
 std::function<int()> define_run(CLI::App& app, const Invocation& invocation);
 
+// Declare the commands that talk to the daemon (cli/daemon_commands.cpp).
+// `starts_daemon` is the flag of the command's row: whether the command
+// starts a daemon when none runs.
+using DaemonCommandDefine = std::function<int()> (*)(CLI::App& app, const Invocation& invocation,
+                                                     bool starts_daemon);
+std::function<int()> define_start(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_stop(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_restart(CLI::App& app, const Invocation& invocation,
+                                    bool starts_daemon);
+std::function<int()> define_delete(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_list(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_logs(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_signal(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_events(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_cleanlogs(CLI::App& app, const Invocation& invocation,
+                                      bool starts_daemon);
+std::function<int()> define_daemon(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_kill(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_stopall(CLI::App& app, const Invocation& invocation,
+                                    bool starts_daemon);
+std::function<int()> define_restartall(CLI::App& app, const Invocation& invocation,
+                                       bool starts_daemon);
+
 }  // namespace sempre::cli

@@ -9,6 +9,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/json.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -57,17 +58,24 @@ class ControlServer {
   // between requests before it is dropped (a stream keeps it open).
   static constexpr std::chrono::seconds kIdleLimit{30};
 
-  // Serves on `listen_fd` (from bind_control_socket; ownership taken).
-  // Requests of another protocol version get a kVersion error naming both.
-  static Result<std::unique_ptr<ControlServer>> create(boost::asio::any_io_executor executor,
-                                                       int listen_fd, RequestHandler& handler,
-                                                       std::shared_ptr<spdlog::logger> log);
+  // Serves on `listen_fd` (from bind_control_socket; ownership taken, also
+  // on failure). Requests of another protocol version get a kVersion error
+  // naming both. `idle_limit` replaces kIdleLimit (tests use a short one).
+  // REQUIRES: `handler` outlives the server.
+  static Result<std::unique_ptr<ControlServer>> create(
+      boost::asio::any_io_executor executor, int listen_fd, RequestHandler& handler,
+      std::shared_ptr<spdlog::logger> log,
+      std::chrono::milliseconds idle_limit = std::chrono::milliseconds(kIdleLimit));
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
   virtual ~ControlServer() = default;
 
-  // Stops accepting and closes every session.
+  // Stops accepting and closes every session once what is queued for it is
+  // written (dropping, after a short limit, a client that does not read).
   virtual void close() = 0;
+  // As close(); then `done` runs, from the executor, once every session is
+  // closed: the daemon exits only after a `kill` answer reached its client.
+  virtual void close(std::function<void()> done) = 0;
 
  protected:
   ControlServer() = default;

@@ -28,14 +28,20 @@ HomePaths home_paths(const std::string& home);
 Status prepare_home(const HomePaths& paths);
 
 // Takes the daemon lock (flock, non-blocking) and writes our pid into the
-// file. Returns the open descriptor, to keep for the daemon's life. Fails
-// with kExists ("a daemon is already running for HOME (pid N)") when held.
+// file. Returns the open (CLOEXEC) descriptor, to keep for the daemon's
+// life. When another process holds it, fails with kIo and os_error EEXIST
+// ("a daemon is already running for HOME (pid N)").
 Result<int> take_daemon_lock(const HomePaths& paths);
 
+// Writes the caller's pid into the lock file held as `lock_fd`: a daemon's
+// pid changes when it detaches, after it took the lock.
+Status record_daemon_pid(int lock_fd);
+
 // Binds and listens on the control socket: mode 0600 (bound under umask
-// 077), CLOEXEC. A stale socket file (nobody listening) is replaced; a live
-// one is an error (kExists). A path too long for sockaddr_un is kInvalidArgument
-// with a message saying so. Returns the listening descriptor.
+// 0177), CLOEXEC. A stale socket file (nobody listening) is replaced; a live
+// one is an error (kIo, os_error EADDRINUSE); a file there that is not a
+// socket is kInvalidArgument. A path too long for sockaddr_un is
+// kInvalidArgument with a message saying so. Returns the listening descriptor.
 Result<int> bind_control_socket(const std::string& path);
 
 }  // namespace sempre

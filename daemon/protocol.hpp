@@ -11,7 +11,7 @@
 // Item      {"id":7, "item":{...}}                       (streams: logs, events)
 // Response  {"id":7, "ok":true,  "result":{...}}          ends the request
 //           {"id":7, "ok":false, "error":{"code":"not_found", "message":"...",
-//                                          "version":1}}   (version: on code "version")
+//                                          "version":1}}   (version: the daemon's kVersion)
 //
 // Commands (args -> result):
 //   ping      {}                                  -> {"pid","version","home","uptime_ms","apps"}
@@ -25,7 +25,11 @@
 //             items {"app":NAME, "stream":"out"|"err", "line":TEXT}; -> {} unless follow
 //   events    {"target":TARGET|null}              items {"app":NAME, "event":Event}; no end
 //   cleanlogs {}                                  -> {"removed":N}
-//   kill      {}                                  -> {"stopped":N}, then the daemon exits
+//   kill      {}                                  -> {"stopped":N}: every app stopped (wanted
+//                                                    down), then the daemon exits
+//   shutdown  {}                                  -> {"stopped":N}: every app stopped but still
+//                                                    wanted up (the next daemon starts them),
+//                                                    then the daemon exits (`sempre daemon stop`)
 // TARGET is a name, an id or a pid (as a string), or "all".
 //
 // AppInfo (also `sempre list --json`, documented in sempre(1)):
@@ -33,8 +37,16 @@
 //    "wanted" ("up"|"down"), "restarts", "uptime_ms", "cpu", "rss_bytes", "cmd" ([argv]),
 //    "cwd", "out_log", "err_log", "last_exit" (null | {"code":N} | {"signal":"TERM"}),
 //    "last_error" (string)}
-// Event: {"type", "time" (ISO 8601), "state", "pid", "exit", "uptime_ms", "attempt",
-//         "delay_ms", "reason", "path"} (fields that do not apply are omitted).
+// Event: {"type", "time" (ISO 8601 UTC with ms, "2026-11-26T16:49:27.123Z"), "state",
+//         "pid", "exit" (as last_exit), "uptime_ms", "attempt", "delay_ms", "reason",
+//         "path"} (fields that do not apply are omitted).
+// AppSpec: {"name", "cmd" ([argv]), "interpreter", "cwd", "env" (["K=V"]), "user",
+//           "group", "umask" (int|null), "restart" ("always"|"on-failure"|"never"),
+//           "max_restarts" (int|null), "min_uptime_ms", "restart_delay_ms",
+//           "backoff_max_ms", "kill_signal" ("TERM"; a number is accepted too),
+//           "kill_timeout_ms", "out", "err", "append", "log_max_size", "log_keep",
+//           "log_timestamps", "watch" ([path]), "watch_ignore" ([glob]),
+//           "watch_debounce_ms", "pid_file"}
 #pragma once
 
 #include <boost/json.hpp>
@@ -62,13 +74,20 @@ class FrameDecoder {
   enum class Status { kMessage, kNeedMore, kMalformed };
 
   void feed(std::string_view bytes);
-  // On kMessage fills `message`; on kMalformed fills `error`.
+  // On kMessage fills `message`; on kMalformed fills `error`. Empty lines are
+  // skipped. Once kMalformed, always kMalformed (with the same error).
   Status next(boost::json::object& message, std::string& error);
-  std::size_t buffered() const { return buffer_.size(); }
+  // Bytes received and not yet returned as messages.
+  std::size_t buffered() const { return buffer_.size() - start_; }
 
  private:
+  Status fail(std::string message, std::string& error);
+
   std::string buffer_;
+  std::size_t start_ = 0;    // bytes of buffer_ already consumed by next()
   std::size_t scanned_ = 0;  // bytes of buffer_ known to hold no '\n'
+  bool failed_ = false;
+  std::string error_;
 };
 
 // The frame of one message: compact JSON and '\n'.
@@ -77,6 +96,10 @@ std::string encode(const boost::json::object& message);
 // --- requests and responses ----------------------------------------------
 
 // Error codes on the wire, and the exit code the CLI gives each.
+// GCC 12 warns that ErrorCode::kVersion shadows protocol::kVersion, which a
+// scoped enumerator cannot do; the warning is silenced for this enum only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
 enum class ErrorCode {
   kBadRequest,   // malformed or unknown request (CLI exit 2)
   kVersion,      // protocol versions differ (CLI exit 3)
@@ -86,6 +109,7 @@ enum class ErrorCode {
   kInvalid,      // the spec is invalid (2)
   kInternal,     // anything else (1)
 };
+#pragma GCC diagnostic pop
 const char* error_code_name(ErrorCode code);  // "bad_request", ...
 ErrorCode parse_error_code(std::string_view name);  // unknown names: kInternal
 

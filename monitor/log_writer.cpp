@@ -263,4 +263,61 @@ int remove_rotated_logs(const std::string& path) {
   return removed;
 }
 
+namespace {
+
+// Appends to `out` (newest first) lines of the file at `path`, until `out`
+// holds `count`, reading backwards in blocks so that a large log costs only
+// its tail.
+void tail_one(const std::string& path, std::size_t count, std::vector<std::string>& out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return;
+  }
+  off_t end = st.st_size;
+  std::string pending;  // the start of a line whose beginning is not read yet
+  bool at_end = true;
+  char block[65536];
+  while (end > 0 && out.size() < count) {
+    const off_t start = end > static_cast<off_t>(sizeof block) ? end - static_cast<off_t>(sizeof block) : 0;
+    const ssize_t n = ::pread(fd, block, static_cast<std::size_t>(end - start), start);
+    if (n <= 0) break;
+    std::string chunk(block, static_cast<std::size_t>(n));
+    chunk += pending;
+    pending.clear();
+    std::size_t stop = chunk.size();
+    if (at_end && stop > 0 && chunk[stop - 1] == '\n') --stop;  // the file's final newline
+    at_end = false;
+    for (;;) {
+      const std::size_t nl = chunk.rfind('\n', stop == 0 ? 0 : stop - 1);
+      if (nl == std::string::npos || stop == 0) {
+        pending = chunk.substr(0, stop);
+        break;
+      }
+      out.push_back(chunk.substr(nl + 1, stop - nl - 1));
+      if (out.size() == count) break;
+      stop = nl;
+    }
+    end = start;
+  }
+  if (end == 0 && out.size() < count && !pending.empty()) out.push_back(pending);
+  ::close(fd);
+}
+
+}  // namespace
+
+std::vector<std::string> tail_lines(const std::string& path, std::size_t count) {
+  std::vector<std::string> newest_first;
+  if (count == 0) return newest_first;
+  tail_one(path, count, newest_first);
+  for (int index = 1; newest_first.size() < count; ++index) {
+    const std::string rotated = path + "." + std::to_string(index);
+    if (::access(rotated.c_str(), F_OK) != 0) break;
+    tail_one(rotated, count, newest_first);
+  }
+  return {newest_first.rbegin(), newest_first.rend()};
+}
+
 }  // namespace sempre

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "sempre/clock.hpp"
+#include "sempre/log_files.hpp"
 #include "sempre/result.hpp"
 
 namespace sempre {
@@ -61,8 +62,5 @@ class LogWriter {
   std::uint64_t size_;
   std::function<void(const std::string&)> on_rotate_;
 };
-
-// Deletes PATH.1 ... PATH.N (every rotated copy) of `path`. Returns how many.
-int remove_rotated_logs(const std::string& path);
 
 }  // namespace sempre

@@ -55,6 +55,17 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// A copy of the program at `path` in `dir`, which is opened up (0755) so that
+// a child that dropped to another user (nobody) can still exec it wherever
+// the build tree lives (under a 0700 /root, say).
+inline std::string world_executable_copy(const std::string& path, const TempDir& dir) {
+  std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));
+  const auto copy = dir.path() / std::filesystem::path(path).filename();
+  std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::permissions(copy, std::filesystem::perms(0755));
+  return copy.string();
+}
+
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

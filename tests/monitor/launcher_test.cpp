@@ -312,7 +312,9 @@ TEST_F(PosixLauncher, StdoutAndStderrGoToDevNullByDefault) {
 
 TEST_F(PosixLauncher, DropsToAnotherUserWhenRoot) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  test::TempDir dir;
   LaunchRequest request = child_request({"ids"});
+  request.argv[0] = test::world_executable_copy(SEMPRE_TEST_CHILD, dir);
   request.uid = 65534;
   request.gid = 65534;
   request.groups = {65534};

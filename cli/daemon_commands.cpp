@@ -1,0 +1,420 @@
+// The commands that talk to sempred: each sends one request (client.hpp)
+// and prints the answer (format.hpp) or the error, with the exit code of
+// DESIGN "Conventions".
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "client.hpp"
+#include "commands.hpp"
+#include "format.hpp"
+#include "start_options.hpp"
+
+extern char** environ;
+
+namespace sempre::cli {
+namespace {
+
+namespace json = boost::json;
+
+constexpr const char* kTargetHelp = "TARGET is an app's name, id or pid, or all.";
+
+int report(const Failure& failure) {
+  std::cout.flush();
+  std::cerr << "sempre: " << failure.message << '\n';
+  return failure.exit_code;
+}
+
+int usage_error(const std::string& command, const std::string& message) {
+  std::cerr << "sempre: " << message << "\nRun 'sempre " << command << " --help' for usage.\n";
+  return kExitUsage;
+}
+
+HomePaths home() { return home_paths(resolve_home()); }
+
+// Connects to the daemon (starting it when `starts_daemon` and none runs)
+// and runs `body` with the connection.
+int with_daemon(bool starts_daemon, const std::function<int(Client&)>& body) {
+  auto client = Client::connect(home(), starts_daemon);
+  if (!client) return report(client.failure());
+  return body(*client);
+}
+
+// The positional arguments and, when there was one, what followed "--".
+std::vector<std::string> with_dashes(std::vector<std::string> args, const Invocation& invocation) {
+  args.insert(args.end(), invocation.after_dashes.begin(), invocation.after_dashes.end());
+  return args;
+}
+
+// An optional TARGET: the one given, or the one after "--"; empty when
+// none; nullopt when more than one.
+std::optional<std::string> optional_target(const std::string& given, const Invocation& invocation) {
+  auto all = with_dashes(
+      given.empty() ? std::vector<std::string>{} : std::vector<std::string>{given}, invocation);
+  if (all.size() > 1) return std::nullopt;
+  return all.empty() ? std::string() : all.front();
+}
+
+json::array to_array(const std::vector<std::string>& items) {
+  json::array out;
+  for (const auto& item : items) out.emplace_back(item);
+  return out;
+}
+
+const json::object& object_at(const json::object& object, std::string_view key) {
+  static const json::object kEmpty;
+  const json::value* v = object.if_contains(key);
+  return v != nullptr && v->is_object() ? v->get_object() : kEmpty;
+}
+
+const json::array& array_at(const json::object& object, std::string_view key) {
+  static const json::array kEmpty;
+  const json::value* v = object.if_contains(key);
+  return v != nullptr && v->is_array() ? v->get_array() : kEmpty;
+}
+
+void add_targets(CLI::App& app, std::vector<std::string>& targets) {
+  app.add_option("TARGET", targets, "Apps to act on: a name, an id, a pid, or all");
+  app.footer(kTargetHelp);
+}
+
+// Sends `cmd` for `targets` and prints "VERB APP (id N[, pid P])" for
+// every app the daemon acted on.
+int act_on(bool starts_daemon, const std::string& command, std::string_view cmd,
+           const std::vector<std::string>& targets, json::object args, const std::string& verb,
+           bool with_pid) {
+  if (targets.empty()) return usage_error(command, "TARGET is required");
+  args["targets"] = to_array(targets);
+  return with_daemon(starts_daemon, [&](Client& client) {
+    auto result = client.request(cmd, std::move(args), kStopTimeout);
+    if (!result) return report(result.failure());
+    const json::array& apps = array_at(*result, "apps");
+    if (apps.empty()) std::cout << "no apps\n";
+    for (const json::value& app : apps) {
+      if (app.is_object()) {
+        std::cout << verb << ' ' << app_label(app.get_object(), with_pid) << '\n';
+      }
+    }
+    return kExitOk;
+  });
+}
+
+// A command of the form `NAME TARGET...`.
+std::function<int()> define_target_command(CLI::App& app, const Invocation& invocation,
+                                           bool starts_daemon, std::string command,
+                                           std::string verb, bool with_pid) {
+  auto targets = std::make_shared<std::vector<std::string>>();
+  add_targets(app, *targets);
+  return [targets, &invocation, starts_daemon, command, verb, with_pid] {
+    return act_on(starts_daemon, command, command, with_dashes(*targets, invocation), {}, verb,
+                  with_pid);
+  };
+}
+
+std::vector<std::string> current_env() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
+}
+
+int daemon_status() {
+  return with_daemon(false, [](Client& client) {
+    auto ping = client.request("ping", {}, kRequestTimeout);
+    if (!ping) return report(ping.failure());
+    std::cout << format_daemon_status(*ping);
+    return kExitOk;
+  });
+}
+
+int daemon_start() {
+  const HomePaths paths = home();
+  const bool was_running = running_daemon_pid(paths).has_value();
+  auto client = Client::connect(paths, true);
+  if (!client) return report(client.failure());
+  auto ping = client->request("ping", {}, kRequestTimeout);
+  if (!ping) return report(ping.failure());
+  const std::string pid = std::to_string(field_int(*ping, "pid").value_or(0));
+  std::cout << (was_running ? "the daemon is already running (pid " + pid + ")"
+                            : "started the daemon (pid " + pid + ")")
+            << '\n';
+  return kExitOk;
+}
+
+// Sends `cmd`, kill or shutdown, which stops every app and then the daemon,
+// and waits until the daemon has exited. A shutdown the daemon does not
+// understand (it speaks another protocol version) becomes a SIGTERM, which
+// does the same.
+int stop_daemon(const std::string& cmd) {
+  const HomePaths paths = home();
+  const auto pid = running_daemon_pid(paths);
+  const bool pid_known = pid && *pid > 0;
+  auto client = Client::connect(paths, false);
+  if (!client && !pid) {
+    std::cout << no_daemon_message(paths) << '\n';
+    return kExitOk;
+  }
+  std::optional<std::int64_t> stopped;
+  Failure failure = client ? Failure{} : client.failure();
+  if (client) {
+    auto result = client->request(cmd, {}, kStopTimeout);
+    if (result) {
+      stopped = field_int(*result, "stopped").value_or(0);
+    } else {
+      failure = result.failure();
+    }
+  }
+  const std::string label = pid_known ? " (pid " + std::to_string(*pid) + ")" : "";
+  if (!stopped) {
+    if (!pid_known) return report(failure);
+    if (cmd == "shutdown") {
+      if (::kill(*pid, SIGTERM) != 0 && errno != ESRCH) {
+        return report(
+            {kExitFailed, "cannot signal the daemon" + label + ": " + std::strerror(errno)});
+      }
+    } else if (!wait_for_exit(*pid, std::chrono::seconds(1))) {
+      return report(failure);
+    }
+  }
+  if (pid_known && !wait_for_exit(*pid, stopped ? kDaemonStartTimeout : kStopTimeout)) {
+    return report({kExitFailed, "the daemon" + label + " did not exit"});
+  }
+  const std::int64_t n = stopped.value_or(0);
+  if (cmd == "kill") {
+    const std::string apps = std::to_string(n) + (n == 1 ? " app" : " apps");
+    std::cout << "stopped " << (stopped ? apps + " and " : "") << "the daemon" << label << '\n';
+  } else if (n > 0) {
+    std::cout << "stopped the daemon" << label
+              << "; the apps it ran start again with the next daemon\n";
+  } else {
+    std::cout << "stopped the daemon" << label << '\n';
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::function<int()> define_start(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
+  auto args = std::make_shared<StartArgs>();
+  add_start_options(app, *args, invocation);
+  app.footer(
+      "sempre start answers once the program was spawned, or with the reason it could not be.\n"
+      "The program gets sempre's environment plus --env. Its output goes to\n"
+      "SEMPRE_HOME/logs/NAME.out.log and NAME.err.log unless --out, --err or --log say otherwise.");
+  return [args, starts_daemon] {
+    std::error_code ec;
+    const std::string cwd = std::filesystem::current_path(ec).string();
+    auto options = to_app_options(*args, current_env(), cwd);
+    if (!options) return usage_error("start", options.error().message);
+    const AppSpec spec{options->name, options->monitor};
+    return with_daemon(starts_daemon, [&](Client& client) {
+      auto result = client.request("start", {{"spec", protocol::to_json(spec)}}, kRequestTimeout);
+      if (!result) return report(result.failure());
+      std::cout << "started " << app_label(object_at(*result, "app"), true) << '\n';
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_stop(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
+  return define_target_command(app, invocation, starts_daemon, "stop", "stopped", false);
+}
+
+std::function<int()> define_restart(CLI::App& app, const Invocation& invocation,
+                                    bool starts_daemon) {
+  return define_target_command(app, invocation, starts_daemon, "restart", "restarted", true);
+}
+
+std::function<int()> define_delete(CLI::App& app, const Invocation& invocation,
+                                   bool starts_daemon) {
+  return define_target_command(app, invocation, starts_daemon, "delete", "deleted", false);
+}
+
+std::function<int()> define_stopall(CLI::App&, const Invocation&, bool starts_daemon) {
+  return [starts_daemon] {
+    return act_on(starts_daemon, "stopall", "stop", {"all"}, {}, "stopped", false);
+  };
+}
+
+std::function<int()> define_restartall(CLI::App&, const Invocation&, bool starts_daemon) {
+  return [starts_daemon] {
+    return act_on(starts_daemon, "restartall", "restart", {"all"}, {}, "restarted", true);
+  };
+}
+
+std::function<int()> define_signal(CLI::App& app, const Invocation& invocation,
+                                   bool starts_daemon) {
+  auto signal = std::make_shared<std::string>();
+  auto targets = std::make_shared<std::vector<std::string>>();
+  app.add_option("SIGNAL", *signal, "The signal: a name (TERM, SIGHUP, -HUP) or a number (9, -9)");
+  add_targets(app, *targets);
+  return [signal, targets, &invocation, starts_daemon] {
+    std::vector<std::string> words = with_dashes(*targets, invocation);
+    if (!signal->empty()) words.insert(words.begin(), *signal);
+    if (words.empty()) return usage_error("signal", "SIGNAL is required");
+    const std::string& name = words.front();
+    // kill(1)'s spelling, "-9" or "-HUP", is accepted too.
+    auto sig = parse_signal(name.size() > 1 && name.front() == '-' ? name.substr(1) : name);
+    if (!sig) return usage_error("signal", sig.error().message);
+    words.erase(words.begin());
+    return act_on(starts_daemon, "signal", "signal", words, {{"signal", *sig}},
+                  "sent " + signal_name(*sig) + " to", true);
+  };
+}
+
+std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_daemon) {
+  auto as_json = std::make_shared<bool>(false);
+  app.add_flag("--json", *as_json, "Print the apps as a JSON array (its schema is in sempre(1))");
+  return [as_json, starts_daemon] {
+    return with_daemon(starts_daemon, [&](Client& client) {
+      auto result = client.request("list", {}, kRequestTimeout);
+      if (!result) return report(result.failure());
+      const json::array& apps = array_at(*result, "apps");
+      if (*as_json) {
+        std::cout << json::serialize(apps) << '\n';
+      } else {
+        std::cout << format_list(apps, colour_enabled(STDOUT_FILENO));
+      }
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
+  auto target = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  app.add_option("TARGET", *target, "The app: a name, an id or a pid");
+  app.add_flag("--json", *as_json, "Print the app and its spec as one JSON object");
+  app.footer(kTargetHelp);
+  return [target, as_json, &invocation, starts_daemon] {
+    const auto targets = with_dashes(
+        target->empty() ? std::vector<std::string>{} : std::vector<std::string>{*target},
+        invocation);
+    if (targets.size() != 1) return usage_error("info", "expected one TARGET");
+    return with_daemon(starts_daemon, [&](Client& client) {
+      auto result = client.request("info", {{"target", targets[0]}}, kRequestTimeout);
+      if (!result) return report(result.failure());
+      const json::object& info = object_at(*result, "app");
+      if (*as_json) {
+        std::cout << json::serialize(info) << '\n';
+        return kExitOk;
+      }
+      std::optional<AppSpec> spec;
+      if (info.contains("spec")) {
+        if (auto parsed = protocol::app_spec_from_json(object_at(info, "spec"))) spec = *parsed;
+      }
+      std::cout << format_info(info, spec, colour_enabled(STDOUT_FILENO));
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_logs(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
+  struct Args {
+    std::string target;
+    int lines = 15;
+    bool follow = false;
+  };
+  auto a = std::make_shared<Args>();
+  app.add_option("TARGET", a->target, "Whose logs: a name, an id, a pid, or all (the default)");
+  app.add_option("-n,--lines", a->lines, "How many of the last lines of each log to print")
+      ->capture_default_str();
+  app.add_flag("-f,--follow", a->follow,
+               "Keep printing lines as they are written, until interrupted");
+  app.footer(
+      "Prints the last lines of the standard output and standard error logs. When several apps\n"
+      "are shown (no TARGET, or all), each line starts with the app's name: \"api | line\".");
+  return [a, &invocation, starts_daemon] {
+    if (a->lines < 0) return usage_error("logs", "--lines: must be 0 or more");
+    const auto target = optional_target(a->target, invocation);
+    if (!target) return usage_error("logs", "expected at most one TARGET");
+    const bool prefixed = target->empty() || *target == "all";
+    const bool colour = colour_enabled(STDOUT_FILENO);
+    json::object args{{"lines", a->lines}, {"follow", a->follow}};
+    args["target"] = target->empty() ? json::value(nullptr) : json::value(*target);
+    return with_daemon(starts_daemon, [&](Client& client) {
+      auto result = client.request(
+          "logs", std::move(args),
+          a->follow ? std::nullopt : std::optional<std::chrono::milliseconds>(kRequestTimeout),
+          [&](const json::object& item) {
+            std::cout << format_log_line(field_string(item, "app"), field_string(item, "stream"),
+                                         field_string(item, "line"), prefixed, colour)
+                      << '\n';
+            if (a->follow) std::cout.flush();
+          });
+      if (!result) return report(result.failure());
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_events(CLI::App& app, const Invocation& invocation,
+                                   bool starts_daemon) {
+  auto target = std::make_shared<std::string>();
+  auto as_json = std::make_shared<bool>(false);
+  app.add_option("TARGET", *target, "Whose events: a name, an id, a pid, or all (the default)");
+  app.add_flag("--json", *as_json,
+               "Print each event as one JSON object per line: {\"app\":NAME, \"event\":{...}}");
+  app.footer("Streams until interrupted. " + std::string(kTargetHelp));
+  return [target, as_json, &invocation, starts_daemon] {
+    const auto t = optional_target(*target, invocation);
+    if (!t) return usage_error("events", "expected at most one TARGET");
+    json::object args;
+    args["target"] = t->empty() ? json::value(nullptr) : json::value(*t);
+    return with_daemon(starts_daemon, [&](Client& client) {
+      auto result =
+          client.request("events", std::move(args), std::nullopt, [&](const json::object& item) {
+            if (*as_json) {
+              std::cout << json::serialize(item) << '\n';
+            } else {
+              std::cout << format_event(field_string(item, "app"), object_at(item, "event"))
+                        << '\n';
+            }
+            std::cout.flush();
+          });
+      if (!result) return report(result.failure());
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_cleanlogs(CLI::App& app, const Invocation&, bool starts_daemon) {
+  app.footer("Removes NAME.out.log.1 ... and NAME.err.log.1 ...; the live logs stay.");
+  return [starts_daemon] {
+    return with_daemon(starts_daemon, [](Client& client) {
+      auto result = client.request("cleanlogs", {}, kRequestTimeout);
+      if (!result) return report(result.failure());
+      const auto removed = field_int(*result, "removed").value_or(0);
+      std::cout << "removed " << removed << " rotated log file" << (removed == 1 ? "" : "s")
+                << '\n';
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_daemon(CLI::App& app, const Invocation&, bool) {
+  auto action = std::make_shared<std::string>();
+  app.add_option("ACTION", *action, "status, stop or start")
+      ->required()
+      ->check(CLI::IsMember({"status", "stop", "start"}));
+  app.footer(
+      "status: print the daemon's pid, home, uptime and number of apps (exit 3 when none runs).\n"
+      "stop:   stop the daemon and its apps; they start again with the next daemon.\n"
+      "start:  start the daemon unless it runs (any other command starts it too).");
+  return [action] {
+    if (*action == "status") return daemon_status();
+    if (*action == "stop") return stop_daemon("shutdown");
+    return daemon_start();
+  };
+}
+
+std::function<int()> define_kill(CLI::App& app, const Invocation&, bool) {
+  app.footer("Stops every app, as stop all does, then the daemon.");
+  return [] { return stop_daemon("kill"); };
+}
+
+}  // namespace sempre::cli

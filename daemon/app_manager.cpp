@@ -1,0 +1,651 @@
+#include "app_manager.hpp"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <map>
+#include <spdlog/spdlog.h>
+
+#include "protocol.hpp"
+#include "sempre/log_files.hpp"
+#include "sempre/monitor.hpp"
+#include "state_store.hpp"
+
+namespace sempre {
+namespace {
+
+namespace json = boost::json;
+using protocol::ErrorCode;
+
+constexpr std::size_t kDefaultLogLines = 15;
+
+// Names double as log file names and must not read as an id, a pid or `all`.
+std::string check_name(const std::string& name) {
+  if (name.empty()) return "the app name must not be empty";
+  if (name == "all") return "\"all\" cannot name an app: it means every app";
+  if (name.find('/') != std::string::npos || name == "." || name == "..") {
+    return "invalid app name \"" + name + "\": it must not contain '/'";
+  }
+  if (name.find_first_not_of("0123456789") == std::string::npos) {
+    return "invalid app name \"" + name + "\": a number would read as an id or a pid";
+  }
+  return {};
+}
+
+// Sends `sig`, then SIGKILL after `timeout`, to the group of `pid`, a
+// process left running by an earlier daemon (not our child: watched through
+// a pidfd). `done` runs once it is gone.
+class StaleChildStopper : public std::enable_shared_from_this<StaleChildStopper> {
+ public:
+  static void stop(boost::asio::any_io_executor executor, pid_t pid, int sig, Millis timeout,
+                   std::function<void()> done) {
+    auto self = std::shared_ptr<StaleChildStopper>(
+        new StaleChildStopper(executor, pid, std::move(done)));
+    self->begin(sig, timeout);
+  }
+
+ private:
+  StaleChildStopper(boost::asio::any_io_executor executor, pid_t pid, std::function<void()> done)
+      : pid_(pid), fd_(executor), timer_(executor), done_(std::move(done)) {}
+
+  void begin(int sig, Millis timeout) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
+    if (pidfd < 0) {
+      finish();
+      return;
+    }
+    boost::system::error_code ec;
+    fd_.assign(pidfd, ec);
+    if (ec) {
+      ::close(pidfd);
+      finish();
+      return;
+    }
+    auto self = shared_from_this();
+    fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                   [self](const boost::system::error_code&) { self->finish(); });
+    timer_.expires_after(timeout);
+    timer_.async_wait([self](const boost::system::error_code& error) {
+      if (error) return;
+      ::kill(-self->pid_, SIGKILL);
+      ::kill(self->pid_, SIGKILL);
+    });
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    ::kill(-pid_, SIGKILL);  // what is left of its group
+    timer_.cancel();
+    boost::system::error_code ignored;
+    fd_.close(ignored);
+    if (done_) done_();
+  }
+
+  pid_t pid_;
+  boost::asio::posix::stream_descriptor fd_;
+  boost::asio::steady_timer timer_;
+  std::function<void()> done_;
+  bool finished_ = false;
+};
+
+// Counts down a set of asynchronous completions and then runs `done` once.
+struct Countdown {
+  std::size_t left;
+  std::function<void()> done;
+  void one() {
+    if (--left == 0 && done) done();
+  }
+};
+
+}  // namespace
+
+class AppManager::Impl {
+ public:
+  Impl(boost::asio::any_io_executor executor, HomePaths paths, std::shared_ptr<spdlog::logger> log)
+      : executor_(std::move(executor)),
+        paths_(std::move(paths)),
+        log_(std::move(log)),
+        started_(std::chrono::steady_clock::now()) {}
+
+  ~Impl() {
+    // Monitors kill what still runs; subscribers are only weak references.
+    apps_.clear();
+  }
+
+  void restore() {
+    auto loaded = load_state(paths_.state);
+    if (!loaded) {
+      log_->error("cannot read {}: {}; starting with no app", paths_.state, loaded.error().message);
+      return;
+    }
+    if (!loaded->warning.empty()) log_->warn("{}", loaded->warning);
+    next_id_ = std::max<std::uint64_t>(loaded->state.next_id, 1);
+    for (SavedApp& saved : loaded->state.apps) {
+      next_id_ = std::max(next_id_, saved.id + 1);
+      // The next run appends to the logs of the runs before the restart.
+      saved.spec.monitor.logs.append = true;
+      App& app = add_app(saved.id, std::move(saved.spec), saved.wanted_up);
+      log_->info("restored app {} (id {}), wanted {}", app.spec.name, app.id,
+                 app.wanted_up ? "up" : "down");
+      if (!app.wanted_up) continue;
+      const std::uint64_t id = app.id;
+      auto start = [this, id] {
+        App* a = find_id(id);
+        if (a == nullptr || !a->wanted_up) return;
+        if (auto st = start_app(*a); !st) {
+          log_->error("app {} (id {}) cannot start: {}", a->spec.name, id, st.error().message);
+        }
+      };
+      if (saved.pid && saved.pid_start_time && process_start_time(*saved.pid) == saved.pid_start_time) {
+        log_->warn("app {} (id {}): pid {} of an earlier daemon still runs; stopping it first",
+                   app.spec.name, app.id, *saved.pid);
+        StaleChildStopper::stop(executor_, *saved.pid, app.spec.monitor.kill_signal,
+                                app.spec.monitor.kill_timeout, start);
+      } else {
+        start();
+      }
+    }
+    persist();
+  }
+
+  void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    const std::string& cmd = request.cmd;
+    if (cmd == "ping") return ping(request, session);
+    if (cmd == "start") return start(request, session);
+    if (cmd == "stop" || cmd == "restart" || cmd == "delete") return stop_restart_delete(request, session);
+    if (cmd == "signal") return signal(request, session);
+    if (cmd == "list") return list(request, session);
+    if (cmd == "info") return info(request, session);
+    if (cmd == "logs") return logs(request, session);
+    if (cmd == "events") return events(request, session);
+    if (cmd == "cleanlogs") return cleanlogs(request, session);
+    if (cmd == "kill" || cmd == "shutdown") return kill(request, session, cmd == "kill");
+    fail(session, request, ErrorCode::kBadRequest, "unknown command \"" + cmd + "\"");
+  }
+
+  void shutdown(std::function<void()> done) {
+    stop_all(/*keep_wanted=*/true, [this, done = std::move(done)](std::size_t) {
+      persist();
+      if (done) done();
+    });
+  }
+
+  void set_on_kill(std::function<void()> on_kill) { on_kill_ = std::move(on_kill); }
+
+  std::vector<pid_t> owned_pids() const {
+    std::vector<pid_t> pids;
+    for (const auto& [id, app] : apps_) {
+      if (const pid_t pid = app->monitor->status().pid; pid != 0) pids.push_back(pid);
+    }
+    return pids;
+  }
+
+ private:
+  struct App {
+    std::uint64_t id = 0;
+    AppSpec spec;
+    bool wanted_up = false;
+    std::unique_ptr<Monitor> monitor;
+  };
+
+  // A client following logs or events.
+  struct Subscriber {
+    std::uint64_t key;
+    std::weak_ptr<Session> session;
+    std::uint64_t request_id;
+    std::uint64_t app_id;  // 0: every app
+  };
+
+  // --- apps -------------------------------------------------------------
+
+  App& add_app(std::uint64_t id, AppSpec spec, bool wanted_up) {
+    auto app = std::make_unique<App>();
+    app->id = id;
+    app->spec = std::move(spec);
+    app->wanted_up = wanted_up;
+    app->monitor = std::make_unique<Monitor>(executor_, app->spec.monitor);
+    App* raw = app.get();
+    app->monitor->on_event([this, raw](const Event& e) { on_app_event(*raw, e); });
+    app->monitor->on_output([this, raw](OutputStream stream, std::string_view line) {
+      on_app_output(*raw, stream, line);
+    });
+    apps_[id] = std::move(app);
+    return *raw;
+  }
+
+  Status start_app(App& app) {
+    app.wanted_up = true;
+    return app.monitor->start();
+  }
+
+  App* find_id(std::uint64_t id) {
+    auto it = apps_.find(id);
+    return it == apps_.end() ? nullptr : it->second.get();
+  }
+
+  App* find_name(const std::string& name) {
+    for (auto& [id, app] : apps_) {
+      if (app->spec.name == name) return app.get();
+    }
+    return nullptr;
+  }
+
+  // Resolves TARGETs (name, id, pid or "all") to apps, in id order, each once.
+  Result<std::vector<App*>> resolve(const std::vector<std::string>& targets) {
+    std::vector<App*> found;
+    auto add = [&found](App* app) {
+      if (std::find(found.begin(), found.end(), app) == found.end()) found.push_back(app);
+    };
+    for (const std::string& target : targets) {
+      if (target == "all") {
+        for (auto& [id, app] : apps_) add(app.get());
+        continue;
+      }
+      App* match = find_name(target);
+      if (match == nullptr && !target.empty() &&
+          target.find_first_not_of("0123456789") == std::string::npos && target.size() < 19) {
+        const auto number = std::stoull(target);
+        match = find_id(number);
+        for (auto it = apps_.begin(); match == nullptr && it != apps_.end(); ++it) {
+          if (static_cast<std::uint64_t>(it->second->monitor->status().pid) == number) {
+            match = it->second.get();
+          }
+        }
+      }
+      if (match == nullptr) {
+        return Error{ErrorKind::kNotFound, "no app matches \"" + target + "\""};
+      }
+      add(match);
+    }
+    std::sort(found.begin(), found.end(), [](App* a, App* b) { return a->id < b->id; });
+    return found;
+  }
+
+  protocol::AppInfo info_of(App& app) {
+    protocol::AppInfo info;
+    info.id = app.id;
+    info.name = app.spec.name;
+    info.status = app.monitor->status();
+    info.status.wanted_up = app.wanted_up;
+    info.usage = app.monitor->usage();
+    info.cmd = app.spec.monitor.argv;
+    info.cwd = app.spec.monitor.cwd;
+    return info;
+  }
+
+  json::array infos_of(const std::vector<App*>& apps) {
+    json::array out;
+    for (App* app : apps) out.push_back(protocol::to_json(info_of(*app)));
+    return out;
+  }
+
+  void persist() {
+    SavedState state;
+    state.next_id = next_id_;
+    for (const auto& [id, app] : apps_) {
+      SavedApp saved;
+      saved.id = id;
+      saved.spec = app->spec;
+      saved.wanted_up = app->wanted_up;
+      if (const pid_t pid = app->monitor->status().pid; pid != 0) {
+        saved.pid = pid;
+        saved.pid_start_time = process_start_time(pid);
+      }
+      state.apps.push_back(std::move(saved));
+    }
+    if (auto st = save_state(paths_.state, state); !st) {
+      log_->error("cannot save {}: {}", paths_.state, st.error().message);
+    }
+  }
+
+  // Stops `apps` (wanted down unless `keep_wanted`), then runs `done` with
+  // how many there were, once every one of them is down.
+  void stop_apps(const std::vector<App*>& apps, bool keep_wanted,
+                 std::function<void(std::size_t)> done) {
+    auto countdown = std::make_shared<Countdown>();
+    countdown->left = apps.size() + 1;
+    countdown->done = [done = std::move(done), n = apps.size()] { done(n); };
+    for (App* app : apps) {
+      if (!keep_wanted) app->wanted_up = false;
+      app->monitor->stop([countdown] { countdown->one(); });
+    }
+    countdown->one();
+  }
+
+  void stop_all(bool keep_wanted, std::function<void(std::size_t)> done) {
+    std::vector<App*> all;
+    for (auto& [id, app] : apps_) all.push_back(app.get());
+    stop_apps(all, keep_wanted, std::move(done));
+  }
+
+  // --- events and output ------------------------------------------------
+
+  void on_app_event(App& app, const Event& e) {
+    const std::string line = describe(e);
+    if (e.type == EventType::kFailed) {
+      log_->error("app {} (id {}): {}", app.spec.name, app.id, line);
+    } else {
+      log_->info("app {} (id {}): {}", app.spec.name, app.id, line);
+    }
+    // The pid in state.json must follow every spawn and exit.
+    if (e.type == EventType::kStart || e.type == EventType::kExit) persist_soon();
+    json::object item{{"app", app.spec.name}, {"event", protocol::to_json(e)}};
+    publish(event_subscribers_, app.id, item);
+  }
+
+  void on_app_output(App& app, OutputStream stream, std::string_view line) {
+    if (log_subscribers_.empty()) return;
+    json::object item{{"app", app.spec.name},
+                      {"stream", stream == OutputStream::kStdout ? "out" : "err"},
+                      {"line", line}};
+    publish(log_subscribers_, app.id, item);
+  }
+
+  void publish(std::vector<Subscriber>& subscribers, std::uint64_t app_id, const json::object& item) {
+    for (const Subscriber& s : subscribers) {
+      if (s.app_id != 0 && s.app_id != app_id) continue;
+      if (auto session = s.session.lock()) session->send(protocol::make_item(s.request_id, item));
+    }
+  }
+
+  void subscribe(std::vector<Subscriber>& list, const std::shared_ptr<Session>& session,
+                 std::uint64_t request_id, std::uint64_t app_id) {
+    const std::uint64_t key = ++last_subscriber_;
+    list.push_back({key, session, request_id, app_id});
+    std::weak_ptr<bool> alive = alive_;
+    session->on_close([this, alive, &list, key] {
+      if (alive.expired()) return;
+      std::erase_if(list, [key](const Subscriber& s) { return s.key == key; });
+    });
+  }
+
+  // Several events of one transition (exit, restart, start) save once.
+  void persist_soon() {
+    if (persist_pending_) return;
+    persist_pending_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    boost::asio::post(executor_, [this, alive] {
+      if (alive.expired()) return;
+      persist_pending_ = false;
+      persist();
+    });
+  }
+
+  // --- requests ---------------------------------------------------------
+
+  static void reply(const std::shared_ptr<Session>& session, const protocol::Request& request,
+                    json::object result) {
+    session->send(protocol::make_result(request.id, std::move(result)));
+  }
+
+  static void fail(const std::shared_ptr<Session>& session, const protocol::Request& request,
+                   ErrorCode code, const std::string& message) {
+    session->send(protocol::make_error(request.id, code, message));
+  }
+
+  // The "targets" argument: a non-empty array of strings.
+  static Result<std::vector<std::string>> targets_of(const protocol::Request& request) {
+    std::vector<std::string> targets;
+    const json::value* v = request.args.if_contains("targets");
+    if (v == nullptr || !v->is_array() || v->as_array().empty()) {
+      return Error{ErrorKind::kInvalidArgument, request.cmd + ": expected at least one TARGET"};
+    }
+    for (const json::value& t : v->as_array()) {
+      if (!t.is_string()) return Error{ErrorKind::kInvalidArgument, request.cmd + ": a TARGET must be a string"};
+      targets.emplace_back(t.as_string());
+    }
+    return targets;
+  }
+
+  void ping(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    const auto uptime = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
+    reply(session, request,
+          {{"pid", ::getpid()},
+           {"version", protocol::kVersion},
+           {"home", paths_.home},
+           {"uptime_ms", uptime.count()},
+           {"apps", apps_.size()}});
+  }
+
+  void start(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    const json::value* v = request.args.if_contains("spec");
+    if (v == nullptr || !v->is_object()) {
+      return fail(session, request, ErrorCode::kBadRequest, "start: expected a spec");
+    }
+    auto spec = protocol::app_spec_from_json(v->as_object());
+    if (!spec) return fail(session, request, ErrorCode::kInvalid, spec.error().message);
+    if (auto problem = check_name(spec->name); !problem.empty()) {
+      return fail(session, request, ErrorCode::kInvalid, problem);
+    }
+    if (App* taken = find_name(spec->name); taken != nullptr) {
+      return fail(session, request, ErrorCode::kExists,
+                  "an app named \"" + spec->name + "\" already exists (id " +
+                      std::to_string(taken->id) + "); pick another with --name");
+    }
+    LogOptions& logs = spec->monitor.logs;
+    if (logs.out_path.empty() && logs.err_path.empty()) {
+      logs.out_path = paths_.logs_dir + "/" + spec->name + ".out.log";
+      logs.err_path = paths_.logs_dir + "/" + spec->name + ".err.log";
+    }
+    if (auto st = validate(spec->monitor); !st) {
+      return fail(session, request, ErrorCode::kInvalid, st.error().message);
+    }
+    const std::uint64_t id = next_id_++;
+    App& app = add_app(id, std::move(*spec), true);
+    if (auto st = start_app(app); !st) {
+      const std::string message = st.error().message;
+      log_->warn("app {} (id {}) not started: {}", app.spec.name, id, message);
+      apps_.erase(id);  // a typo in the command must not leave a failed entry behind
+      persist();
+      return fail(session, request, ErrorCode::kSpawnFailed, message);
+    }
+    log_->info("started app {} (id {}), pid {}", app.spec.name, id, app.monitor->status().pid);
+    persist();
+    reply(session, request, {{"app", protocol::to_json(info_of(app))}});
+  }
+
+  void stop_restart_delete(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    auto targets = targets_of(request);
+    if (!targets) return fail(session, request, ErrorCode::kBadRequest, targets.error().message);
+    auto apps = resolve(*targets);
+    if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
+    std::vector<std::uint64_t> ids;
+    for (App* app : *apps) ids.push_back(app->id);
+    std::weak_ptr<bool> alive = alive_;
+    auto answer = [this, alive, ids, request, session](bool erase) {
+      if (alive.expired()) return;
+      std::vector<App*> now;
+      for (auto id : ids) {
+        if (App* a = find_id(id)) now.push_back(a);
+      }
+      json::array infos = infos_of(now);
+      if (erase) {
+        for (auto id : ids) {
+          // The Monitor may be inside its own callback: destroy it later.
+          auto it = apps_.find(id);
+          if (it == apps_.end()) continue;
+          log_->info("deleted app {} (id {})", it->second->spec.name, id);
+          std::shared_ptr<App> gone(std::move(it->second));
+          apps_.erase(it);
+          boost::asio::post(executor_, [gone] {});
+        }
+      }
+      persist();
+      reply(session, request, {{"apps", std::move(infos)}});
+    };
+    if (request.cmd == "restart") {
+      auto countdown = std::make_shared<Countdown>();
+      countdown->left = apps->size() + 1;
+      countdown->done = [answer] { answer(false); };
+      for (App* app : *apps) {
+        app->wanted_up = true;
+        app->monitor->restart([countdown] { countdown->one(); });
+      }
+      countdown->one();
+      return;
+    }
+    const bool erase = request.cmd == "delete";
+    stop_apps(*apps, false, [answer, erase](std::size_t) { answer(erase); });
+  }
+
+  void signal(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    auto targets = targets_of(request);
+    if (!targets) return fail(session, request, ErrorCode::kBadRequest, targets.error().message);
+    const json::value* sig = request.args.if_contains("signal");
+    if (sig == nullptr || !sig->is_int64() || sig->as_int64() <= 0 || sig->as_int64() >= NSIG) {
+      return fail(session, request, ErrorCode::kBadRequest, "signal: expected a signal number");
+    }
+    auto apps = resolve(*targets);
+    if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
+    for (App* app : *apps) {
+      if (auto st = app->monitor->signal(static_cast<int>(sig->as_int64())); !st) {
+        return fail(session, request, ErrorCode::kNotFound,
+                    "app \"" + app->spec.name + "\" is not running");
+      }
+    }
+    reply(session, request, {{"apps", infos_of(*apps)}});
+  }
+
+  void list(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    std::vector<App*> all;
+    for (auto& [id, app] : apps_) all.push_back(app.get());
+    reply(session, request, {{"apps", infos_of(all)}});
+  }
+
+  // A single app from "target", or an error already sent.
+  App* one_target(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    const json::value* t = request.args.if_contains("target");
+    if (t == nullptr || !t->is_string()) {
+      fail(session, request, ErrorCode::kBadRequest, request.cmd + ": expected one TARGET");
+      return nullptr;
+    }
+    auto apps = resolve({std::string(t->as_string())});
+    if (!apps) {
+      fail(session, request, ErrorCode::kNotFound, apps.error().message);
+      return nullptr;
+    }
+    if (apps->size() != 1) {
+      fail(session, request, ErrorCode::kBadRequest, request.cmd + ": expected one app, not \"all\"");
+      return nullptr;
+    }
+    return apps->front();
+  }
+
+  void info(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    App* app = one_target(request, session);
+    if (app == nullptr) return;
+    json::object result = protocol::to_json(info_of(*app));
+    result["spec"] = protocol::to_json(app->spec);
+    reply(session, request, {{"app", std::move(result)}});
+  }
+
+  // The apps of an optional "target" (null or missing: every app), or an
+  // error already sent.
+  std::optional<std::vector<App*>> optional_targets(const protocol::Request& request,
+                                                    const std::shared_ptr<Session>& session) {
+    const json::value* t = request.args.if_contains("target");
+    std::vector<std::string> targets{"all"};
+    if (t != nullptr && t->is_string()) targets = {std::string(t->as_string())};
+    auto apps = resolve(targets);
+    if (!apps) {
+      fail(session, request, ErrorCode::kNotFound, apps.error().message);
+      return std::nullopt;
+    }
+    return *apps;
+  }
+
+  static bool every_app(const protocol::Request& request) {
+    const json::value* t = request.args.if_contains("target");
+    return t == nullptr || !t->is_string() || t->as_string() == "all";
+  }
+
+  void logs(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    auto apps = optional_targets(request, session);
+    if (!apps) return;
+    std::size_t lines = kDefaultLogLines;
+    if (const json::value* n = request.args.if_contains("lines"); n != nullptr && n->is_int64()) {
+      lines = static_cast<std::size_t>(std::max<std::int64_t>(0, n->as_int64()));
+    }
+    const json::value* f = request.args.if_contains("follow");
+    const bool follow = f != nullptr && f->is_bool() && f->as_bool();
+    for (App* app : *apps) {
+      const LogOptions& l = app->spec.monitor.logs;
+      auto send_tail = [&](const std::string& path, const char* stream) {
+        if (path.empty()) return;
+        for (const std::string& line : tail_lines(path, lines)) {
+          session->send(protocol::make_item(
+              request.id, {{"app", app->spec.name}, {"stream", stream}, {"line", line}}));
+        }
+      };
+      send_tail(l.out_path, "out");
+      if (l.err_path != l.out_path) send_tail(l.err_path, "err");
+    }
+    if (!follow) return reply(session, request, {});
+    // Nothing runs between the tail above and this subscription: no line is
+    // missed or shown twice.
+    const std::uint64_t app_id = every_app(request) ? 0 : apps->front()->id;
+    subscribe(log_subscribers_, session, request.id, app_id);
+  }
+
+  void events(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    auto apps = optional_targets(request, session);
+    if (!apps) return;
+    const std::uint64_t app_id = every_app(request) ? 0 : apps->front()->id;
+    subscribe(event_subscribers_, session, request.id, app_id);
+  }
+
+  void cleanlogs(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    int removed = 0;
+    for (auto& [id, app] : apps_) {
+      const LogOptions& l = app->spec.monitor.logs;
+      if (!l.out_path.empty()) removed += remove_rotated_logs(l.out_path);
+      if (!l.err_path.empty() && l.err_path != l.out_path) removed += remove_rotated_logs(l.err_path);
+    }
+    log_->info("cleanlogs removed {} rotated log files", removed);
+    reply(session, request, {{"removed", removed}});
+  }
+
+  void kill(const protocol::Request& request, const std::shared_ptr<Session>& session, bool forget) {
+    log_->info("{} requested: stopping every app", request.cmd);
+    std::weak_ptr<bool> alive = alive_;
+    stop_all(/*keep_wanted=*/!forget, [this, alive, request, session](std::size_t n) {
+      if (alive.expired()) return;
+      persist();
+      reply(session, request, {{"stopped", n}});
+      if (on_kill_) on_kill_();
+    });
+  }
+
+  boost::asio::any_io_executor executor_;
+  HomePaths paths_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::chrono::steady_clock::time_point started_;
+  std::map<std::uint64_t, std::unique_ptr<App>> apps_;
+  std::uint64_t next_id_ = 1;
+  std::vector<Subscriber> log_subscribers_;
+  std::vector<Subscriber> event_subscribers_;
+  std::uint64_t last_subscriber_ = 0;
+  bool persist_pending_ = false;
+  std::function<void()> on_kill_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+AppManager::AppManager(boost::asio::any_io_executor executor, HomePaths paths,
+                       std::shared_ptr<spdlog::logger> log)
+    : impl_(std::make_unique<Impl>(std::move(executor), std::move(paths), std::move(log))) {}
+AppManager::~AppManager() = default;
+void AppManager::restore() { impl_->restore(); }
+void AppManager::handle(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+  impl_->handle(request, session);
+}
+void AppManager::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
+void AppManager::set_on_kill(std::function<void()> on_kill) { impl_->set_on_kill(std::move(on_kill)); }
+std::vector<pid_t> AppManager::owned_pids() const { return impl_->owned_pids(); }
+
+}  // namespace sempre

@@ -1,0 +1,402 @@
+// sempred: the sempre daemon, one per SEMPRE_HOME. It owns every app's
+// Monitor (through AppManager), serves the control socket and writes its own
+// log. Everything that can refuse a start (the home, the lock, the socket)
+// is checked before it detaches, so that the `sempre` that started it can
+// say why; the rest runs on one io thread and sleeps while nothing happens.
+#include <fcntl.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app_manager.hpp"
+#include "control_server.hpp"
+#include "home.hpp"
+#include "protocol.hpp"
+#include "sempre/proc_stats.hpp"
+#include "sempre/units.hpp"
+
+#ifndef SEMPRE_VERSION
+#define SEMPRE_VERSION "unknown"
+#endif
+
+namespace sempre {
+namespace {
+
+// Exit codes, documented in sempred(8).
+constexpr int kExitOk = 0;
+constexpr int kExitRunning = 1;      // a daemon already runs for this home
+constexpr int kExitUsage = 2;        // bad command line
+constexpr int kExitCannotStart = 3;  // the home or the socket was refused
+
+constexpr std::size_t kLogMaxSize = 10 * 1024 * 1024;
+constexpr std::size_t kLogKeep = 3;
+constexpr const char* kLogPattern = "[%Y-%m-%d %H:%M:%S.%e] [%l] %v";
+
+constexpr std::string_view kUsage =
+    "Usage: sempred [--home DIR] [--foreground] [--ready-fd N]\n"
+    "\n"
+    "The sempre daemon: supervises the apps of one SEMPRE_HOME and serves its\n"
+    "control socket, SEMPRE_HOME/sempre.sock. `sempre` starts it when needed.\n"
+    "\n"
+    "Options:\n"
+    "  --home DIR     use DIR as SEMPRE_HOME (default $SEMPRE_HOME, else ~/.sempre)\n"
+    "  --foreground   stay attached (no fork) and log to stderr as well; for\n"
+    "                 systemd units and containers\n"
+    "  --ready-fd N   once serving, write \"ready\" to descriptor N, or\n"
+    "                 \"error: MESSAGE\" if the start failed, and close it\n"
+    "  --version      print the version and exit\n"
+    "  -h, --help     print this help and exit\n"
+    "\n"
+    "Signals: TERM and INT stop every app and then the daemon (the apps stay\n"
+    "wanted up, so the next daemon starts them again); HUP reopens the log.\n"
+    "\n"
+    "Exit status: 0 after a clean stop, 1 when a daemon already runs for the\n"
+    "home, 2 on a usage error, 3 when the home or the control socket is refused.\n";
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // the reader is gone: nobody is left to tell
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+struct Options {
+  std::string home;  // empty: resolve_home()
+  bool foreground = false;
+  int ready_fd = -1;
+};
+
+// Where start-up ends up: "ready" or the reason it failed go to the ready
+// descriptor when the starting CLI gave one, else to stderr.
+class StartReport {
+ public:
+  explicit StartReport(int ready_fd) : fd_(ready_fd) {}
+  StartReport(const StartReport&) = delete;
+  StartReport& operator=(const StartReport&) = delete;
+
+  void ready() {
+    if (fd_ < 0) return;
+    write_all(fd_, "ready\n");
+    finish();
+  }
+
+  int fail(int exit_code, const std::string& message) {
+    if (fd_ >= 0) {
+      write_all(fd_, "error: " + message + "\n");
+      finish();
+    } else {
+      write_all(STDERR_FILENO, "sempred: " + message + "\n");
+    }
+    return exit_code;
+  }
+
+ private:
+  void finish() {
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+  int fd_;
+};
+
+// Parses the command line. Returns an exit code when there is nothing more
+// to do (help, version, usage error).
+std::optional<int> parse_options(int argc, char** argv, Options& options) {
+  auto usage_error = [](const std::string& message) {
+    write_all(STDERR_FILENO, "sempred: " + message + "\nTry 'sempred --help'.\n");
+    return kExitUsage;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    auto take_value = [&]() -> bool {
+      if (has_value) return true;
+      if (i + 1 >= argc) return false;
+      value = argv[++i];
+      return true;
+    };
+    if (arg == "-h" || arg == "--help") {
+      write_all(STDOUT_FILENO, kUsage);
+      return kExitOk;
+    }
+    if (arg == "--version") {
+      write_all(STDOUT_FILENO, std::string("sempred ") + SEMPRE_VERSION + " (protocol " +
+                                   std::to_string(protocol::kVersion) + ")\n");
+      return kExitOk;
+    }
+    if (arg == "--foreground") {
+      if (has_value) return usage_error("--foreground takes no value");
+      options.foreground = true;
+    } else if (arg == "--home") {
+      if (!take_value() || value.empty()) return usage_error("--home needs a directory");
+      options.home = std::string(value);
+    } else if (arg == "--ready-fd") {
+      if (!take_value()) return usage_error("--ready-fd needs a descriptor number");
+      int fd = -1;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
+      if (ec != std::errc() || end != value.data() + value.size() || fd < 0) {
+        return usage_error("--ready-fd: not a descriptor number: " + std::string(value));
+      }
+      if (::fcntl(fd, F_GETFD) < 0) {
+        return usage_error("--ready-fd: descriptor " + std::to_string(fd) + " is not open");
+      }
+      options.ready_fd = fd;
+    } else {
+      return usage_error("unknown argument: " + std::string(arg));
+    }
+  }
+  return std::nullopt;
+}
+
+// A daemon lives long: whatever its starter leaked to it (a pipe a test
+// harness waits on to close, a terminal) must not be kept open, and the
+// signal state it inherited must not be the one it runs with.
+void reset_process_state(Options& options) {
+  if (options.ready_fd >= 0 && options.ready_fd <= STDERR_FILENO) {
+    // stdio is pointed at /dev/null when detaching.
+    options.ready_fd = ::fcntl(options.ready_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+  }
+  if (options.ready_fd >= 0) {
+    ::fcntl(options.ready_fd, F_SETFD, FD_CLOEXEC);
+    if (options.ready_fd > STDERR_FILENO + 1) {
+      ::close_range(STDERR_FILENO + 1, static_cast<unsigned>(options.ready_fd) - 1, 0);
+    }
+    ::close_range(static_cast<unsigned>(options.ready_fd) + 1, ~0U, 0);
+  } else {
+    ::close_range(STDERR_FILENO + 1, ~0U, 0);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // A client that hangs up must not kill the daemon; children get SIG_DFL back.
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+// Forks; the parent exits at once (the starting CLI waits for it), the
+// child leaves the caller's session and terminal behind.
+Status detach() {
+  const pid_t pid = ::fork();
+  if (pid < 0) return os_error(errno, "cannot fork");
+  if (pid > 0) ::_exit(kExitOk);
+  if (::setsid() < 0) return os_error(errno, "setsid");
+  if (::chdir("/") != 0) return os_error(errno, "chdir /");
+  const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return os_error(errno, "cannot open /dev/null");
+  for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
+    if (::dup2(null, fd) < 0) return os_error(errno, "cannot redirect stdio to /dev/null");
+  }
+  if (null > STDERR_FILENO) ::close(null);
+  return {};
+}
+
+// The daemon's log file sink. spdlog opens it without CLOEXEC; marking
+// every descriptor that exists now keeps it out of the apps.
+Result<spdlog::sink_ptr> open_log_sink(const std::string& path) {
+  try {
+    auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_st>(path, kLogMaxSize, kLogKeep);
+    ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+    return spdlog::sink_ptr(std::move(sink));
+  } catch (const std::exception& e) {
+    return Error{ErrorKind::kIo, "cannot open the log " + path + ": " + e.what(), 0};
+  }
+}
+
+// After logrotate moved the file away, a new one is opened under the name.
+void reopen_log(spdlog::logger& log, const std::string& path) {
+  auto sink = open_log_sink(path);
+  if (!sink) {
+    log.error("SIGHUP: {}; still writing to the old file", sink.error().message);
+    return;
+  }
+  log.flush();
+  log.sinks()[0] = std::move(*sink);
+  log.set_pattern(kLogPattern);
+  log.info("SIGHUP: reopened {}", path);
+}
+
+// The daemon is a subreaper: the orphans of every app's process tree become
+// its children. It reaps them, but never an app's main process, which its
+// Monitor reaps to learn how it ended.
+void reap_strays(const std::vector<pid_t>& owned, spdlog::logger& log) {
+  for (pid_t pid : children_of(::getpid())) {
+    if (std::find(owned.begin(), owned.end(), pid) != owned.end()) continue;
+    int status = 0;
+    pid_t reaped;
+    do {
+      reaped = ::waitpid(pid, &status, WNOHANG);
+    } while (reaped < 0 && errno == EINTR);
+    if (reaped == pid) log.debug("reaped orphan {}", pid);
+  }
+}
+
+int run_daemon(Options options) {
+  reset_process_state(options);
+  StartReport report(options.ready_fd);
+
+  std::string home = options.home.empty() ? resolve_home() : options.home;
+  if (!options.home.empty()) {
+    std::error_code ec;
+    auto absolute = std::filesystem::absolute(home, ec);
+    if (!ec) home = absolute.lexically_normal().string();
+    while (home.size() > 1 && home.back() == '/') home.pop_back();
+  }
+  const HomePaths paths = home_paths(home);
+
+  if (auto st = prepare_home(paths); !st) return report.fail(kExitCannotStart, st.error().message);
+  auto lock = take_daemon_lock(paths);
+  if (!lock) {
+    return report.fail(lock.error().os_error == EEXIST ? kExitRunning : kExitCannotStart,
+                       lock.error().message);
+  }
+  auto listen_fd = bind_control_socket(paths.socket);
+  if (!listen_fd) return report.fail(kExitCannotStart, listen_fd.error().message);
+
+  if (!options.foreground) {
+    if (auto st = detach(); !st) {
+      ::unlink(paths.socket.c_str());
+      return report.fail(kExitCannotStart, st.error().message);
+    }
+    (void)record_daemon_pid(*lock);
+  }
+  // Orphans of the apps' process trees come to us rather than to init, so
+  // that they are reaped and no app leaves zombies behind.
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  auto file_sink = open_log_sink(paths.log);
+  if (!file_sink) {
+    ::unlink(paths.socket.c_str());
+    return report.fail(kExitCannotStart, file_sink.error().message);
+  }
+  // The logger holds the only reference to the file sink, so that SIGHUP's
+  // reopen really closes the old file.
+  auto log = std::make_shared<spdlog::logger>("sempred", std::move(*file_sink));
+  if (options.foreground) log->sinks().push_back(std::make_shared<spdlog::sinks::stderr_sink_st>());
+  log->set_pattern(kLogPattern);
+  log->set_level(spdlog::level::info);
+  // Written as it happens, without a flush thread: idle means idle.
+  log->flush_on(spdlog::level::info);
+
+  boost::asio::io_context io(1);
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  signals.add(SIGCHLD);
+
+  std::unique_ptr<AppManager> manager;
+  std::unique_ptr<ControlServer> server;
+  try {
+    manager = std::make_unique<AppManager>(io.get_executor(), paths, log);
+    auto created = ControlServer::create(io.get_executor(), *listen_fd, *manager, log);
+    if (!created) {
+      ::unlink(paths.socket.c_str());
+      log->error("{}", created.error().message);
+      return report.fail(kExitCannotStart, created.error().message);
+    }
+    server = std::move(*created);
+  } catch (const std::exception& e) {
+    ::unlink(paths.socket.c_str());
+    log->critical("cannot start: {}", e.what());
+    return report.fail(kExitCannotStart, std::string("cannot start: ") + e.what());
+  }
+
+  bool stopping = false;
+  // Stops serving and exits once the sessions had their last answer. The
+  // socket file goes first, while the lock is still ours.
+  auto stop_serving = [&] {
+    ::unlink(paths.socket.c_str());
+    server->close([&] {
+      log->info("sempred stopped");
+      io.stop();
+    });
+  };
+  manager->set_on_kill([&] {
+    stopping = true;
+    log->info("every app stopped on request: exiting");
+    stop_serving();
+  });
+
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        switch (sig) {
+          case SIGTERM:
+          case SIGINT:
+            if (stopping) {
+              log->info("SIG{} received again: still stopping", signal_name(sig));
+              break;
+            }
+            stopping = true;
+            log->info("SIG{} received: stopping every app, then exiting", signal_name(sig));
+            manager->shutdown(stop_serving);
+            break;
+          case SIGHUP:
+            reopen_log(*log, paths.log);
+            break;
+          case SIGCHLD:
+            reap_strays(manager->owned_pids(), *log);
+            break;
+          default:
+            break;
+        }
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  log->info("sempred {} started (pid {}, protocol {}) for {}", SEMPRE_VERSION, ::getpid(),
+            protocol::kVersion, paths.home);
+  report.ready();
+  try {
+    manager->restore();
+  } catch (const std::exception& e) {
+    log->error("restoring the saved apps failed: {}", e.what());
+  }
+
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      // A handler broke the rule that no exception leaves it: keep serving.
+      log->critical("unexpected exception: {}", e.what());
+    }
+  }
+  server.reset();
+  manager.reset();
+  reap_strays({}, *log);
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace sempre
+
+int main(int argc, char** argv) {
+  sempre::Options options;
+  if (auto code = sempre::parse_options(argc, argv, options)) return *code;
+  return sempre::run_daemon(std::move(options));
+}

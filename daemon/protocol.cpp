@@ -1,0 +1,482 @@
+#include "protocol.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <limits>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace sempre::protocol {
+namespace json = boost::json;
+
+// --- framing ------------------------------------------------------------
+
+namespace {
+
+std::string too_large() { return "message larger than " + std::to_string(kMaxMessage) + " bytes"; }
+
+}  // namespace
+
+void FrameDecoder::feed(std::string_view bytes) {
+  // Dropping what next() consumed here, once per feed, keeps the work linear
+  // in the bytes received however many messages one feed holds.
+  if (start_ > 0) {
+    buffer_.erase(0, start_);
+    scanned_ -= start_;
+    start_ = 0;
+  }
+  buffer_.append(bytes);
+}
+
+FrameDecoder::Status FrameDecoder::fail(std::string message, std::string& error) {
+  failed_ = true;
+  error_ = std::move(message);
+  error = error_;
+  buffer_.clear();
+  start_ = 0;
+  scanned_ = 0;
+  return Status::kMalformed;
+}
+
+FrameDecoder::Status FrameDecoder::next(json::object& message, std::string& error) {
+  if (failed_) {
+    error = error_;
+    return Status::kMalformed;
+  }
+  for (;;) {
+    const std::size_t newline = buffer_.find('\n', scanned_);
+    if (newline == std::string::npos) {
+      scanned_ = buffer_.size();
+      // Even if the next byte were the newline, this line would not fit.
+      if (buffer_.size() - start_ >= kMaxMessage) return fail(too_large(), error);
+      return Status::kNeedMore;
+    }
+    const std::string_view line(buffer_.data() + start_, newline - start_);
+    start_ = newline + 1;
+    scanned_ = start_;
+    if (line.size() > kMaxMessage - 1) return fail(too_large(), error);
+    if (line.empty()) continue;
+
+    boost::system::error_code ec;
+    json::value value = json::parse(line, ec);
+    if (ec) return fail("malformed JSON: " + ec.message(), error);
+    if (!value.is_object()) return fail("malformed JSON: expected an object", error);
+    message = std::move(value.get_object());
+    return Status::kMessage;
+  }
+}
+
+std::string encode(const json::object& message) {
+  std::string frame = json::serialize(message);
+  frame += '\n';
+  return frame;
+}
+
+// --- requests and responses ----------------------------------------------
+
+const char* error_code_name(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kBadRequest:
+      return "bad_request";
+    case ErrorCode::kVersion:
+      return "version";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kExists:
+      return "exists";
+    case ErrorCode::kSpawnFailed:
+      return "spawn_failed";
+    case ErrorCode::kInvalid:
+      return "invalid";
+    case ErrorCode::kInternal:
+      return "internal";
+  }
+  return "internal";
+}
+
+ErrorCode parse_error_code(std::string_view name) {
+  for (ErrorCode code : {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound,
+                         ErrorCode::kExists, ErrorCode::kSpawnFailed, ErrorCode::kInvalid}) {
+    if (name == error_code_name(code)) return code;
+  }
+  return ErrorCode::kInternal;
+}
+
+namespace {
+
+Error invalid(std::string_view field, std::string_view problem) {
+  std::string message(field);
+  message += ": ";
+  message += problem;
+  return Error{ErrorKind::kInvalidArgument, std::move(message), 0};
+}
+
+// A JSON number without a fraction that fits in [min, max].
+template <class Int>
+std::optional<Int> as_integer(const json::value& value, Int min, Int max) {
+  if (value.is_int64()) {
+    const std::int64_t n = value.get_int64();
+    if (std::cmp_less(n, min) || std::cmp_greater(n, max)) return std::nullopt;
+    return static_cast<Int>(n);
+  }
+  if (value.is_uint64()) {
+    const std::uint64_t n = value.get_uint64();
+    if (std::cmp_less(n, min) || std::cmp_greater(n, max)) return std::nullopt;
+    return static_cast<Int>(n);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+json::object make_request(std::uint64_t id, std::string_view cmd, json::object args) {
+  json::object message;
+  message["v"] = kVersion;
+  message["id"] = id;
+  message["cmd"] = cmd;
+  message["args"] = std::move(args);
+  return message;
+}
+
+Result<Request> parse_request(const json::object& message) {
+  Request request;
+
+  // The version comes first: a peer of another version may shape the rest
+  // differently, and deserves to hear about the version, not a field.
+  const json::value* v = message.if_contains("v");
+  if (v == nullptr) return invalid("request.v", "missing");
+  const auto version =
+      as_integer<int>(*v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
+  if (!version) return invalid("request.v", "expected an integer");
+  if (*version != kVersion) {
+    return Error{ErrorKind::kInvalidArgument,
+                 "protocol version mismatch: the client speaks " + std::to_string(*version) +
+                     ", the daemon speaks " + std::to_string(kVersion),
+                 0};
+  }
+  request.version = *version;
+
+  const json::value* id = message.if_contains("id");
+  if (id == nullptr) return invalid("request.id", "missing");
+  const auto id_value =
+      as_integer<std::uint64_t>(*id, 0, std::numeric_limits<std::uint64_t>::max());
+  if (!id_value) return invalid("request.id", "expected a non-negative integer");
+  request.id = *id_value;
+
+  const json::value* cmd = message.if_contains("cmd");
+  if (cmd == nullptr) return invalid("request.cmd", "missing");
+  if (!cmd->is_string()) return invalid("request.cmd", "expected a string");
+  request.cmd = std::string(cmd->get_string());
+
+  if (const json::value* args = message.if_contains("args")) {
+    if (!args->is_object()) return invalid("request.args", "expected an object");
+    request.args = args->get_object();
+  }
+  return request;
+}
+
+json::object make_item(std::uint64_t id, json::object item) {
+  json::object message;
+  message["id"] = id;
+  message["item"] = std::move(item);
+  return message;
+}
+
+json::object make_result(std::uint64_t id, json::object result) {
+  json::object message;
+  message["id"] = id;
+  message["ok"] = true;
+  message["result"] = std::move(result);
+  return message;
+}
+
+json::object make_error(std::uint64_t id, ErrorCode code, std::string_view message) {
+  json::object error;
+  error["code"] = error_code_name(code);
+  error["message"] = message;
+  error["version"] = kVersion;
+  json::object response;
+  response["id"] = id;
+  response["ok"] = false;
+  response["error"] = std::move(error);
+  return response;
+}
+
+// --- payloads ------------------------------------------------------------
+
+namespace {
+
+json::array string_array(const std::vector<std::string>& strings) {
+  json::array array;
+  array.reserve(strings.size());
+  for (const std::string& s : strings) array.emplace_back(s);
+  return array;
+}
+
+json::value exit_json(const std::optional<ExitStatus>& exit) {
+  if (!exit) return nullptr;
+  json::object object;
+  if (exit->signaled) {
+    object["signal"] = signal_name(exit->code);
+  } else {
+    object["code"] = exit->code;
+  }
+  return object;
+}
+
+// "2026-11-26T16:49:27.123Z"
+std::string iso8601_utc(std::chrono::system_clock::time_point time) {
+  using std::chrono::floor;
+  const auto ms = floor<std::chrono::milliseconds>(time.time_since_epoch()).count();
+  std::int64_t seconds = ms / 1000;
+  std::int64_t millis = ms % 1000;
+  if (millis < 0) {
+    millis += 1000;
+    seconds -= 1;
+  }
+  const auto tt = static_cast<std::time_t>(seconds);
+  std::tm utc{};
+  ::gmtime_r(&tt, &utc);
+  char buf[64];
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
+  return buf;
+}
+
+// Reads the fields of an AppSpec object, each by its JSON type, and names
+// the first field of the wrong type.
+class SpecReader {
+ public:
+  explicit SpecReader(const json::object& json) : json_(json) {}
+
+  const std::optional<Error>& error() const { return error_; }
+
+  const json::value* find(std::string_view key) {
+    if (error_) return nullptr;
+    return json_.if_contains(key);
+  }
+
+  void fail(std::string_view key, std::string_view problem) {
+    if (!error_) error_ = invalid("spec." + std::string(key), problem);
+  }
+
+  void string(std::string_view key, std::string& out) {
+    const json::value* value = find(key);
+    if (value == nullptr) return;
+    if (!value->is_string()) return fail(key, "expected a string");
+    out = std::string(value->get_string());
+  }
+
+  void strings(std::string_view key, std::vector<std::string>& out) {
+    const json::value* value = find(key);
+    if (value == nullptr) return;
+    if (!value->is_array()) return fail(key, "expected an array of strings");
+    std::vector<std::string> strings;
+    strings.reserve(value->get_array().size());
+    for (const json::value& item : value->get_array()) {
+      if (!item.is_string()) return fail(key, "expected an array of strings");
+      strings.emplace_back(item.get_string());
+    }
+    out = std::move(strings);
+  }
+
+  void boolean(std::string_view key, bool& out) {
+    const json::value* value = find(key);
+    if (value == nullptr) return;
+    if (!value->is_bool()) return fail(key, "expected true or false");
+    out = value->get_bool();
+  }
+
+  template <class Int>
+  void integer(std::string_view key, Int& out, Int min = std::numeric_limits<Int>::min(),
+               Int max = std::numeric_limits<Int>::max()) {
+    const json::value* value = find(key);
+    if (value == nullptr) return;
+    const std::optional<Int> n = as_integer<Int>(*value, min, max);
+    if (!n) {
+      if (min == std::numeric_limits<Int>::min() && max == std::numeric_limits<Int>::max()) {
+        return fail(
+            key, std::is_signed_v<Int> ? "expected an integer" : "expected a non-negative integer");
+      }
+      return fail(key,
+                  "expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    }
+    out = *n;
+  }
+
+  template <class Int>
+  void optional_integer(std::string_view key, std::optional<Int>& out,
+                        Int min = std::numeric_limits<Int>::min(),
+                        Int max = std::numeric_limits<Int>::max()) {
+    const json::value* value = find(key);
+    if (value == nullptr) return;
+    if (value->is_null()) {
+      out.reset();
+      return;
+    }
+    Int n{};
+    integer(key, n, min, max);
+    if (!error_) out = n;
+  }
+
+  void millis(std::string_view key, Millis& out) {
+    Millis::rep count = out.count();
+    integer(key, count);
+    out = Millis{count};
+  }
+
+  void signal(std::string_view key, int& out) {
+    const json::value* value = find(key);
+    if (value == nullptr) return;
+    std::string text;
+    if (value->is_string()) {
+      text = std::string(value->get_string());
+    } else if (const auto n = as_integer<int>(*value, 1, std::numeric_limits<int>::max())) {
+      text = std::to_string(*n);
+    } else {
+      return fail(key, "expected a signal name or number");
+    }
+    auto sig = parse_signal(text);
+    if (!sig) return fail(key, sig.error().message);
+    out = *sig;
+  }
+
+ private:
+  const json::object& json_;
+  std::optional<Error> error_;
+};
+
+}  // namespace
+
+json::object to_json(const AppSpec& spec) {
+  const MonitorOptions& m = spec.monitor;
+  json::object json;
+  json["name"] = spec.name;
+  json["cmd"] = string_array(m.argv);
+  json["interpreter"] = m.interpreter;
+  json["cwd"] = m.cwd;
+  json["env"] = string_array(m.env);
+  json["user"] = m.user;
+  json["group"] = m.group;
+  if (m.umask) {
+    json["umask"] = static_cast<std::uint64_t>(*m.umask);
+  } else {
+    json["umask"] = nullptr;
+  }
+  json["restart"] = restart_mode_name(m.restart);
+  if (m.max_restarts) {
+    json["max_restarts"] = *m.max_restarts;
+  } else {
+    json["max_restarts"] = nullptr;
+  }
+  json["min_uptime_ms"] = m.min_uptime.count();
+  json["restart_delay_ms"] = m.restart_delay.count();
+  json["backoff_max_ms"] = m.backoff_max.count();
+  json["kill_signal"] = signal_name(m.kill_signal);
+  json["kill_timeout_ms"] = m.kill_timeout.count();
+  json["out"] = m.logs.out_path;
+  json["err"] = m.logs.err_path;
+  json["append"] = m.logs.append;
+  json["log_max_size"] = m.logs.max_size;
+  json["log_keep"] = m.logs.keep;
+  json["log_timestamps"] = m.logs.timestamps;
+  json["watch"] = string_array(m.watch);
+  json["watch_ignore"] = string_array(m.watch_ignore);
+  json["watch_debounce_ms"] = m.watch_debounce.count();
+  json["pid_file"] = m.pid_file;
+  return json;
+}
+
+Result<AppSpec> app_spec_from_json(const json::object& json) {
+  if (!json.contains("name")) return invalid("spec.name", "missing");
+  if (!json.contains("cmd")) return invalid("spec.cmd", "missing");
+
+  AppSpec spec;
+  MonitorOptions& m = spec.monitor;
+  SpecReader read(json);
+  read.string("name", spec.name);
+  read.strings("cmd", m.argv);
+  read.string("interpreter", m.interpreter);
+  read.string("cwd", m.cwd);
+  read.strings("env", m.env);
+  read.string("user", m.user);
+  read.string("group", m.group);
+  std::optional<std::uint32_t> umask;
+  read.optional_integer<std::uint32_t>("umask", umask, 0, 0777);
+  if (umask) m.umask = static_cast<mode_t>(*umask);
+  if (const json::value* restart = read.find("restart")) {
+    if (!restart->is_string()) {
+      read.fail("restart", "expected always, on-failure or never");
+    } else if (auto mode = parse_restart_mode(restart->get_string())) {
+      m.restart = *mode;
+    } else {
+      read.fail("restart", mode.error().message);
+    }
+  }
+  read.optional_integer<int>("max_restarts", m.max_restarts);
+  read.millis("min_uptime_ms", m.min_uptime);
+  read.millis("restart_delay_ms", m.restart_delay);
+  read.millis("backoff_max_ms", m.backoff_max);
+  read.signal("kill_signal", m.kill_signal);
+  read.millis("kill_timeout_ms", m.kill_timeout);
+  read.string("out", m.logs.out_path);
+  read.string("err", m.logs.err_path);
+  read.boolean("append", m.logs.append);
+  read.integer<std::uint64_t>("log_max_size", m.logs.max_size);
+  read.integer<int>("log_keep", m.logs.keep);
+  read.boolean("log_timestamps", m.logs.timestamps);
+  read.strings("watch", m.watch);
+  read.strings("watch_ignore", m.watch_ignore);
+  read.millis("watch_debounce_ms", m.watch_debounce);
+  read.string("pid_file", m.pid_file);
+  if (read.error()) return *read.error();
+  return spec;
+}
+
+json::object to_json(const Event& event) {
+  json::object json;
+  json["type"] = event_name(event.type);
+  json["time"] = iso8601_utc(event.time);
+  json["state"] = state_name(event.state);
+  if (event.pid != 0) json["pid"] = event.pid;
+  if (event.exit) json["exit"] = exit_json(event.exit);
+  if (event.type == EventType::kExit) json["uptime_ms"] = event.uptime.count();
+  if (event.type == EventType::kRestart) {
+    json["attempt"] = event.attempt;
+    json["delay_ms"] = event.delay.count();
+  }
+  if (!event.reason.empty()) json["reason"] = event.reason;
+  if (event.type == EventType::kWatch || event.type == EventType::kRotate) {
+    json["path"] = event.path;
+  }
+  return json;
+}
+
+json::object to_json(const AppInfo& info) {
+  const MonitorStatus& status = info.status;
+  json::object json;
+  json["id"] = info.id;
+  json["name"] = info.name;
+  if (status.pid != 0) {
+    json["pid"] = status.pid;
+  } else {
+    json["pid"] = nullptr;
+  }
+  json["status"] = state_name(status.state);
+  json["wanted"] = status.wanted_up ? "up" : "down";
+  json["restarts"] = status.restarts;
+  json["uptime_ms"] = status.uptime.count();
+  json["cpu"] = std::round(info.usage.cpu_percent * 10) / 10;
+  json["rss_bytes"] = info.usage.rss_bytes;
+  json["cmd"] = string_array(info.cmd);
+  json["cwd"] = info.cwd;
+  json["out_log"] = status.out_log;
+  json["err_log"] = status.err_log;
+  json["last_exit"] = exit_json(status.last_exit);
+  json["last_error"] = status.last_error;
+  return json;
+}
+
+}  // namespace sempre::protocol

@@ -1,0 +1,286 @@
+#include "state_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cerrno>
+#include <charconv>
+#include <ctime>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "protocol.hpp"
+
+namespace sempre {
+namespace {
+
+namespace json = boost::json;
+
+// Closes a descriptor when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  // Closes now and returns close's errno, or 0.
+  int close() {
+    const int fd = std::exchange(fd_, -1);
+    return ::close(fd) == 0 ? 0 : errno;
+  }
+
+ private:
+  int fd_;
+};
+
+// Reads all of `fd`. Returns 0 or the errno of the failed read.
+int read_all(int fd, std::string& out) {
+  char buf[64 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+// Writes all of `data`. Returns 0 or the errno of the failed write.
+int write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return 0;
+}
+
+std::string directory_of(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
+json::object to_json(const SavedApp& app) {
+  json::object json;
+  json["id"] = app.id;
+  json["wanted_up"] = app.wanted_up;
+  if (app.pid) {
+    json["pid"] = *app.pid;
+  } else {
+    json["pid"] = nullptr;
+  }
+  if (app.pid_start_time) {
+    json["pid_start_time"] = *app.pid_start_time;
+  } else {
+    json["pid_start_time"] = nullptr;
+  }
+  json["spec"] = protocol::to_json(app.spec);
+  return json;
+}
+
+std::optional<std::uint64_t> as_uint64(const json::value& value) {
+  if (value.is_uint64()) return value.get_uint64();
+  if (value.is_int64() && value.get_int64() >= 0)
+    return static_cast<std::uint64_t>(value.get_int64());
+  return std::nullopt;
+}
+
+// Why the file cannot be used, or empty when `state` was filled.
+std::string parse_state(std::string_view text, SavedState& state) {
+  boost::system::error_code ec;
+  const json::value root = json::parse(text, ec);
+  if (ec) return "invalid JSON: " + ec.message();
+  if (!root.is_object()) return "not a JSON object";
+  const json::object& top = root.get_object();
+
+  const json::value* version = top.if_contains("version");
+  if (version == nullptr) return "no version";
+  if (!version->is_int64() || version->get_int64() != kStateVersion) {
+    return "unknown version " + json::serialize(*version) + " (this daemon reads version " +
+           std::to_string(kStateVersion) + ")";
+  }
+
+  const json::value* next_id = top.if_contains("next_id");
+  const auto next = next_id ? as_uint64(*next_id) : std::nullopt;
+  if (!next || *next == 0) return "next_id: expected a positive integer";
+  state.next_id = *next;
+
+  const json::value* apps = top.if_contains("apps");
+  if (apps == nullptr || !apps->is_array()) return "apps: expected an array";
+  std::set<std::uint64_t> ids;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < apps->get_array().size(); ++i) {
+    const std::string where = "apps[" + std::to_string(i) + "]";
+    const json::value& item = apps->get_array()[i];
+    if (!item.is_object()) return where + ": expected an object";
+    const json::object& object = item.get_object();
+    SavedApp app;
+
+    const json::value* id = object.if_contains("id");
+    const auto id_value = id ? as_uint64(*id) : std::nullopt;
+    if (!id_value) return where + ".id: expected a non-negative integer";
+    app.id = *id_value;
+    if (!ids.insert(app.id).second) return where + ".id: duplicate id " + std::to_string(app.id);
+
+    const json::value* wanted = object.if_contains("wanted_up");
+    if (wanted == nullptr || !wanted->is_bool())
+      return where + ".wanted_up: expected true or false";
+    app.wanted_up = wanted->get_bool();
+
+    if (const json::value* pid = object.if_contains("pid"); pid && !pid->is_null()) {
+      if (!pid->is_int64() || pid->get_int64() <= 0 ||
+          pid->get_int64() > std::numeric_limits<pid_t>::max()) {
+        return where + ".pid: expected a process id or null";
+      }
+      app.pid = static_cast<pid_t>(pid->get_int64());
+    }
+    if (const json::value* start = object.if_contains("pid_start_time");
+        start && !start->is_null()) {
+      const auto ticks = as_uint64(*start);
+      if (!ticks) return where + ".pid_start_time: expected a non-negative integer or null";
+      app.pid_start_time = *ticks;
+    }
+
+    const json::value* spec = object.if_contains("spec");
+    if (spec == nullptr || !spec->is_object()) return where + ".spec: expected an object";
+    auto parsed = protocol::app_spec_from_json(spec->get_object());
+    if (!parsed) return where + "." + parsed.error().message;
+    app.spec = std::move(*parsed);
+    if (!names.insert(app.spec.name).second) {
+      return where + ".spec.name: duplicate name \"" + app.spec.name + "\"";
+    }
+
+    // An id at or past next_id would be handed out again.
+    if (app.id >= state.next_id) state.next_id = app.id + 1;
+    state.apps.push_back(std::move(app));
+  }
+  return "";
+}
+
+// Renames the unusable file at `path` out of the way: PATH.bad-<unix time>,
+// with a counter when that name is taken.
+Result<std::string> set_aside(const std::string& path) {
+  const std::string base = path + ".bad-" + std::to_string(std::time(nullptr));
+  std::string target = base;
+  for (int n = 1;; ++n) {
+    struct stat st;
+    if (::lstat(target.c_str(), &st) != 0) break;
+    target = base + "-" + std::to_string(n);
+  }
+  if (::rename(path.c_str(), target.c_str()) != 0) {
+    const int err = errno;
+    return os_error(err, "cannot move unusable " + path + " to " + target);
+  }
+  return target;
+}
+
+}  // namespace
+
+Status save_state(const std::string& path, const SavedState& state) {
+  json::array apps;
+  apps.reserve(state.apps.size());
+  for (const SavedApp& app : state.apps) apps.emplace_back(to_json(app));
+  json::object root;
+  root["version"] = kStateVersion;
+  root["next_id"] = state.next_id;
+  root["apps"] = std::move(apps);
+  std::string text = json::serialize(root);
+  text += '\n';
+
+  const std::string tmp = path + ".tmp";
+  // Each step returns 0 or an errno, read before anything else can change it.
+  const auto errno_of = [](bool ok) { return ok ? 0 : errno; };
+  const auto fail = [&tmp](int err, const std::string& what) {
+    ::unlink(tmp.c_str());
+    return os_error(err, what);
+  };
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (int err = errno_of(fd.get() >= 0); err != 0) return os_error(err, "cannot create " + tmp);
+  // A leftover temporary file keeps its mode through O_TRUNC.
+  if (int err = errno_of(::fchmod(fd.get(), 0600) == 0); err != 0) {
+    return fail(err, "cannot chmod " + tmp);
+  }
+  if (int err = write_all(fd.get(), text); err != 0) return fail(err, "cannot write " + tmp);
+  if (int err = errno_of(::fsync(fd.get()) == 0); err != 0) return fail(err, "cannot sync " + tmp);
+  if (int err = fd.close(); err != 0) return fail(err, "cannot write " + tmp);
+  if (int err = errno_of(::rename(tmp.c_str(), path.c_str()) == 0); err != 0) {
+    return fail(err, "cannot rename " + tmp + " to " + path);
+  }
+
+  // The rename is durable only once the directory is.
+  const std::string dir = directory_of(path);
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (int err = errno_of(dir_fd.get() >= 0); err != 0) return os_error(err, "cannot open " + dir);
+  // EINVAL: a file system that cannot sync directories.
+  if (int err = errno_of(::fsync(dir_fd.get()) == 0); err != 0 && err != EINVAL) {
+    return os_error(err, "cannot sync " + dir);
+  }
+  return {};
+}
+
+Result<LoadedState> load_state(const std::string& path) {
+  LoadedState loaded;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    const int err = errno;
+    if (err == ENOENT) return loaded;
+    return os_error(err, "cannot read " + path);
+  }
+  std::string text;
+  if (int err = read_all(fd.get(), text); err != 0) return os_error(err, "cannot read " + path);
+  fd.close();
+
+  const std::string reason = parse_state(text, loaded.state);
+  if (reason.empty()) return loaded;
+
+  auto moved = set_aside(path);
+  if (!moved) return moved.error();
+  loaded.state = SavedState{};
+  loaded.warning =
+      path + " is unusable (" + reason + "); moved it to " + *moved + " and started with no apps";
+  return loaded;
+}
+
+std::optional<std::uint64_t> process_start_time(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return std::nullopt;
+  std::string stat;
+  if (read_all(fd.get(), stat) != 0) return std::nullopt;
+
+  // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so the
+  // fields are counted from the last ')'. The first after it is field 3.
+  const std::size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::string_view rest = std::string_view(stat).substr(paren + 1);
+  constexpr int kStartTimeField = 22;
+  for (int field = 3;; ++field) {
+    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+    const std::size_t end = std::min(rest.find(' '), rest.size());
+    if (end == 0) return std::nullopt;
+    if (field == kStartTimeField) {
+      std::uint64_t ticks = 0;
+      const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + end, ticks);
+      if (ec != std::errc() || ptr != rest.data() + end) return std::nullopt;
+      return ticks;
+    }
+    rest.remove_prefix(end);
+  }
+}
+
+}  // namespace sempre

@@ -1,0 +1,238 @@
+#include "format.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "test_util.hpp"
+
+namespace sempre::cli {
+namespace {
+
+namespace json = boost::json;
+using test::split_lines;
+
+std::string strip_sgr(const std::string& text) {
+  return std::regex_replace(text, std::regex("\033\\[[0-9;]*m"), "");
+}
+
+json::object running_api() {
+  return json::parse(R"({"id":1, "name":"api", "pid":1234, "status":"running", "wanted":"up",
+      "restarts":2, "uptime_ms":184000, "cpu":0.5, "rss_bytes":12582912,
+      "cmd":["node","server.js"], "cwd":"/srv", "out_log":"/h/logs/api.out.log",
+      "err_log":"/h/logs/api.err.log", "last_exit":{"code":1}, "last_error":""})")
+      .as_object();
+}
+
+json::object stopped_worker() {
+  return json::parse(R"({"id":12, "name":"worker-long-name", "pid":null, "status":"stopped",
+      "wanted":"down", "restarts":0, "uptime_ms":0, "cpu":0, "rss_bytes":0,
+      "cmd":["python3","-m","worker"], "cwd":"/srv", "out_log":"", "err_log":"",
+      "last_exit":{"signal":"TERM"}, "last_error":""})")
+      .as_object();
+}
+
+TEST(Colour, OnlyOnATerminal) {
+  EXPECT_TRUE(colour_wanted(true, nullptr));
+  EXPECT_FALSE(colour_wanted(false, nullptr));
+}
+
+TEST(Colour, NeverWithNoColorWhateverItsValue) {
+  EXPECT_FALSE(colour_wanted(true, "1"));
+  EXPECT_FALSE(colour_wanted(true, ""));
+  EXPECT_FALSE(colour_wanted(true, "0"));
+}
+
+TEST(Table, WidensColumnsToTheirContentAndRightAlignsNumbers) {
+  const std::string out =
+      render_table({{"ID", true}, {"NAME"}, {"MEM", true}},
+                   {{{"1"}, {"api"}, {"12.0M"}}, {{"12"}, {"worker"}, {"512B"}}}, false);
+  EXPECT_EQ(out,
+            "ID  NAME      MEM\n"
+            " 1  api     12.0M\n"
+            "12  worker   512B\n");
+}
+
+TEST(Table, LeavesNoTrailingBlanks) {
+  const std::string out =
+      render_table({{"NAME"}, {"STATUS"}}, {{{"a"}, {"ok"}}, {{"longer"}, {""}}}, false);
+  for (const auto& line : split_lines(out)) {
+    ASSERT_FALSE(line.empty());
+    EXPECT_NE(line.back(), ' ') << '"' << line << '"';
+  }
+}
+
+TEST(Table, CountsCharactersNotBytes) {
+  const std::string out =
+      render_table({{"NAME"}, {"N", true}}, {{{"café"}, {"1"}}, {{"cafe"}, {"2"}}}, false);
+  const auto lines = split_lines(out);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[1], "café  1");
+  EXPECT_EQ(lines[2], "cafe  2");
+}
+
+TEST(Table, ColourKeepsTheAlignment) {
+  const std::vector<Column> columns = {{"NAME"}, {"STATUS"}, {"PID", true}};
+  const std::vector<std::vector<Cell>> rows = {{{"api"}, {"running", kGreen}, {"1234"}},
+                                               {{"w"}, {"failed", kRed}, {"-"}}};
+  const std::string plain = render_table(columns, rows, false);
+  const std::string coloured = render_table(columns, rows, true);
+  EXPECT_EQ(plain.find('\033'), std::string::npos);
+  EXPECT_NE(coloured.find(std::string(kGreen) + "running" + std::string(kReset)),
+            std::string::npos);
+  EXPECT_NE(coloured.find(std::string(kRed) + "failed" + std::string(kReset)), std::string::npos);
+  EXPECT_EQ(strip_sgr(coloured), plain);
+}
+
+TEST(List, ShowsOneAlignedRowPerApp) {
+  json::array apps{running_api(), stopped_worker()};
+  const auto lines = split_lines(format_list(apps, false));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "ID  NAME               PID  STATUS   UPTIME  RESTARTS   CPU    MEM");
+  EXPECT_EQ(lines[1], " 1  api               1234  running   3m04s         2  0.5%  12.0M");
+  EXPECT_EQ(lines[2], "12  worker-long-name     -  stopped       -         0     -      -");
+}
+
+TEST(List, ColoursTheStatusOnlyWhenAsked) {
+  json::array apps{running_api(), stopped_worker()};
+  const std::string plain = format_list(apps, false);
+  const std::string coloured = format_list(apps, true);
+  EXPECT_EQ(plain.find('\033'), std::string::npos);
+  EXPECT_NE(coloured.find(std::string(kGreen) + "running"), std::string::npos);
+  EXPECT_NE(coloured.find(std::string(kDim) + "stopped"), std::string::npos);
+  EXPECT_EQ(strip_sgr(coloured), plain);
+}
+
+TEST(List, SaysSoWhenThereAreNoApps) { EXPECT_EQ(format_list(json::array{}, false), "no apps\n"); }
+
+TEST(List, StatusColoursFollowTheLifecycle) {
+  EXPECT_EQ(status_style("running"), kGreen);
+  for (const char* s : {"starting", "backoff", "stopping"})
+    EXPECT_EQ(status_style(s), kYellow) << s;
+  for (const char* s : {"failed", "exited"}) EXPECT_EQ(status_style(s), kRed) << s;
+  EXPECT_EQ(status_style("stopped"), kDim);
+}
+
+TEST(Label, NamesTheAppItsIdAndPid) {
+  EXPECT_EQ(app_label(running_api(), true), "api (id 1, pid 1234)");
+  EXPECT_EQ(app_label(running_api(), false), "api (id 1)");
+  EXPECT_EQ(app_label(stopped_worker(), true), "worker-long-name (id 12)");
+}
+
+TEST(Events, ExitReadsLikeDescribe) {
+  const auto e =
+      json::parse(R"({"type":"exit", "time":"2026-11-26T16:49:27.123Z", "state":"backoff",
+      "pid":12, "exit":{"code":1}, "uptime_ms":20})")
+          .as_object();
+  EXPECT_EQ(format_event("api", e), "2026-11-26T16:49:27.123Z api exit pid=12 code 1 uptime=20ms");
+}
+
+TEST(Events, KilledBySignal) {
+  const auto e = json::parse(R"({"type":"exit", "time":"T", "pid":7, "exit":{"signal":"KILL"},
+      "uptime_ms":5000})")
+                     .as_object();
+  EXPECT_EQ(format_event("w", e), "T w exit pid=7 signal KILL uptime=5s");
+}
+
+TEST(Events, RestartShowsDelayAndAttempt) {
+  const auto crash =
+      json::parse(R"({"type":"restart", "time":"T", "attempt":3, "delay_ms":400})").as_object();
+  EXPECT_EQ(format_event("api", crash), "T api restart in 400ms attempt=3");
+  const auto asked =
+      json::parse(
+          R"({"type":"restart", "time":"T", "attempt":0, "delay_ms":0, "reason":"restart requested"})")
+          .as_object();
+  EXPECT_EQ(format_event("api", asked), "T api restart in 0s (restart requested)");
+}
+
+TEST(Events, WatchFailedAndStop) {
+  EXPECT_EQ(
+      format_event("api",
+                   json::parse(R"({"type":"watch","time":"T","path":"/srv/a.js"})").as_object()),
+      "T api watch /srv/a.js");
+  EXPECT_EQ(format_event(
+                "api",
+                json::parse(R"({"type":"failed","time":"T","reason":"no such file"})").as_object()),
+            "T api failed (no such file)");
+  EXPECT_EQ(format_event("api", json::parse(R"({"type":"stop","time":"T","pid":3})").as_object()),
+            "T api stop pid=3");
+}
+
+TEST(Logs, PrefixesTheAppOnlyWhenSeveralAreShown) {
+  EXPECT_EQ(format_log_line("api", "out", "hello", false, false), "hello");
+  EXPECT_EQ(format_log_line("api", "out", "hello", true, false), "api | hello");
+  EXPECT_EQ(format_log_line("api", "err", "oops", true, false), "api | oops");
+  EXPECT_EQ(format_log_line("api", "err", "oops", true, true),
+            std::string(kRed) + "api |" + std::string(kReset) + " oops");
+  EXPECT_EQ(format_log_line("api", "err", "oops", false, true), "oops");
+}
+
+TEST(Info, ShowsStateLastExitLogsSpecAndEnvironment) {
+  AppSpec spec;
+  spec.name = "api";
+  spec.monitor.argv = {"node", "server.js"};
+  spec.monitor.env = {"PATH=/usr/bin", "PORT=8080"};
+  spec.monitor.max_restarts = 10;
+  spec.monitor.kill_signal = SIGINT;
+  spec.monitor.watch = {"/srv"};
+  const std::string out = format_info(running_api(), spec, false);
+  EXPECT_EQ(out.find('\033'), std::string::npos);
+  const auto lines = split_lines(out);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0], "api (id 1)");
+  const auto has = [&](const std::string& line) {
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  };
+  EXPECT_TRUE(has("  status          running (wanted up)")) << out;
+  EXPECT_TRUE(has("  pid             1234")) << out;
+  EXPECT_TRUE(has("  uptime          3m04s")) << out;
+  EXPECT_TRUE(has("  last exit       code 1")) << out;
+  EXPECT_TRUE(has("  command         node server.js")) << out;
+  EXPECT_TRUE(has("  out log         /h/logs/api.out.log")) << out;
+  EXPECT_TRUE(has("  err log         /h/logs/api.err.log")) << out;
+  EXPECT_TRUE(has("spec")) << out;
+  EXPECT_TRUE(has("  max restarts    10")) << out;
+  EXPECT_TRUE(has("  kill signal     INT")) << out;
+  EXPECT_TRUE(has("  kill timeout    5s")) << out;
+  EXPECT_TRUE(has("  watch           /srv")) << out;
+  EXPECT_TRUE(has("environment")) << out;
+  EXPECT_TRUE(has("  PORT=8080")) << out;
+}
+
+TEST(Info, StoppedAppShowsNoLiveFigures) {
+  const std::string out = format_info(stopped_worker(), std::nullopt, false);
+  EXPECT_NE(out.find("  status     stopped (wanted down)\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  pid        -\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  last exit  signal TERM\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  out log    -\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("uptime"), std::string::npos) << out;
+  EXPECT_EQ(out.find("spec"), std::string::npos) << out;
+}
+
+TEST(Info, ColoursTheStatusWhenAsked) {
+  const std::string out = format_info(running_api(), std::nullopt, true);
+  EXPECT_NE(out.find(std::string(kGreen) + "running (wanted up)"), std::string::npos) << out;
+  EXPECT_EQ(strip_sgr(out), format_info(running_api(), std::nullopt, false));
+}
+
+TEST(ShellJoin, QuotesOnlyWhatNeedsIt) {
+  EXPECT_EQ(shell_join({"node", "server.js", "--port=80"}), "node server.js --port=80");
+  EXPECT_EQ(shell_join({"sh", "-c", "echo hi; exit 3"}), "sh -c 'echo hi; exit 3'");
+  EXPECT_EQ(shell_join({"echo", "it's", ""}), "echo 'it'\\''s' ''");
+}
+
+TEST(DaemonStatus, ListsPidHomeUptimeAppsAndProtocol) {
+  const auto ping =
+      json::parse(R"({"pid":99, "version":1, "home":"/h", "uptime_ms":61000, "apps":3})")
+          .as_object();
+  EXPECT_EQ(format_daemon_status(ping),
+            "sempred is running\n"
+            "  pid       99\n"
+            "  home      /h\n"
+            "  uptime    1m01s\n"
+            "  apps      3\n"
+            "  protocol  1\n");
+}
+
+}  // namespace
+}  // namespace sempre::cli

@@ -1,0 +1,415 @@
+#include "control_server.hpp"
+
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "home.hpp"
+#include "protocol.hpp"
+#include "test_util.hpp"
+
+namespace sempre {
+namespace {
+
+namespace json = boost::json;
+using boost::asio::local::stream_protocol;
+using test::run_until;
+using test::TempDir;
+using namespace std::chrono_literals;
+
+// A request handler with one behaviour per command, enough to exercise the
+// server: answers, streams, subscriptions, silence and failure.
+class FakeHandler final : public RequestHandler {
+ public:
+  void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) override {
+    ++calls;
+    if (request.cmd == "echo") {
+      session->send(protocol::make_result(request.id, request.args));
+    } else if (request.cmd == "stream") {
+      const auto n = request.args.at("n").to_number<int>();
+      for (int i = 0; i < n; ++i) session->send(protocol::make_item(request.id, {{"i", i}}));
+      session->send(protocol::make_result(request.id, {{"count", n}}));
+    } else if (request.cmd == "subscribe") {
+      session->on_close([this] { ++closed; });
+      subscribers.push_back(session);
+      session->send(protocol::make_result(request.id));
+    } else if (request.cmd == "flood") {
+      // Far more than the server lets queue for a client that does not read.
+      session->on_close([this] { ++closed; });
+      const std::string chunk(512 * 1024, 'x');
+      for (int i = 0; i < 16 && session->is_open(); ++i) {
+        session->send(protocol::make_item(request.id, {{"chunk", chunk}}));
+      }
+    } else if (request.cmd == "bye") {
+      session->send(protocol::make_result(request.id, {{"stopped", 0}}));
+      if (on_bye) on_bye();
+    } else if (request.cmd == "throw") {
+      throw std::runtime_error("boom");
+    }
+  }
+
+  int calls = 0;
+  int closed = 0;
+  std::vector<std::shared_ptr<Session>> subscribers;
+  std::function<void()> on_bye;
+};
+
+// A client on the test's io_context: writes whatever it is told, and
+// collects every line the server sends until the connection ends.
+class Client {
+ public:
+  Client(boost::asio::io_context& io, const std::string& path)
+      : state_(std::make_shared<State>(io)) {
+    boost::system::error_code ec;
+    state_->socket.connect(stream_protocol::endpoint(path), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    read(state_);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client() { close(); }
+
+  void send_raw(std::string bytes) {
+    auto data = std::make_shared<std::string>(std::move(bytes));
+    boost::asio::async_write(state_->socket, boost::asio::buffer(*data),
+                             [data](const boost::system::error_code&, std::size_t) {});
+  }
+  void send(const json::object& message) { send_raw(protocol::encode(message)); }
+  void close() {
+    boost::system::error_code ec;
+    state_->socket.close(ec);
+  }
+
+  const std::vector<json::object>& messages() const { return state_->messages; }
+  bool closed() const { return state_->closed; }
+
+ private:
+  struct State {
+    explicit State(boost::asio::io_context& io) : socket(io) {}
+    stream_protocol::socket socket;
+    std::array<char, 4096> buffer{};
+    std::string pending;
+    std::vector<json::object> messages;
+    bool closed = false;
+  };
+
+  static void read(const std::shared_ptr<State>& state) {
+    state->socket.async_read_some(
+        boost::asio::buffer(state->buffer),
+        [state](const boost::system::error_code& ec, std::size_t n) {
+          if (ec) {
+            state->closed = true;
+            return;
+          }
+          state->pending.append(state->buffer.data(), n);
+          for (auto newline = state->pending.find('\n'); newline != std::string::npos;
+               newline = state->pending.find('\n')) {
+            state->messages.push_back(json::parse(state->pending.substr(0, newline)).as_object());
+            state->pending.erase(0, newline + 1);
+          }
+          read(state);
+        });
+  }
+
+  std::shared_ptr<State> state_;
+};
+
+class ControlServerTest : public ::testing::Test {
+ protected:
+  void serve(std::chrono::milliseconds idle_limit = ControlServer::kIdleLimit) {
+    auto fd = bind_control_socket(path_);
+    ASSERT_TRUE(fd.ok()) << fd.error().message;
+    auto server = ControlServer::create(io_.get_executor(), *fd, handler_, log_, idle_limit);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(*server);
+  }
+
+  bool wait_for_messages(const Client& client, std::size_t n) {
+    return run_until(io_, [&] { return client.messages().size() >= n; });
+  }
+  bool wait_for_close(const Client& client) {
+    return run_until(io_, [&] { return client.closed(); });
+  }
+  std::string logged() const { return log_text_.str(); }
+
+  TempDir dir_;
+  const std::string path_ = dir_.file("sempre.sock");
+  boost::asio::io_context io_;
+  std::ostringstream log_text_;
+  std::shared_ptr<spdlog::logger> log_ = std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_st>(log_text_));
+  FakeHandler handler_;
+  std::unique_ptr<ControlServer> server_;
+};
+
+TEST_F(ControlServerTest, AnswersARequestById) {
+  serve();
+  Client client(io_, path_);
+  client.send(protocol::make_request(7, "echo", {{"x", 1}}));
+  ASSERT_TRUE(wait_for_messages(client, 1));
+  const json::object& answer = client.messages()[0];
+  EXPECT_EQ(answer.at("id").to_number<int>(), 7);
+  EXPECT_TRUE(answer.at("ok").as_bool());
+  EXPECT_EQ(answer.at("result").as_object(), (json::object{{"x", 1}}));
+}
+
+TEST_F(ControlServerTest, AnswersTwoRequestsPipelinedInOneWrite) {
+  serve();
+  Client client(io_, path_);
+  client.send_raw(protocol::encode(protocol::make_request(1, "echo", {{"n", "one"}})) +
+                  protocol::encode(protocol::make_request(2, "echo", {{"n", "two"}})));
+  ASSERT_TRUE(wait_for_messages(client, 2));
+  EXPECT_EQ(client.messages()[0].at("id").to_number<int>(), 1);
+  EXPECT_EQ(client.messages()[0].at("result").at("n").as_string(), "one");
+  EXPECT_EQ(client.messages()[1].at("id").to_number<int>(), 2);
+  EXPECT_EQ(client.messages()[1].at("result").at("n").as_string(), "two");
+}
+
+TEST_F(ControlServerTest, StreamsItemsThenAnswers) {
+  serve();
+  Client client(io_, path_);
+  client.send(protocol::make_request(4, "stream", {{"n", 3}}));
+  ASSERT_TRUE(wait_for_messages(client, 4));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(client.messages()[i].at("id").to_number<int>(), 4);
+    EXPECT_EQ(client.messages()[i].at("item").at("i").to_number<int>(), i);
+  }
+  EXPECT_EQ(client.messages()[3].at("result").at("count").to_number<int>(), 3);
+}
+
+TEST_F(ControlServerTest, DropsAMalformedClientAndKeepsServing) {
+  serve();
+  Client bad(io_, path_);
+  bad.send_raw("{not json\n");
+  ASSERT_TRUE(wait_for_close(bad));
+  ASSERT_EQ(bad.messages().size(), 1u);
+  EXPECT_EQ(bad.messages()[0].at("error").at("code").as_string(), "bad_request");
+  EXPECT_NE(logged().find("malformed"), std::string::npos) << logged();
+
+  Client good(io_, path_);
+  good.send(protocol::make_request(1, "echo"));
+  ASSERT_TRUE(wait_for_messages(good, 1));
+  EXPECT_TRUE(good.messages()[0].at("ok").as_bool());
+  EXPECT_EQ(handler_.calls, 1);
+}
+
+TEST_F(ControlServerTest, DropsAClientSendingAnOversizedFrame) {
+  serve();
+  Client client(io_, path_);
+  client.send_raw(std::string(protocol::kMaxMessage + 1, 'x'));
+  ASSERT_TRUE(wait_for_close(client));
+  EXPECT_NE(logged().find("malformed"), std::string::npos) << logged();
+  EXPECT_EQ(handler_.calls, 0);
+}
+
+TEST_F(ControlServerTest, AnswersAnotherProtocolVersionNamingBoth) {
+  serve();
+  Client client(io_, path_);
+  client.send(
+      {{"v", protocol::kVersion + 1}, {"id", 3}, {"cmd", "echo"}, {"args", json::object{}}});
+  ASSERT_TRUE(wait_for_messages(client, 1));
+  const json::object& answer = client.messages()[0];
+  EXPECT_EQ(answer.at("id").to_number<int>(), 3);
+  EXPECT_FALSE(answer.at("ok").as_bool());
+  EXPECT_EQ(answer.at("error").at("code").as_string(), "version");
+  const std::string message(answer.at("error").at("message").as_string());
+  EXPECT_NE(message.find(std::to_string(protocol::kVersion + 1)), std::string::npos) << message;
+  EXPECT_NE(message.find(std::to_string(protocol::kVersion)), std::string::npos) << message;
+  EXPECT_EQ(handler_.calls, 0);
+}
+
+TEST_F(ControlServerTest, AnswersABadRequestAndKeepsTheClient) {
+  serve();
+  Client client(io_, path_);
+  client.send({{"v", protocol::kVersion}, {"id", 5}});
+  client.send(protocol::make_request(6, "echo"));
+  ASSERT_TRUE(wait_for_messages(client, 2));
+  EXPECT_EQ(client.messages()[0].at("id").to_number<int>(), 5);
+  EXPECT_EQ(client.messages()[0].at("error").at("code").as_string(), "bad_request");
+  EXPECT_TRUE(client.messages()[1].at("ok").as_bool());
+}
+
+TEST_F(ControlServerTest, TurnsAHandlerExceptionIntoAnInternalError) {
+  serve();
+  Client client(io_, path_);
+  client.send(protocol::make_request(9, "throw"));
+  client.send(protocol::make_request(10, "echo"));
+  ASSERT_TRUE(wait_for_messages(client, 2));
+  EXPECT_EQ(client.messages()[0].at("id").to_number<int>(), 9);
+  EXPECT_EQ(client.messages()[0].at("error").at("code").as_string(), "internal");
+  EXPECT_TRUE(client.messages()[1].at("ok").as_bool());
+  EXPECT_NE(logged().find("boom"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, RefusesPeerOfAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  serve();
+  // Only the uid check may stop nobody: let it reach the socket.
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(path_.c_str(), 0666), 0);
+
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Only async-signal-safe calls from here: the parent may hold locks.
+    ::close(out[0]);
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path_.copy(address.sun_path, sizeof address.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      ::_exit(11);
+    }
+    const char request[] = "{\"v\":1,\"id\":1,\"cmd\":\"echo\",\"args\":{}}\n";
+    // The refusal may close the connection first: no SIGPIPE for that.
+    (void)!::send(fd, request, sizeof request - 1, MSG_NOSIGNAL);
+    char buffer[1024];
+    ssize_t n;
+    while ((n = ::read(fd, buffer, sizeof buffer)) > 0) (void)!::write(out[1], buffer, n);
+    ::_exit(0);
+  }
+  ::close(out[1]);
+
+  boost::asio::posix::stream_descriptor reader(io_, out[0]);
+  std::string answer;
+  std::array<char, 1024> buffer{};
+  bool done = false;
+  std::function<void(const boost::system::error_code&, std::size_t)> on_read =
+      [&](const boost::system::error_code& ec, std::size_t n) {
+        answer.append(buffer.data(), n);
+        if (ec) {
+          done = true;
+          return;
+        }
+        reader.async_read_some(boost::asio::buffer(buffer), on_read);
+      };
+  reader.async_read_some(boost::asio::buffer(buffer), on_read);
+  ASSERT_TRUE(run_until(io_, [&] { return done; }));
+
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_FALSE(answer.empty());
+  const json::object reply = json::parse(answer).as_object();
+  EXPECT_FALSE(reply.at("ok").as_bool());
+  EXPECT_NE(
+      std::string(reply.at("error").at("message").as_string()).find("permission denied: uid 65534"),
+      std::string::npos)
+      << answer;
+  EXPECT_EQ(handler_.calls, 0);
+  EXPECT_NE(logged().find("refused client"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, RunsOnCloseWhenTheClientDisconnects) {
+  serve();
+  Client client(io_, path_);
+  client.send(protocol::make_request(1, "subscribe"));
+  ASSERT_TRUE(wait_for_messages(client, 1));
+  EXPECT_EQ(handler_.closed, 0);
+  client.close();
+  ASSERT_TRUE(run_until(io_, [&] { return handler_.closed == 1; }));
+  EXPECT_FALSE(handler_.subscribers[0]->is_open());
+
+  // Registering on a closed session runs the handler at once.
+  bool ran = false;
+  handler_.subscribers[0]->on_close([&] { ran = true; });
+  EXPECT_TRUE(ran);
+}
+
+TEST_F(ControlServerTest, KnowsThePeer) {
+  serve();
+  Client client(io_, path_);
+  client.send(protocol::make_request(1, "subscribe"));
+  ASSERT_TRUE(wait_for_messages(client, 1));
+  EXPECT_EQ(handler_.subscribers[0]->peer_uid(), ::geteuid());
+  EXPECT_EQ(handler_.subscribers[0]->peer_pid(), ::getpid());
+}
+
+TEST_F(ControlServerTest, DropsASilentClientAfterTheIdleLimit) {
+  serve(200ms);
+  Client client(io_, path_);
+  ASSERT_TRUE(wait_for_close(client));
+  EXPECT_NE(logged().find("no request within 200 ms"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, DropsAClientThatNeverFinishesItsRequest) {
+  serve(200ms);
+  Client client(io_, path_);
+  // Bytes that never make a whole request do not keep a client alive.
+  client.send_raw("{\"v\":1,");
+  ASSERT_TRUE(wait_for_close(client));
+  EXPECT_EQ(handler_.calls, 0);
+}
+
+TEST_F(ControlServerTest, KeepsAStreamingClientPastTheIdleLimit) {
+  serve(200ms);
+  Client streaming(io_, path_);
+  streaming.send(protocol::make_request(1, "subscribe"));
+  ASSERT_TRUE(wait_for_messages(streaming, 1));
+  // Connected later, so it is dropped after the streaming client would have
+  // been, had it been idle.
+  Client silent(io_, path_);
+  ASSERT_TRUE(wait_for_close(silent));
+  EXPECT_FALSE(streaming.closed());
+  EXPECT_EQ(handler_.closed, 0);
+}
+
+TEST_F(ControlServerTest, DropsAClientThatDoesNotRead) {
+  serve();
+  Client client(io_, path_);
+  client.send(protocol::make_request(1, "flood"));
+  ASSERT_TRUE(run_until(io_, [&] { return handler_.closed == 1; }));
+  EXPECT_NE(logged().find("does not read"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, CloseDeliversTheLastAnswerFirst) {
+  serve();
+  bool done = false;
+  handler_.on_bye = [&] { server_->close([&] { done = true; }); };
+  Client client(io_, path_);
+  client.send(protocol::make_request(1, "bye"));
+  ASSERT_TRUE(run_until(io_, [&] { return done; }));
+  ASSERT_TRUE(wait_for_close(client));
+  ASSERT_EQ(client.messages().size(), 1u);
+  EXPECT_EQ(client.messages()[0].at("result").at("stopped").to_number<int>(), 0);
+}
+
+TEST_F(ControlServerTest, CloseEndsStreamsAndStopsAccepting) {
+  serve();
+  Client client(io_, path_);
+  client.send(protocol::make_request(1, "subscribe"));
+  ASSERT_TRUE(wait_for_messages(client, 1));
+  bool done = false;
+  server_->close([&] { done = true; });
+  ASSERT_TRUE(run_until(io_, [&] { return done && client.closed(); }));
+  EXPECT_EQ(handler_.closed, 1);
+
+  stream_protocol::socket late(io_);
+  boost::system::error_code ec;
+  late.connect(stream_protocol::endpoint(path_), ec);
+  EXPECT_TRUE(ec) << "the listener is closed";
+}
+
+}  // namespace
+}  // namespace sempre

@@ -1,0 +1,318 @@
+#include "state_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "protocol.hpp"
+#include "test_util.hpp"
+
+namespace sempre {
+namespace {
+
+namespace fs = std::filesystem;
+using test::read_file;
+using test::TempDir;
+using test::write_file;
+
+SavedApp app_of(std::uint64_t id, const std::string& name) {
+  SavedApp app;
+  app.id = id;
+  app.spec.name = name;
+  app.spec.monitor.argv = {"sleep", "100"};
+  return app;
+}
+
+SavedState two_apps() {
+  SavedState state;
+  state.next_id = 5;
+  SavedApp web = app_of(1, "web");
+  web.wanted_up = true;
+  web.pid = 4321;
+  web.pid_start_time = 987654321;
+  web.spec.monitor.env = {"PORT=80"};
+  web.spec.monitor.kill_signal = SIGINT;
+  SavedApp worker = app_of(4, "worker");
+  worker.wanted_up = false;
+  worker.pid = 99;
+  worker.pid_start_time = 18446744073709551615u;
+  state.apps = {web, worker};
+  return state;
+}
+
+// The files in `dir`, by name.
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+LoadedState load_ok(const std::string& path) {
+  auto loaded = load_state(path);
+  EXPECT_TRUE(loaded.ok()) << (loaded.ok() ? "" : loaded.error().message);
+  return loaded.ok() ? *loaded : LoadedState{};
+}
+
+TEST(StateStore, RoundTripsAppsWithPidsAndStartTimes) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  const SavedState saved = two_apps();
+  ASSERT_TRUE(save_state(path, saved).ok());
+
+  const LoadedState loaded = load_ok(path);
+  EXPECT_EQ(loaded.warning, "");
+  EXPECT_EQ(loaded.state.next_id, 5u);
+  ASSERT_EQ(loaded.state.apps.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const SavedApp& a = saved.apps[i];
+    const SavedApp& b = loaded.state.apps[i];
+    EXPECT_EQ(b.id, a.id);
+    EXPECT_EQ(b.wanted_up, a.wanted_up);
+    EXPECT_EQ(b.pid, a.pid);
+    EXPECT_EQ(b.pid_start_time, a.pid_start_time);
+    EXPECT_EQ(protocol::to_json(b.spec), protocol::to_json(a.spec));
+  }
+}
+
+TEST(StateStore, WritesTheDocumentedFormat) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  SavedState state;
+  state.next_id = 2;
+  state.apps = {app_of(1, "web")};
+  ASSERT_TRUE(save_state(path, state).ok());
+
+  const boost::json::object root = boost::json::parse(read_file(path)).as_object();
+  EXPECT_EQ(root.at("version"), kStateVersion);
+  EXPECT_EQ(root.at("next_id"), 2);
+  const boost::json::object& app = root.at("apps").as_array().at(0).as_object();
+  EXPECT_EQ(app.at("id"), 1);
+  EXPECT_EQ(app.at("wanted_up"), false);
+  EXPECT_TRUE(app.at("pid").is_null());
+  EXPECT_TRUE(app.at("pid_start_time").is_null());
+  EXPECT_EQ(app.at("spec").at("name"), "web");
+}
+
+TEST(StateStore, AtomicWriteLeavesNoTemporaryFileAndIsPrivate) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  // A leftover temporary file of a crashed write, readable by all.
+  write_file(path + ".tmp", "partial");
+  ASSERT_EQ(::chmod((path + ".tmp").c_str(), 0644), 0);
+
+  ASSERT_TRUE(save_state(path, two_apps()).ok());
+  SavedState smaller;
+  smaller.apps = {app_of(1, "only")};
+  ASSERT_TRUE(save_state(path, smaller).ok());
+
+  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"state.json"}));
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(load_ok(path).state.apps.size(), 1u);
+}
+
+TEST(StateStore, SaveFailsWhenTheDirectoryIsMissing) {
+  TempDir dir;
+  const std::string path = dir.file("no/such/dir/state.json");
+  Status st = save_state(path, two_apps());
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().os_error, ENOENT);
+  EXPECT_NE(st.error().message.find(path + ".tmp"), std::string::npos) << st.error().message;
+}
+
+TEST(StateStore, MissingFileIsAnEmptyState) {
+  TempDir dir;
+  const LoadedState loaded = load_ok(dir.file("state.json"));
+  EXPECT_EQ(loaded.warning, "");
+  EXPECT_TRUE(loaded.state.apps.empty());
+  EXPECT_EQ(loaded.state.next_id, 1u);
+}
+
+TEST(StateStore, UnreadableFileIsAnError) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  fs::create_directory(path);  // reading it fails with EISDIR, even as root
+  auto loaded = load_state(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().os_error, EISDIR);
+  EXPECT_TRUE(fs::is_directory(path)) << "an unreadable file is not set aside";
+}
+
+TEST(StateStore, FileWithoutPermissionIsAnError) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  ASSERT_TRUE(save_state(path, two_apps()).ok());
+  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+  auto loaded = load_state(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().os_error, EACCES);
+  EXPECT_EQ(loaded.error().kind, ErrorKind::kPermission);
+}
+
+// The one file next to state.json whose name starts with "state.json.bad-".
+std::string set_aside_file(const TempDir& dir) {
+  std::string found;
+  for (const std::string& name : names_in(dir.path())) {
+    if (name.rfind("state.json.bad-", 0) == 0) {
+      EXPECT_EQ(found, "") << "more than one file set aside";
+      found = dir.file(name);
+    }
+  }
+  return found;
+}
+
+void expect_set_aside(const std::string& content, const std::string& reason) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  write_file(path, content);
+
+  const LoadedState loaded = load_ok(path);
+  EXPECT_TRUE(loaded.state.apps.empty());
+  EXPECT_EQ(loaded.state.next_id, 1u);
+  EXPECT_FALSE(fs::exists(path));
+  const std::string aside = set_aside_file(dir);
+  ASSERT_NE(aside, "") << "nothing set aside for " << content;
+  EXPECT_EQ(read_file(aside), content);
+  EXPECT_NE(loaded.warning.find(aside), std::string::npos) << loaded.warning;
+  EXPECT_NE(loaded.warning.find(reason), std::string::npos) << loaded.warning;
+
+  // The name carries the time it was set aside.
+  const std::string suffix = aside.substr(path.size() + std::string(".bad-").size());
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  EXPECT_NEAR(std::stoll(suffix), now, 5);
+}
+
+TEST(StateStore, CorruptFileIsSetAsideWithAWarning) {
+  expect_set_aside("{\"version\":1,\"next_id\":3,\"apps\":[{\"id\":1", "invalid JSON");
+}
+
+TEST(StateStore, EmptyFileIsSetAside) { expect_set_aside("", "invalid JSON"); }
+
+TEST(StateStore, UnknownVersionIsSetAside) {
+  expect_set_aside(R"({"version":2,"next_id":1,"apps":[]})", "unknown version 2");
+}
+
+TEST(StateStore, AppWithABadSpecIsSetAside) {
+  expect_set_aside(R"({"version":1,"next_id":2,"apps":[{"id":1,"wanted_up":true,"pid":null,)"
+                   R"("pid_start_time":null,"spec":{"name":"web","cmd":"not an array"}}]})",
+                   "apps[0].spec.cmd: expected an array of strings");
+}
+
+TEST(StateStore, AppWithoutWantedStateIsSetAside) {
+  expect_set_aside(R"({"version":1,"next_id":2,"apps":[{"id":1,"spec":{"name":"w","cmd":["x"]}}]})",
+                   "apps[0].wanted_up");
+}
+
+TEST(StateStore, DuplicateIdsAreSetAside) {
+  expect_set_aside(R"({"version":1,"next_id":3,"apps":[)"
+                   R"({"id":1,"wanted_up":true,"spec":{"name":"a","cmd":["x"]}},)"
+                   R"({"id":1,"wanted_up":true,"spec":{"name":"b","cmd":["x"]}}]})",
+                   "apps[1].id: duplicate id 1");
+}
+
+TEST(StateStore, SettingAsideTwiceInOneSecondKeepsBoth) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  write_file(path, "first");
+  ASSERT_NE(load_ok(path).warning, "");
+  write_file(path, "second");
+  ASSERT_NE(load_ok(path).warning, "");
+  std::vector<std::string> contents;
+  for (const std::string& name : names_in(dir.path()))
+    contents.push_back(read_file(dir.file(name)));
+  std::sort(contents.begin(), contents.end());
+  EXPECT_EQ(contents, (std::vector<std::string>{"first", "second"}));
+}
+
+TEST(StateStore, NextIdStaysPastEveryLoadedId) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  write_file(path, R"({"version":1,"next_id":1,"apps":[)"
+                   R"({"id":7,"wanted_up":true,"spec":{"name":"a","cmd":["x"]}}]})");
+  const LoadedState loaded = load_ok(path);
+  EXPECT_EQ(loaded.warning, "");
+  ASSERT_EQ(loaded.state.apps.size(), 1u);
+  EXPECT_FALSE(loaded.state.apps[0].pid);
+  EXPECT_EQ(loaded.state.next_id, 8u);
+}
+
+// --- process_start_time --------------------------------------------------------
+
+// Field 22 of /proc/PID/stat, read independently: the 20th word after ") ".
+std::uint64_t start_time_from_proc(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream in(stat.substr(stat.rfind(')') + 1));
+  std::string word;
+  for (int field = 3; field <= 22; ++field) in >> word;
+  return std::stoull(word);
+}
+
+TEST(ProcessStartTime, OfThisProcessIsWhatProcSays) {
+  const auto ticks = process_start_time(::getpid());
+  ASSERT_TRUE(ticks);
+  EXPECT_EQ(*ticks, start_time_from_proc(::getpid()));
+}
+
+TEST(ProcessStartTime, IsNulloptForAProcessThatIsGone) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_FALSE(process_start_time(child));
+  EXPECT_FALSE(process_start_time(0));
+  EXPECT_FALSE(process_start_time(-1));
+}
+
+TEST(ProcessStartTime, SurvivesACommandNameWithSpacesAndParentheses) {
+  int ready[2];
+  int go[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(go), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char byte = 0;
+    (void)!::write(ready[1], "1", 1);
+    (void)!::read(go[0], &byte, 1);
+    ::prctl(PR_SET_NAME, "x) 1 2 (y z) ", 0, 0, 0);
+    (void)!::write(ready[1], "2", 1);
+    (void)!::read(go[0], &byte, 1);
+    ::_exit(0);
+  }
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  const auto before = process_start_time(child);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  EXPECT_NE(read_file("/proc/" + std::to_string(child) + "/stat").find("x) 1 2 (y z"),
+            std::string::npos);
+  const auto after = process_start_time(child);
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  for (int fd : {ready[0], ready[1], go[0], go[1]}) ::close(fd);
+
+  ASSERT_TRUE(before);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, *before);
+}
+
+}  // namespace
+}  // namespace sempre

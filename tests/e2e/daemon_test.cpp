@@ -1,0 +1,1400 @@
+// `sempre` and `sempred` as a user runs them: the real binaries, a private
+// SEMPRE_HOME per test, real children. Every wait has a deadline and waits on
+// something: a process's end (pidfd), a file (inotify), a command's output, or
+// the state the daemon reports, asked again with `sempre list --json` until it
+// holds.
+#include <fcntl.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "e2e/subprocess.hpp"
+#include "home.hpp"
+#include "protocol.hpp"
+#include "test_util.hpp"
+
+namespace sempre {
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+using test::Subprocess;
+using SteadyClock = std::chrono::steady_clock;
+
+const std::string kSempre = SEMPRE_BIN;
+const std::string kSempred = SEMPRED_BIN;
+const std::string kChild = SEMPRE_TEST_CHILD;
+constexpr uid_t kNobody = 65534;
+constexpr gid_t kNogroup = 65534;
+// Exit statuses of a child forked by the test that never became what it should.
+constexpr int kCannotDropPrivileges = 98;
+constexpr int kCannotExec = 99;
+
+const std::vector<std::string> kCommands = {"start",  "stop", "restart", "delete",     "list",
+                                            "info",   "logs", "signal",  "events",     "cleanlogs",
+                                            "daemon", "kill", "stopall", "restartall", "run"};
+
+// --- processes ---------------------------------------------------------------
+
+std::string proc_file(pid_t pid, const std::string& name) {
+  return test::read_file("/proc/" + std::to_string(pid) + "/" + name);
+}
+
+std::vector<std::string> split_nul(const std::string& text) {
+  std::vector<std::string> parts;
+  std::size_t begin = 0;
+  while (begin < text.size()) {
+    const std::size_t end = text.find('\0', begin);
+    parts.push_back(text.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    if (end == std::string::npos) break;
+    begin = end + 1;
+  }
+  return parts;
+}
+
+std::string command_line(pid_t pid) {
+  std::string line;
+  for (const auto& arg : split_nul(proc_file(pid, "cmdline")))
+    line += (line.empty() ? "" : " ") + arg;
+  return line;
+}
+
+// Whether `pid` is a live process; a zombie counts as dead.
+bool alive(pid_t pid) {
+  if (pid <= 0) return false;
+  const std::string stat = proc_file(pid, "stat");
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  const char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+// Waits for any process (not only a child of ours) to end. True at once when
+// it is gone already.
+bool wait_for_exit(pid_t pid, milliseconds limit = 15s) {
+  if (pid <= 0) return true;
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  pollfd p{fd, POLLIN, 0};
+  const auto deadline = SteadyClock::now() + limit;
+  int n = 0;
+  do {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    n = ::poll(&p, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0)));
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  return n == 1 || !alive(pid);
+}
+
+std::vector<pid_t> all_processes() {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.empty() &&
+        std::all_of(name.begin(), name.end(), [](char c) { return std::isdigit(c); })) {
+      pids.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+  }
+  return pids;
+}
+
+bool has_env(pid_t pid, const std::string& entry) {
+  const auto env = split_nul(proc_file(pid, "environ"));
+  return std::find(env.begin(), env.end(), entry) != env.end();
+}
+
+// The live processes whose environment holds `entry` ("K=V"). A zombie has no
+// environment left, so it never matches.
+std::vector<pid_t> processes_with_env(const std::string& entry) {
+  std::vector<pid_t> found;
+  for (pid_t pid : all_processes()) {
+    if (pid != ::getpid() && has_env(pid, entry) && alive(pid)) found.push_back(pid);
+  }
+  return found;
+}
+
+// The live sempred processes serving `home`, whether it reached them by the
+// environment or by --home.
+std::vector<pid_t> daemons_of(const std::string& home) {
+  std::error_code ec;
+  const std::string binary = fs::canonical(kSempred, ec).string();
+  std::vector<pid_t> found;
+  for (pid_t pid : all_processes()) {
+    std::string exe = fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
+    if (ec) continue;
+    if (const auto deleted = exe.find(" (deleted)"); deleted != std::string::npos)
+      exe.erase(deleted);
+    if (exe != binary || !alive(pid)) continue;
+    if (command_line(pid).find(home) != std::string::npos || has_env(pid, "SEMPRE_HOME=" + home)) {
+      found.push_back(pid);
+    }
+  }
+  return found;
+}
+
+std::string describe_processes(const std::vector<pid_t>& pids) {
+  std::string text;
+  for (pid_t pid : pids) text += "\n  " + std::to_string(pid) + ": " + command_line(pid);
+  return text;
+}
+
+// --- files ---------------------------------------------------------------
+
+using Content = std::function<bool(const std::string&)>;
+
+Content holds(const std::string& text) {
+  return [text](const std::string& content) { return content.find(text) != std::string::npos; };
+}
+
+// Waits until the file at `path` exists and its content satisfies `done`,
+// woken by inotify on its directory (which must exist).
+bool wait_for_file(const fs::path& path, const Content& done, milliseconds limit = 15s) {
+  const auto satisfied = [&] { return fs::exists(path) && done(test::read_file(path)); };
+  const int fd = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (fd < 0 || ::inotify_add_watch(fd, path.parent_path().c_str(),
+                                    IN_CREATE | IN_MODIFY | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+    ADD_FAILURE() << "cannot watch " << path.parent_path() << ": " << std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return satisfied();
+  }
+  const auto deadline = SteadyClock::now() + limit;
+  bool ok = false;
+  while (!(ok = satisfied())) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(left.count()));
+    char events[4096];
+    while (::read(fd, events, sizeof events) > 0) {
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+// The "line-N" words of `text`, in order.
+std::vector<std::string> numbered_lines(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> found;
+  const std::regex word(prefix + R"(\d+)");
+  for (const auto& line : test::split_lines(text)) {
+    std::smatch m;
+    if (std::regex_search(line, m, word)) found.push_back(m.str());
+  }
+  return found;
+}
+
+// --- JSON ---------------------------------------------------------------
+
+json::value field(const json::object& object, std::string_view key) {
+  const json::value* v = object.if_contains(key);
+  return v ? *v : json::value(nullptr);
+}
+
+// A number field, or -1 when it is missing, null or not a whole number.
+std::int64_t number(const json::object& object, std::string_view key) {
+  const json::value v = field(object, key);
+  if (v.is_int64()) return v.as_int64();
+  if (v.is_uint64()) return static_cast<std::int64_t>(v.as_uint64());
+  return -1;
+}
+
+std::string text(const json::object& object, std::string_view key) {
+  const json::value v = field(object, key);
+  return v.is_string() ? std::string(v.as_string()) : std::string();
+}
+
+pid_t pid_of(const json::object& app) { return static_cast<pid_t>(number(app, "pid")); }
+
+using AppCheck = std::function<bool(const json::object&)>;
+
+bool has_pid(const json::object& app) { return pid_of(app) > 0; }
+
+AppCheck status_is(const std::string& status) {
+  return [status](const json::object& app) { return text(app, "status") == status; };
+}
+
+AppCheck runs_under_another_pid(pid_t old) {
+  return [old](const json::object& app) { return has_pid(app) && pid_of(app) != old; };
+}
+
+std::optional<json::value> parse_json(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return std::nullopt;
+  return v;
+}
+
+bool mentions_permission(std::string message) {
+  std::transform(message.begin(), message.end(), message.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* word : {"permission", "owned", "denied", "refus", "not allowed"}) {
+    if (message.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// --- the control socket, spoken by hand ------------------------------------
+
+// One connection to the daemon's control socket, for the tests that must send
+// what `sempre` never would.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) return;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) return;
+    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+      return;
+    }
+    // A daemon that neither reads nor drops us must not hang the test.
+    timeval limit{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  }
+  ~RawClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+
+  // Sends all of `data`; false once the peer has closed or stopped reading.
+  bool send(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
+  // The next line, without its '\n'; nullopt when the peer closed first or the
+  // deadline passed.
+  std::optional<std::string> read_line(milliseconds limit = 10s) {
+    const auto deadline = SteadyClock::now() + limit;
+    for (;;) {
+      if (const auto end = buffer_.find('\n'); end != std::string::npos) {
+        std::string line = buffer_.substr(0, end);
+        buffer_.erase(0, end + 1);
+        return line;
+      }
+      if (pump(deadline) != Got::kData) return std::nullopt;
+    }
+  }
+
+  // Reads and drops everything until the peer closes; false past the deadline.
+  bool wait_closed(milliseconds limit = 10s) {
+    const auto deadline = SteadyClock::now() + limit;
+    for (;;) {
+      switch (pump(deadline)) {
+        case Got::kData:
+          buffer_.clear();
+          break;
+        case Got::kClosed:
+          return true;
+        case Got::kTimeout:
+          return false;
+      }
+    }
+  }
+
+ private:
+  enum class Got { kData, kClosed, kTimeout };
+
+  Got pump(SteadyClock::time_point deadline) {
+    for (;;) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+      if (left.count() <= 0) return Got::kTimeout;
+      pollfd p{fd_, POLLIN, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Got::kTimeout;
+      char buf[65536];
+      const ssize_t got = ::read(fd_, buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return Got::kClosed;  // EOF, or ECONNRESET from a peer that dropped us
+      buffer_.append(buf, static_cast<std::size_t>(got));
+      return Got::kData;
+    }
+  }
+
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+// --- commands ---------------------------------------------------------------
+
+struct Outcome {
+  int code = -1;  // -1: did not finish before the deadline
+  std::string out;
+  std::string err;
+};
+
+std::string describe(const Outcome& o) {
+  return "exit " + std::to_string(o.code) + "\nstdout: " + o.out + "\nstderr: " + o.err;
+}
+
+// Runs `body` in a forked child that has become nobody (uid and gid 65534, no
+// supplementary groups); its return value is the child's exit status. The
+// child's stdout and stderr are collected together in `err`.
+Outcome as_nobody(const std::function<int()>& body, milliseconds limit = 30s) {
+  Outcome outcome;
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return outcome;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipe_fds[1], STDOUT_FILENO);
+    ::dup2(pipe_fds[1], STDERR_FILENO);
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNogroup) != 0 || ::setuid(kNobody) != 0) {
+      ::_exit(kCannotDropPrivileges);
+    }
+    ::_exit(body());
+  }
+  ::close(pipe_fds[1]);
+  if (pid < 0) {
+    ::close(pipe_fds[0]);
+    return outcome;
+  }
+  const auto deadline = SteadyClock::now() + limit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    pollfd p{pipe_fds[0], POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[4096];
+    const ssize_t got = ::read(pipe_fds[0], buf, sizeof buf);
+    if (got <= 0) break;
+    outcome.err.append(buf, static_cast<std::size_t>(got));
+  }
+  ::close(pipe_fds[0]);
+  int status = 0;
+  if (!wait_for_exit(
+          pid, std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()) + 1s)) {
+    ::kill(pid, SIGKILL);
+  }
+  if (::waitpid(pid, &status, 0) == pid) {
+    outcome.code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  }
+  return outcome;
+}
+
+// An app started by `sempre start`, with the id and pid it printed.
+struct Started {
+  Outcome outcome;
+  std::int64_t id = -1;
+  pid_t pid = -1;
+};
+
+// What `await_app` saw last.
+struct Awaited {
+  bool ok = false;
+  json::object app;
+  std::string last_seen;
+};
+
+// --- the fixture ------------------------------------------------------------
+
+// Each test gets its own SEMPRE_HOME (short, for the socket path) and ends
+// with `sempre kill`: no daemon, app or grandchild may be left behind.
+class SempreDaemon : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::unsetenv("SEMPRE_HOME");  // the children get ours, and only ours
+    char tmpl[] = "/tmp/sempre-e2e-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr) << std::strerror(errno);
+    dir_ = tmpl;
+    home_ = dir_ + "/home";
+    paths_ = home_paths(home_);
+  }
+
+  void TearDown() override {
+    if (dir_.empty()) return;
+    const pid_t daemon = daemon_pid();
+    const Outcome kill = sempre({"kill"});
+    EXPECT_TRUE(kill.code == 0 || kill.code == 3) << describe(kill);
+    if (daemon > 0 && !wait_for_exit(daemon)) {
+      ADD_FAILURE() << "the daemon " << daemon << " outlived `sempre kill`";
+      ::kill(daemon, SIGKILL);
+    }
+    const auto left = processes_with_env("SEMPRE_HOME=" + home_);
+    EXPECT_TRUE(left.empty()) << "left behind after `sempre kill`:" << describe_processes(left);
+    for (pid_t pid : left) ::kill(pid, SIGKILL);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::vector<std::string> env() const { return {"SEMPRE_HOME=" + home_, "NO_COLOR=1"}; }
+
+  Outcome sempre(const std::vector<std::string>& args,
+                 const std::vector<std::string>& extra_env = {}, milliseconds limit = 30s) {
+    std::vector<std::string> argv = {kSempre};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> environment = env();
+    environment.insert(environment.end(), extra_env.begin(), extra_env.end());
+    Subprocess p(argv, environment);
+    Outcome outcome;
+    outcome.code = p.wait(limit).value_or(-1);
+    outcome.out = p.out();
+    outcome.err = p.err();
+    return outcome;
+  }
+
+  Started start(const std::vector<std::string>& args,
+                const std::vector<std::string>& extra_env = {}) {
+    std::vector<std::string> argv = {"start"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Started started;
+    started.outcome = sempre(argv, extra_env);
+    std::smatch m;
+    if (std::regex_search(started.outcome.out, m, std::regex(R"(\bid (\d+))"))) {
+      started.id = std::stoll(m[1]);
+    }
+    if (std::regex_search(started.outcome.out, m, std::regex(R"(\bpid (\d+))"))) {
+      started.pid = static_cast<pid_t>(std::stol(m[1]));
+    }
+    return started;
+  }
+
+  // `sempre list --json`, or nullopt (the reason in last_list_error_) when it
+  // failed or did not print a JSON array.
+  std::optional<json::array> list() {
+    const Outcome o = sempre({"list", "--json"});
+    const auto parsed = parse_json(o.out);
+    if (o.code != 0 || !parsed || !parsed->is_array()) {
+      last_list_error_ = describe(o);
+      return std::nullopt;
+    }
+    return parsed->as_array();
+  }
+
+  std::optional<json::object> find(const std::string& name) {
+    const auto apps = list();
+    if (!apps) {
+      ADD_FAILURE() << "sempre list --json failed: " << last_list_error_;
+      return std::nullopt;
+    }
+    for (const auto& app : *apps) {
+      if (app.is_object() && text(app.as_object(), "name") == name) return app.as_object();
+    }
+    return std::nullopt;
+  }
+
+  // Asks `sempre list --json` until the app named `name` satisfies `done`.
+  Awaited await_app(const std::string& name, const AppCheck& done, milliseconds limit = 15s) {
+    Awaited result;
+    const auto deadline = SteadyClock::now() + limit;
+    do {
+      const auto apps = list();
+      result.last_seen =
+          apps ? name + " is not listed: " + json::serialize(*apps) : last_list_error_;
+      for (const auto& app : apps ? *apps : json::array{}) {
+        if (!app.is_object() || text(app.as_object(), "name") != name) continue;
+        result.app = app.as_object();
+        result.last_seen = json::serialize(app);
+        if (done(result.app)) {
+          result.ok = true;
+          return result;
+        }
+      }
+    } while (SteadyClock::now() < deadline);
+    return result;
+  }
+
+  // The pid in the daemon's lock file, when that process is alive; else 0.
+  pid_t daemon_pid() const {
+    const std::string content = test::read_file(paths_.lock);
+    if (content.empty() || !std::isdigit(static_cast<unsigned char>(content[0]))) return 0;
+    const auto pid = static_cast<pid_t>(std::stol(content));
+    return alive(pid) ? pid : 0;
+  }
+
+  std::string out_log(const std::string& name) const {
+    return home_ + "/logs/" + name + ".out.log";
+  }
+
+  std::string dir_;
+  std::string home_;
+  HomePaths paths_;
+  std::string last_list_error_;
+};
+
+std::vector<std::string> sleeper(const std::string& name) {
+  return {"-n", name, "--", kChild, "sleep", "forever"};
+}
+
+// --- starting and listing ------------------------------------------------------
+
+TEST_F(SempreDaemon, StartPrintsTheAppAndListJsonHoldsEveryDocumentedField) {
+  // `start` prints the name, id and pid; `list --json` shows every field sempre(1) documents.
+  const Started web = start(sleeper("web"));
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  EXPECT_NE(web.outcome.out.find("web"), std::string::npos) << web.outcome.out;
+  ASSERT_GE(web.id, 0) << web.outcome.out;
+  ASSERT_GT(web.pid, 0) << web.outcome.out;
+  EXPECT_TRUE(alive(web.pid));
+
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  ASSERT_EQ(apps->size(), 1u) << json::serialize(*apps);
+  ASSERT_TRUE((*apps)[0].is_object());
+  const json::object& app = (*apps)[0].as_object();
+  EXPECT_EQ(number(app, "id"), web.id);
+  EXPECT_EQ(text(app, "name"), "web");
+  EXPECT_EQ(pid_of(app), web.pid);
+  EXPECT_TRUE(text(app, "status") == "starting" || text(app, "status") == "running") << app;
+  EXPECT_EQ(text(app, "wanted"), "up");
+  EXPECT_EQ(number(app, "restarts"), 0);
+  for (const char* key : {"uptime_ms", "cpu", "rss_bytes"}) {
+    EXPECT_TRUE(field(app, key).is_number()) << key << " in " << app;
+  }
+  EXPECT_EQ(field(app, "cmd"), json::value(json::array{kChild, "sleep", "forever"}));
+  EXPECT_EQ(text(app, "cwd"), fs::current_path().string());
+  EXPECT_EQ(text(app, "out_log"), home_ + "/logs/web.out.log");
+  EXPECT_EQ(text(app, "err_log"), home_ + "/logs/web.err.log");
+  EXPECT_TRUE(app.contains("last_exit") && field(app, "last_exit").is_null()) << app;
+  EXPECT_TRUE(field(app, "last_error").is_string()) << app;
+
+  const Outcome table = sempre({"list"});
+  EXPECT_EQ(table.code, 0) << describe(table);
+  EXPECT_NE(table.out.find("web"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(std::to_string(web.pid)), std::string::npos) << table.out;
+}
+
+TEST_F(SempreDaemon, RefusesANameThatIsTaken) {
+  // A second app of the same name is refused with exit 1, and the first keeps running.
+  const Started first = start(sleeper("web"));
+  ASSERT_EQ(first.outcome.code, 0) << describe(first.outcome);
+  const Outcome second = sempre({"start", "-n", "web", "--", kChild, "sleep", "forever"});
+  EXPECT_EQ(second.code, 1) << describe(second);
+  EXPECT_EQ(second.err.rfind("sempre: ", 0), 0u) << second.err;
+  EXPECT_NE(second.err.find("web"), std::string::npos) << second.err;
+  EXPECT_TRUE(second.err.find("taken") != std::string::npos ||
+              second.err.find("already") != std::string::npos ||
+              second.err.find("exists") != std::string::npos)
+      << second.err;
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  EXPECT_EQ(apps->size(), 1u) << json::serialize(*apps);
+  EXPECT_TRUE(alive(first.pid));
+}
+
+TEST_F(SempreDaemon, StartReportsAProgramThatCannotBeExecuted) {
+  // A spawn failure makes `start` exit 1 with the operating system's error.
+  const Outcome missing = sempre({"start", "-n", "ghost", "--", "/nonexistent/program"});
+  EXPECT_EQ(missing.code, 1) << describe(missing);
+  EXPECT_EQ(missing.err.rfind("sempre: ", 0), 0u) << missing.err;
+  EXPECT_NE(missing.err.find("No such file or directory"), std::string::npos) << missing.err;
+
+  const std::string tool = dir_ + "/tool";  // no extension: no interpreter to fall back on
+  test::write_file(tool, "#!/bin/sh\necho hi\n");
+  fs::permissions(tool, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::replace);
+  const Outcome denied = sempre({"start", "-n", "tool", "--", tool});
+  EXPECT_EQ(denied.code, 1) << describe(denied);
+  EXPECT_NE(denied.err.find("Permission denied"), std::string::npos) << denied.err;
+}
+
+TEST_F(SempreDaemon, UnknownTargetFailsWithExit1) {
+  // Every command given a target that names no app exits 1 and leaves the other apps alone.
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const std::vector<std::vector<std::string>> requests = {
+      {"stop", "nosuch"}, {"restart", "nosuch"},       {"delete", "nosuch"},
+      {"info", "nosuch"}, {"signal", "HUP", "nosuch"}, {"stop", "424242"}};
+  for (const auto& request : requests) {
+    const Outcome o = sempre(request);
+    EXPECT_EQ(o.code, 1) << request[0] << ": " << describe(o);
+    EXPECT_EQ(o.err.rfind("sempre: ", 0), 0u) << request[0] << ": " << o.err;
+  }
+  const Outcome stop = sempre({"stop", "nosuch"});
+  EXPECT_NE(stop.err.find("nosuch"), std::string::npos) << stop.err;
+  const auto still = find("web");
+  ASSERT_TRUE(still);
+  EXPECT_EQ(pid_of(*still), web.pid);
+}
+
+// --- targets ---------------------------------------------------------------
+
+TEST_F(SempreDaemon, StopsRestartsAndDeletesAnAppByName) {
+  // stop keeps the app listed, stopped, its process gone; restart runs it anew; delete forgets it.
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+
+  const Outcome stop = sempre({"stop", "web"});
+  EXPECT_EQ(stop.code, 0) << describe(stop);
+  EXPECT_FALSE(alive(web.pid));
+  const auto stopped = find("web");
+  ASSERT_TRUE(stopped) << "a stopped app stays listed";
+  EXPECT_EQ(text(*stopped, "status"), "stopped") << *stopped;
+  EXPECT_TRUE(field(*stopped, "pid").is_null()) << *stopped;
+  EXPECT_EQ(text(*stopped, "wanted"), "down") << *stopped;
+
+  const Outcome restart = sempre({"restart", "web"});
+  EXPECT_EQ(restart.code, 0) << describe(restart);
+  const Awaited again = await_app("web", runs_under_another_pid(web.pid));
+  ASSERT_TRUE(again.ok) << again.last_seen;
+  EXPECT_TRUE(alive(pid_of(again.app)));
+  EXPECT_EQ(text(again.app, "wanted"), "up");
+
+  const Outcome del = sempre({"delete", "web"});
+  EXPECT_EQ(del.code, 0) << describe(del);
+  EXPECT_FALSE(alive(pid_of(again.app)));
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  EXPECT_TRUE(apps->empty()) << json::serialize(*apps);
+}
+
+TEST_F(SempreDaemon, StopsRestartsAndDeletesAnAppById) {
+  // An app's id names it to stop, restart and delete; the other app is left alone.
+  const Started a = start(sleeper("a"));
+  const Started b = start(sleeper("b"));
+  ASSERT_GE(a.id, 0) << describe(a.outcome);
+  ASSERT_GT(b.pid, 0) << describe(b.outcome);
+  const std::string id = std::to_string(a.id);
+
+  const Outcome stop = sempre({"stop", id});
+  EXPECT_EQ(stop.code, 0) << describe(stop);
+  EXPECT_FALSE(alive(a.pid));
+  const auto stopped = find("a");
+  ASSERT_TRUE(stopped);
+  EXPECT_EQ(text(*stopped, "status"), "stopped") << *stopped;
+
+  const Outcome restart = sempre({"restart", id});
+  EXPECT_EQ(restart.code, 0) << describe(restart);
+  const Awaited again = await_app("a", runs_under_another_pid(a.pid));
+  ASSERT_TRUE(again.ok) << again.last_seen;
+
+  const Outcome del = sempre({"delete", id});
+  EXPECT_EQ(del.code, 0) << describe(del);
+  EXPECT_FALSE(find("a"));
+  EXPECT_FALSE(alive(pid_of(again.app)));
+
+  const auto bystander = find("b");
+  ASSERT_TRUE(bystander);
+  EXPECT_EQ(pid_of(*bystander), b.pid);
+  EXPECT_EQ(number(*bystander, "restarts"), 0);
+}
+
+TEST_F(SempreDaemon, StopsRestartsAndDeletesAnAppByPid) {
+  // The pid of an app's running process names the app.
+  const Started a = start(sleeper("a"));
+  const Started b = start(sleeper("b"));
+  ASSERT_GT(a.pid, 0) << describe(a.outcome);
+  ASSERT_GT(b.pid, 0) << describe(b.outcome);
+
+  const Outcome restart = sempre({"restart", std::to_string(a.pid)});
+  EXPECT_EQ(restart.code, 0) << describe(restart);
+  const Awaited again = await_app("a", runs_under_another_pid(a.pid));
+  ASSERT_TRUE(again.ok) << again.last_seen;
+  EXPECT_FALSE(alive(a.pid));
+
+  const Outcome stop = sempre({"stop", std::to_string(b.pid)});
+  EXPECT_EQ(stop.code, 0) << describe(stop);
+  EXPECT_FALSE(alive(b.pid));
+  const auto b_stopped = find("b");
+  ASSERT_TRUE(b_stopped);
+  EXPECT_EQ(text(*b_stopped, "status"), "stopped") << *b_stopped;
+
+  const pid_t a_now = pid_of(again.app);
+  const Outcome del = sempre({"delete", std::to_string(a_now)});
+  EXPECT_EQ(del.code, 0) << describe(del);
+  EXPECT_FALSE(alive(a_now));
+  EXPECT_FALSE(find("a"));
+  EXPECT_TRUE(find("b"));
+}
+
+TEST_F(SempreDaemon, AllTargetsEveryApp) {
+  // `all` stops, restarts and deletes every app.
+  const Started a = start(sleeper("a"));
+  const Started b = start(sleeper("b"));
+  ASSERT_GT(a.pid, 0) << describe(a.outcome);
+  ASSERT_GT(b.pid, 0) << describe(b.outcome);
+
+  const Outcome stop = sempre({"stop", "all"});
+  EXPECT_EQ(stop.code, 0) << describe(stop);
+  EXPECT_FALSE(alive(a.pid));
+  EXPECT_FALSE(alive(b.pid));
+  for (const char* name : {"a", "b"}) {
+    const auto app = find(name);
+    ASSERT_TRUE(app) << name;
+    EXPECT_EQ(text(*app, "status"), "stopped") << *app;
+  }
+
+  const Outcome restart = sempre({"restart", "all"});
+  EXPECT_EQ(restart.code, 0) << describe(restart);
+  const Awaited a_again = await_app("a", has_pid);
+  const Awaited b_again = await_app("b", has_pid);
+  ASSERT_TRUE(a_again.ok) << a_again.last_seen;
+  ASSERT_TRUE(b_again.ok) << b_again.last_seen;
+
+  const Outcome del = sempre({"delete", "all"});
+  EXPECT_EQ(del.code, 0) << describe(del);
+  EXPECT_FALSE(alive(pid_of(a_again.app)));
+  EXPECT_FALSE(alive(pid_of(b_again.app)));
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  EXPECT_TRUE(apps->empty()) << json::serialize(*apps);
+}
+
+TEST_F(SempreDaemon, StopallAndRestartallActOnEveryApp) {
+  // forever's stopall and restartall are `stop all` and `restart all`.
+  const Started a = start(sleeper("a"));
+  const Started b = start(sleeper("b"));
+  ASSERT_GT(a.pid, 0) << describe(a.outcome);
+  ASSERT_GT(b.pid, 0) << describe(b.outcome);
+
+  const Outcome restart = sempre({"restartall"});
+  EXPECT_EQ(restart.code, 0) << describe(restart);
+  const Awaited a_again = await_app("a", runs_under_another_pid(a.pid));
+  const Awaited b_again = await_app("b", runs_under_another_pid(b.pid));
+  ASSERT_TRUE(a_again.ok) << a_again.last_seen;
+  ASSERT_TRUE(b_again.ok) << b_again.last_seen;
+
+  const Outcome stop = sempre({"stopall"});
+  EXPECT_EQ(stop.code, 0) << describe(stop);
+  EXPECT_FALSE(alive(pid_of(a_again.app)));
+  EXPECT_FALSE(alive(pid_of(b_again.app)));
+  for (const char* name : {"a", "b"}) {
+    const auto app = find(name);
+    ASSERT_TRUE(app) << name;
+    EXPECT_EQ(text(*app, "status"), "stopped") << *app;
+  }
+}
+
+// --- supervision ---------------------------------------------------------------
+
+TEST_F(SempreDaemon, RestartsAKilledChild) {
+  // A child killed with SIGKILL is started again: new pid, one restart, last exit signal KILL.
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  ASSERT_EQ(::kill(web.pid, SIGKILL), 0);
+  const Awaited back = await_app("web", runs_under_another_pid(web.pid));
+  ASSERT_TRUE(back.ok) << back.last_seen;
+  EXPECT_TRUE(alive(pid_of(back.app)));
+  EXPECT_EQ(number(back.app, "restarts"), 1) << back.app;
+  EXPECT_EQ(field(back.app, "last_exit"), json::value(json::object{{"signal", "KILL"}}))
+      << back.app;
+}
+
+TEST_F(SempreDaemon, CrashLoopEndsFailedAfterMaxRestarts) {
+  // An app that keeps exiting at once is restarted max-restarts times, then is failed.
+  const Outcome start =
+      sempre({"start", "-n", "crasher", "--max-restarts", "2", "--", kChild, "exit", "1"});
+  EXPECT_EQ(start.code, 0) << describe(start);
+  const Awaited failed = await_app("crasher", status_is("failed"), 20s);
+  ASSERT_TRUE(failed.ok) << failed.last_seen;
+  EXPECT_EQ(number(failed.app, "restarts"), 2) << failed.app;
+  EXPECT_TRUE(field(failed.app, "pid").is_null()) << failed.app;
+  EXPECT_EQ(field(failed.app, "last_exit"), json::value(json::object{{"code", 1}})) << failed.app;
+  EXPECT_FALSE(text(failed.app, "last_error").empty()) << failed.app;
+}
+
+TEST_F(SempreDaemon, StopKillsTheAppsGrandchildren) {
+  // When `stop` returns, a grandchild that ignores SIGTERM is dead too.
+  const std::string pidfile = dir_ + "/grandchild.pid";
+  const Started tree =
+      start({"-n", "tree", "--kill-timeout", "500ms", "--", kChild, "grandchild", pidfile});
+  ASSERT_GT(tree.pid, 0) << describe(tree.outcome);
+  ASSERT_TRUE(wait_for_file(pidfile, holds("\n")));
+  const auto grandchild = static_cast<pid_t>(std::stol(test::read_file(pidfile)));
+  ASSERT_TRUE(alive(grandchild));
+
+  const Outcome stop = sempre({"stop", "tree"});
+  EXPECT_EQ(stop.code, 0) << describe(stop);
+  EXPECT_FALSE(alive(tree.pid));
+  EXPECT_FALSE(alive(grandchild)) << "grandchild " << grandchild << " outlived `sempre stop`";
+}
+
+TEST_F(SempreDaemon, SignalReachesTheAppByNameIdAndPid) {
+  // `signal` delivers to the app's process, without restarting it.
+  const Started app = start({"-n", "sig", "--", kChild, "signals"});
+  ASSERT_GT(app.pid, 0) << describe(app.outcome);
+  const std::string log = out_log("sig");
+  ASSERT_TRUE(wait_for_file(log, holds("ready\n"))) << test::read_file(log);
+
+  const Outcome hup = sempre({"signal", "HUP", "sig"});
+  EXPECT_EQ(hup.code, 0) << describe(hup);
+  EXPECT_TRUE(wait_for_file(log, holds("got HUP\n"))) << test::read_file(log);
+
+  const Outcome usr1 = sempre({"signal", "SIGUSR1", std::to_string(app.id)});
+  EXPECT_EQ(usr1.code, 0) << describe(usr1);
+  EXPECT_TRUE(wait_for_file(log, holds("got USR1\n"))) << test::read_file(log);
+
+  const Outcome usr2 = sempre({"signal", std::to_string(SIGUSR2), std::to_string(app.pid)});
+  EXPECT_EQ(usr2.code, 0) << describe(usr2);
+  EXPECT_TRUE(wait_for_file(log, holds("got USR2\n"))) << test::read_file(log);
+
+  const auto after = find("sig");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(pid_of(*after), app.pid);
+}
+
+TEST_F(SempreDaemon, InfoJsonShowsTheSpecWithTheEnvironmentOfStart) {
+  // The child gets the environment of `sempre start` plus --env; `info --json` shows it.
+  ASSERT_TRUE(list()) << last_list_error_;  // a daemon that has never seen SEMPRE_E2E_MARK
+  const Started envy = start({"-n", "envy", "--restart", "never", "--env", "GREETING=hello", "--",
+                              "/bin/sh", "-c", "echo \"$GREETING $SEMPRE_E2E_MARK\""},
+                             {"SEMPRE_E2E_MARK=from-start"});
+  ASSERT_EQ(envy.outcome.code, 0) << describe(envy.outcome);
+  const Awaited done = await_app("envy", status_is("exited"));
+  ASSERT_TRUE(done.ok) << done.last_seen;
+  EXPECT_TRUE(wait_for_file(out_log("envy"), holds("hello from-start\n")))
+      << test::read_file(out_log("envy"));
+
+  const Outcome info = sempre({"info", "envy", "--json"});
+  ASSERT_EQ(info.code, 0) << describe(info);
+  const auto parsed = parse_json(info.out);
+  ASSERT_TRUE(parsed && parsed->is_object()) << info.out;
+  const json::object& app = parsed->as_object();
+  EXPECT_EQ(text(app, "name"), "envy");
+  EXPECT_EQ(text(app, "status"), "exited");
+  EXPECT_EQ(field(app, "last_exit"), json::value(json::object{{"code", 0}})) << app;
+  EXPECT_EQ(text(app, "out_log"), out_log("envy"));
+  ASSERT_TRUE(field(app, "spec").is_object()) << app;
+  const std::string spec = json::serialize(field(app, "spec"));
+  EXPECT_NE(spec.find("GREETING=hello"), std::string::npos) << spec;
+  EXPECT_NE(spec.find("SEMPRE_E2E_MARK=from-start"), std::string::npos) << spec;
+
+  const Outcome human = sempre({"info", "envy"});
+  EXPECT_EQ(human.code, 0) << describe(human);
+  EXPECT_NE(human.out.find(out_log("envy")), std::string::npos) << human.out;
+}
+
+// --- logs -------------------------------------------------------------------
+
+TEST_F(SempreDaemon, LogsPrintsTheLastLines) {
+  // `logs -n N` prints the last N lines of the app, and 15 without -n.
+  std::vector<std::string> args = {"-n", "printer", "--restart", "never", "--", kChild, "print"};
+  for (int i = 1; i <= 20; ++i) args.push_back("line-" + std::to_string(i));
+  const Started printer = start(args);
+  ASSERT_EQ(printer.outcome.code, 0) << describe(printer.outcome);
+  const Awaited done = await_app("printer", status_is("exited"));
+  ASSERT_TRUE(done.ok) << done.last_seen;
+
+  const Outcome two = sempre({"logs", "printer", "-n", "2"});
+  EXPECT_EQ(two.code, 0) << describe(two);
+  EXPECT_EQ(numbered_lines(two.out, "line-"), (std::vector<std::string>{"line-19", "line-20"}))
+      << two.out;
+
+  const Outcome fifteen = sempre({"logs", "printer"});
+  EXPECT_EQ(fifteen.code, 0) << describe(fifteen);
+  std::vector<std::string> last15;
+  for (int i = 6; i <= 20; ++i) last15.push_back("line-" + std::to_string(i));
+  EXPECT_EQ(numbered_lines(fifteen.out, "line-"), last15) << fifteen.out;
+}
+
+TEST_F(SempreDaemon, LogsOfSeveralAppsNameEachLine) {
+  // Without a target, `logs` shows every app, each line prefixed with its app's name.
+  for (const char* name : {"north", "south"}) {
+    const Started app =
+        start({"-n", name, "--restart", "never", "--", kChild, "print", "hello-from-app"});
+    ASSERT_EQ(app.outcome.code, 0) << describe(app.outcome);
+  }
+  for (const char* name : {"north", "south"}) {
+    const Awaited done = await_app(name, status_is("exited"));
+    ASSERT_TRUE(done.ok) << done.last_seen;
+  }
+  const Outcome logs = sempre({"logs", "-n", "5"});
+  EXPECT_EQ(logs.code, 0) << describe(logs);
+  int north = 0;
+  int south = 0;
+  for (const auto& line : test::split_lines(logs.out)) {
+    if (line.find("hello-from-app") == std::string::npos) continue;
+    const bool is_north = line.find("north") != std::string::npos;
+    const bool is_south = line.find("south") != std::string::npos;
+    EXPECT_TRUE(is_north != is_south) << "no app named on: " << line;
+    north += is_north;
+    south += is_south;
+  }
+  EXPECT_EQ(north, 1) << logs.out;
+  EXPECT_EQ(south, 1) << logs.out;
+}
+
+TEST_F(SempreDaemon, LogsFollowsAcrossRotations) {
+  // `logs -f` keeps printing, with no line missing, while the log is rotated under it.
+  const std::string script = "i=0; while :; do i=$((i+1)); printf 'line %06d %s\\n' \"$i\" " +
+                             std::string(60, 'x') + "; sleep 0.02; done";
+  const Started chatty =
+      start({"-n", "chatty", "--log-max-size", "1K", "--", "/bin/sh", "-c", script});
+  ASSERT_GT(chatty.pid, 0) << describe(chatty.outcome);
+
+  Subprocess follow({kSempre, "logs", "chatty", "-f"}, env());
+  ASSERT_TRUE(follow.wait_for_output("line ")) << follow.err();
+  // 60 lines of 78 bytes past the newest one written yet: at least four rotations of 1 KiB later.
+  int newest = 0;
+  for (const std::string& text : {follow.out(), test::read_file(out_log("chatty"))}) {
+    for (const auto& line : numbered_lines(text, "line "))
+      newest = std::max(newest, std::stoi(line.substr(5)));
+  }
+  const int target = newest + 60;
+  char wanted[32];
+  std::snprintf(wanted, sizeof wanted, "line %06d", target);
+  EXPECT_TRUE(follow.wait_for_output(wanted, false, 30s))
+      << "the follower stopped at:\n"
+      << follow.out().substr(follow.out().size() > 400 ? follow.out().size() - 400 : 0);
+  EXPECT_TRUE(fs::exists(out_log("chatty") + ".1")) << "the log was never rotated";
+
+  // Every line the follower printed, in order, none missing or repeated.
+  const std::string complete = follow.out().substr(0, follow.out().rfind('\n') + 1);
+  const auto seen = numbered_lines(complete, "line ");
+  ASSERT_FALSE(seen.empty());
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    if (std::stoi(seen[i].substr(5)) != std::stoi(seen[i - 1].substr(5)) + 1) {
+      ADD_FAILURE() << "after " << seen[i - 1] << " came " << seen[i];
+      break;
+    }
+  }
+  ::kill(follow.pid(), SIGTERM);
+  EXPECT_TRUE(follow.wait(10s).has_value()) << "logs -f did not end on SIGTERM";
+}
+
+TEST_F(SempreDaemon, CleanlogsRemovesRotatedLogs) {
+  // `cleanlogs` removes NAME.out.log.1 and the like, and keeps the current log.
+  const Started flood = start({"-n", "flood", "--restart", "never", "--log-max-size", "1K", "--",
+                               kChild, "flood", "200", "100"});
+  ASSERT_EQ(flood.outcome.code, 0) << describe(flood.outcome);
+  const Awaited done = await_app("flood", status_is("exited"));
+  ASSERT_TRUE(done.ok) << done.last_seen;
+  const std::string log = out_log("flood");
+  ASSERT_TRUE(fs::exists(log + ".1"));
+
+  const Outcome clean = sempre({"cleanlogs"});
+  EXPECT_EQ(clean.code, 0) << describe(clean);
+  for (int i = 1; i <= 5; ++i) EXPECT_FALSE(fs::exists(log + "." + std::to_string(i))) << i;
+  EXPECT_TRUE(fs::exists(log));
+}
+
+// --- events ---------------------------------------------------------------
+
+TEST_F(SempreDaemon, EventsStreamExitRestartAndStart) {
+  // `events --json` streams a killed child's exit, restart and new start, one object a line.
+  ASSERT_TRUE(list()) << last_list_error_;
+  Subprocess events({kSempre, "events", "--json"}, env());
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+
+  // The stream has no handshake: once it shows a start, it is subscribed.
+  const auto deadline = SteadyClock::now() + 20s;
+  while (!events.wait_for_output("\"type\":\"start\"", false, 2s) &&
+         SteadyClock::now() < deadline) {
+    sempre({"restart", "web"});
+  }
+  ASSERT_NE(events.out().find("\"type\":\"start\""), std::string::npos)
+      << events.out() << events.err();
+  const auto current = find("web");
+  ASSERT_TRUE(current && has_pid(*current));
+  const pid_t killed = pid_of(*current);
+
+  ASSERT_EQ(::kill(killed, SIGKILL), 0);
+  ASSERT_TRUE(events.wait_for_output("\"signal\":\"KILL\"")) << events.out();
+  const Awaited back = await_app("web", runs_under_another_pid(killed));
+  ASSERT_TRUE(back.ok) << back.last_seen;
+  const std::string new_pid = "\"pid\":" + std::to_string(pid_of(back.app));
+  ASSERT_TRUE(events.wait_for_output(new_pid)) << events.out();
+
+  const std::string& out = events.out();
+  const auto line_at = [&](std::size_t at) {
+    const auto begin = out.rfind('\n', at);
+    const auto from = begin == std::string::npos ? 0 : begin + 1;
+    return out.substr(from, out.find('\n', at) - from);
+  };
+  const auto exit_at = out.find("\"signal\":\"KILL\"");
+  const auto restart_at = out.find("\"type\":\"restart\"", exit_at);
+  const auto start_at = out.find(new_pid);
+  EXPECT_NE(line_at(exit_at).find("\"type\":\"exit\""), std::string::npos) << out;
+  EXPECT_NE(line_at(start_at).find("\"type\":\"start\""), std::string::npos) << out;
+  EXPECT_LT(restart_at, start_at) << out;
+  for (const auto& line : test::split_lines(out)) {
+    const auto parsed = parse_json(line);
+    EXPECT_TRUE(parsed && parsed->is_object()) << "not a JSON object: " << line;
+    if (parsed && parsed->is_object()) {
+      EXPECT_NE(line.find("\"web\""), std::string::npos) << line;
+    }
+  }
+  ::kill(events.pid(), SIGTERM);
+  EXPECT_TRUE(events.wait(10s).has_value()) << "events did not end on SIGTERM";
+}
+
+// --- the daemon ---------------------------------------------------------------
+
+TEST_F(SempreDaemon, ConcurrentCommandsStartOneDaemon) {
+  // Ten commands at once in a home with no daemon all succeed, served by a single daemon.
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int i = 0; i < 10; ++i) {
+    clients.push_back(
+        std::make_unique<Subprocess>(std::vector<std::string>{kSempre, "list"}, env()));
+  }
+  for (auto& client : clients) {
+    EXPECT_EQ(client->wait(), 0) << client->err();
+  }
+  std::vector<pid_t> serving = daemons_of(home_);
+  if (serving.size() > 1) {  // a loser of the race may still be on its way out
+    std::erase_if(serving, [](pid_t pid) { return wait_for_exit(pid, 2s); });
+  }
+  ASSERT_EQ(serving.size(), 1u) << describe_processes(serving);
+  EXPECT_EQ(daemon_pid(), serving.front());
+}
+
+TEST_F(SempreDaemon, DaemonSubcommandsNeverStartADaemonExceptStart) {
+  // Of the daemon commands only `daemon start` starts one; `daemon status` with none exits 3.
+  const Outcome status = sempre({"daemon", "status"});
+  EXPECT_EQ(status.code, 3) << describe(status);
+  EXPECT_EQ(status.err.rfind("sempre: ", 0), 0u) << status.err;
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"daemon", "stop"}, {"kill"}}) {
+    const Outcome o = sempre(args);
+    EXPECT_EQ(o.code, 0) << args.back() << ": " << describe(o);
+    EXPECT_NE(o.out.find("no daemon"), std::string::npos) << args.back() << ": " << o.out;
+  }
+  EXPECT_TRUE(daemons_of(home_).empty()) << describe_processes(daemons_of(home_));
+  EXPECT_FALSE(fs::exists(paths_.socket));
+
+  const Outcome start = sempre({"daemon", "start"});
+  EXPECT_EQ(start.code, 0) << describe(start);
+  const pid_t daemon = daemon_pid();
+  ASSERT_GT(daemon, 0);
+  const Outcome again = sempre({"daemon", "start"});
+  EXPECT_EQ(again.code, 0) << describe(again);
+  EXPECT_EQ(daemon_pid(), daemon);
+  const Outcome running = sempre({"daemon", "status"});
+  EXPECT_EQ(running.code, 0) << describe(running);
+  EXPECT_NE(running.out.find(std::to_string(daemon)), std::string::npos) << running.out;
+}
+
+TEST_F(SempreDaemon, KillStopsEveryAppAndTheDaemon) {
+  // `kill` stops every app, wanted down from then on, and the daemon, which leaves none to answer.
+  const Started a = start(sleeper("a"));
+  const Started b = start(sleeper("b"));
+  ASSERT_GT(a.pid, 0) << describe(a.outcome);
+  ASSERT_GT(b.pid, 0) << describe(b.outcome);
+  const pid_t daemon = daemon_pid();
+  ASSERT_GT(daemon, 0);
+
+  const Outcome kill = sempre({"kill"});
+  EXPECT_EQ(kill.code, 0) << describe(kill);
+  EXPECT_TRUE(wait_for_exit(daemon));
+  EXPECT_FALSE(alive(a.pid));
+  EXPECT_FALSE(alive(b.pid));
+  const Outcome status = sempre({"daemon", "status"});
+  EXPECT_EQ(status.code, 3) << describe(status);
+  EXPECT_TRUE(daemons_of(home_).empty()) << describe_processes(daemons_of(home_));
+
+  const auto apps = list();  // a new daemon, which starts none of them
+  ASSERT_TRUE(apps) << last_list_error_;
+  EXPECT_EQ(apps->size(), 2u) << json::serialize(*apps);
+  for (const auto& app : *apps) {
+    ASSERT_TRUE(app.is_object());
+    EXPECT_EQ(text(app.as_object(), "status"), "stopped") << app;
+    EXPECT_EQ(text(app.as_object(), "wanted"), "down") << app;
+  }
+}
+
+TEST_F(SempreDaemon, RestartedDaemonRestoresTheAppsWantedUp) {
+  // After `daemon stop`, the next daemon starts again the apps that were up, not the stopped ones.
+  const Started keeper = start(sleeper("keeper"));
+  const Started resting = start(sleeper("resting"));
+  ASSERT_GT(keeper.pid, 0) << describe(keeper.outcome);
+  ASSERT_GT(resting.pid, 0) << describe(resting.outcome);
+  ASSERT_EQ(sempre({"stop", "resting"}).code, 0);
+  const pid_t first_daemon = daemon_pid();
+  ASSERT_GT(first_daemon, 0);
+
+  const Outcome stop = sempre({"daemon", "stop"});
+  EXPECT_EQ(stop.code, 0) << describe(stop);
+  ASSERT_TRUE(wait_for_exit(first_daemon));
+  EXPECT_FALSE(alive(keeper.pid));
+  const Outcome status = sempre({"daemon", "status"});
+  EXPECT_EQ(status.code, 3) << describe(status);
+
+  const Awaited back = await_app("keeper", runs_under_another_pid(keeper.pid));
+  ASSERT_TRUE(back.ok) << back.last_seen;
+  EXPECT_EQ(text(back.app, "wanted"), "up");
+  EXPECT_NE(daemon_pid(), first_daemon);
+  const auto still_resting = find("resting");
+  ASSERT_TRUE(still_resting) << "a stopped app is restored too, stopped";
+  EXPECT_EQ(text(*still_resting, "status"), "stopped") << *still_resting;
+  EXPECT_TRUE(field(*still_resting, "pid").is_null()) << *still_resting;
+  const Awaited running = await_app("keeper", status_is("running"));
+  EXPECT_TRUE(running.ok) << running.last_seen;
+}
+
+TEST_F(SempreDaemon, TermStopsTheDaemonAndTheNextOneRestoresTheApps) {
+  // SIGTERM makes the daemon stop its apps and exit, keeping them wanted up for the next daemon.
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const pid_t daemon = daemon_pid();
+  ASSERT_GT(daemon, 0);
+  ASSERT_EQ(::kill(daemon, SIGTERM), 0);
+  ASSERT_TRUE(wait_for_exit(daemon));
+  EXPECT_FALSE(alive(web.pid));
+  const Awaited back = await_app("web", runs_under_another_pid(web.pid));
+  EXPECT_TRUE(back.ok) << back.last_seen;
+}
+
+TEST_F(SempreDaemon, AppOfADaemonKilledHardNeverRunsTwice) {
+  // A child left by a daemon killed with SIGKILL is stopped before the next daemon restarts it.
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const pid_t daemon = daemon_pid();
+  ASSERT_GT(daemon, 0);
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  ASSERT_TRUE(wait_for_exit(daemon));
+  ASSERT_TRUE(alive(web.pid)) << "the child, in its own session, outlives its daemon";
+
+  const Awaited back = await_app("web", runs_under_another_pid(web.pid));
+  ASSERT_TRUE(back.ok) << back.last_seen;
+  EXPECT_FALSE(alive(web.pid)) << "the child of the dead daemon runs beside the new one";
+  std::vector<pid_t> sleepers;
+  for (pid_t pid : processes_with_env("SEMPRE_HOME=" + home_)) {
+    if (command_line(pid) == kChild + " sleep forever") sleepers.push_back(pid);
+  }
+  EXPECT_EQ(sleepers.size(), 1u) << describe_processes(sleepers);
+}
+
+TEST_F(SempreDaemon, CorruptStateIsSetAsideAndTheDaemonStartsEmpty) {
+  // An unreadable state.json is renamed to state.json.bad-TIME and the daemon starts with no app.
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  const std::string garbage = "{\"version\":1, \"apps\": [garbage";
+  test::write_file(paths_.state, garbage);
+
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  EXPECT_TRUE(apps->empty()) << json::serialize(*apps);
+  std::vector<fs::path> set_aside;
+  for (const auto& entry : fs::directory_iterator(home_)) {
+    if (entry.path().filename().string().rfind("state.json.bad-", 0) == 0)
+      set_aside.push_back(entry.path());
+  }
+  ASSERT_EQ(set_aside.size(), 1u);
+  EXPECT_EQ(test::read_file(set_aside.front()), garbage);
+
+  const Started web = start(sleeper("web"));
+  EXPECT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  const auto saved = parse_json(test::read_file(paths_.state));
+  EXPECT_TRUE(saved && saved->is_object()) << test::read_file(paths_.state);
+}
+
+TEST_F(SempreDaemon, HupMakesTheDaemonReopenItsLog) {
+  // After SIGHUP the daemon writes to a new sempred.log, so external rotation works.
+  ASSERT_TRUE(list()) << last_list_error_;
+  const pid_t daemon = daemon_pid();
+  ASSERT_GT(daemon, 0);
+  ASSERT_TRUE(wait_for_file(paths_.log, [](const std::string& c) { return !c.empty(); }));
+  fs::rename(paths_.log, paths_.log + ".old");
+  ASSERT_EQ(::kill(daemon, SIGHUP), 0);
+  const Started web = start(sleeper("web"));  // something for the daemon to log
+  EXPECT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  EXPECT_TRUE(wait_for_file(paths_.log, [](const std::string& c) { return !c.empty(); }));
+  EXPECT_EQ(daemon_pid(), daemon);
+}
+
+// --- the socket ---------------------------------------------------------------
+
+TEST_F(SempreDaemon, RefusesAClientOfAnotherUser) {
+  // A client running as another user gets exit 3 and a permission error, and the daemon serves on.
+  if (::geteuid() != 0) GTEST_SKIP() << "running a client as nobody needs root";
+  ASSERT_TRUE(list()) << last_list_error_;
+  const pid_t daemon = daemon_pid();
+  fs::permissions(dir_,
+                  fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                      fs::perms::others_read | fs::perms::others_exec,
+                  fs::perm_options::replace);  // the home itself stays 0700
+
+  std::vector<std::string> environment;
+  for (const auto& e : test::current_env()) {
+    if (e.rfind("SEMPRE_HOME=", 0) != 0) environment.push_back(e);
+  }
+  environment.push_back("SEMPRE_HOME=" + home_);
+  const Outcome o = as_nobody([&] {
+    std::vector<char*> argv = {const_cast<char*>(kSempre.c_str()), const_cast<char*>("list"),
+                               nullptr};
+    std::vector<char*> envp;
+    for (auto& e : environment) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    ::execve(kSempre.c_str(), argv.data(), envp.data());
+    return kCannotExec;
+  });
+  if (o.code == kCannotExec) GTEST_SKIP() << "nobody cannot execute " << kSempre;
+  ASSERT_NE(o.code, kCannotDropPrivileges);
+  EXPECT_EQ(o.code, 3) << o.err;
+  EXPECT_EQ(o.err.rfind("sempre: ", 0), 0u) << o.err;
+  EXPECT_TRUE(mentions_permission(o.err)) << o.err;
+
+  EXPECT_TRUE(list()) << last_list_error_;
+  EXPECT_EQ(daemon_pid(), daemon);
+}
+
+TEST_F(SempreDaemon, RefusesAPeerOfAnotherUserEvenWhenItReachesTheSocket) {
+  // SO_PEERCRED refuses a peer of another uid even when it can open the socket.
+  if (::geteuid() != 0) GTEST_SKIP() << "running a peer as nobody needs root";
+  ASSERT_TRUE(list()) << last_list_error_;
+  const pid_t daemon = daemon_pid();
+  const auto open_dir = fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec;
+  fs::permissions(dir_, open_dir, fs::perm_options::replace);
+  fs::permissions(home_, open_dir, fs::perm_options::replace);
+  const auto read_write = fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                          fs::perms::group_write | fs::perms::others_read | fs::perms::others_write;
+  fs::permissions(paths_.socket, read_write, fs::perm_options::replace);
+
+  const std::string ping = protocol::encode(protocol::make_request(1, "ping"));
+  const Outcome o = as_nobody([&] {
+    RawClient client(paths_.socket);
+    if (!client.connected()) return 2;
+    if (!client.send(ping)) return 0;
+    const auto line = client.read_line(10s);
+    if (!line) return client.wait_closed(1s) ? 0 : 3;
+    return line->find("\"ok\":true") != std::string::npos ? 1 : 0;
+  });
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  fs::permissions(paths_.socket, fs::perms::owner_read | fs::perms::owner_write,
+                  fs::perm_options::replace);
+
+  ASSERT_NE(o.code, kCannotDropPrivileges);
+  ASSERT_NE(o.code, 2) << "nobody could not even connect to a socket opened for it";
+  EXPECT_NE(o.code, 1) << "the daemon answered a peer of another uid";
+  EXPECT_NE(o.code, 3) << "the daemon neither answered nor dropped a peer of another uid";
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_TRUE(list()) << last_list_error_;
+  EXPECT_EQ(daemon_pid(), daemon);
+}
+
+TEST_F(SempreDaemon, SurvivesMalformedAndOversizedMessages) {
+  // A client sending garbage, or a line past 1 MiB, is dropped; the daemon serves on.
+  ASSERT_TRUE(list()) << last_list_error_;
+  const pid_t daemon = daemon_pid();
+  {
+    RawClient garbage(paths_.socket);
+    ASSERT_TRUE(garbage.connected());
+    ASSERT_TRUE(garbage.send("{garbage\n"));
+    EXPECT_TRUE(garbage.wait_closed()) << "a client that sent garbage was kept";
+  }
+  {
+    RawClient oversized(paths_.socket);
+    ASSERT_TRUE(oversized.connected());
+    oversized.send(std::string(2 * protocol::kMaxMessage, 'x'));  // fails once the daemon drops us
+    EXPECT_TRUE(oversized.wait_closed()) << "a client past the message limit was kept";
+  }
+  const Outcome after = sempre({"list", "--json"});
+  EXPECT_EQ(after.code, 0) << describe(after);
+  EXPECT_EQ(daemon_pid(), daemon);
+  const auto logged_twice = [](const std::string& log) {
+    const auto first = log.find("drop");
+    return first != std::string::npos && log.find("drop", first + 1) != std::string::npos;
+  };
+  EXPECT_TRUE(wait_for_file(paths_.log, logged_twice)) << test::read_file(paths_.log);
+}
+
+TEST_F(SempreDaemon, AnswersAnotherProtocolVersionWithAnExplicitError) {
+  // Another protocol version gets a "version" error naming both versions; the right one is served.
+  ASSERT_TRUE(list()) << last_list_error_;
+  {
+    RawClient client(paths_.socket);
+    ASSERT_TRUE(client.connected());
+    const json::object request{
+        {"v", protocol::kVersion + 1}, {"id", 1}, {"cmd", "ping"}, {"args", json::object{}}};
+    ASSERT_TRUE(client.send(json::serialize(request) + "\n"));
+    const auto line = client.read_line();
+    ASSERT_TRUE(line) << "no answer to a request of another version";
+    const auto answer = parse_json(*line);
+    ASSERT_TRUE(answer && answer->is_object()) << *line;
+    EXPECT_EQ(field(answer->as_object(), "ok"), json::value(false)) << *line;
+    const json::value error = field(answer->as_object(), "error");
+    ASSERT_TRUE(error.is_object()) << *line;
+    EXPECT_EQ(text(error.as_object(), "code"), "version") << *line;
+    EXPECT_EQ(number(error.as_object(), "version"), protocol::kVersion) << *line;
+    const std::string message = text(error.as_object(), "message");
+    EXPECT_NE(message.find(std::to_string(protocol::kVersion)), std::string::npos) << message;
+    EXPECT_NE(message.find(std::to_string(protocol::kVersion + 1)), std::string::npos) << message;
+  }
+  RawClient client(paths_.socket);
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.send(protocol::encode(protocol::make_request(2, "ping"))));
+  const auto line = client.read_line();
+  ASSERT_TRUE(line);
+  const auto answer = parse_json(*line);
+  ASSERT_TRUE(answer && answer->is_object()) << *line;
+  EXPECT_EQ(field(answer->as_object(), "ok"), json::value(true)) << *line;
+  const json::value result = field(answer->as_object(), "result");
+  ASSERT_TRUE(result.is_object()) << *line;
+  EXPECT_EQ(number(result.as_object(), "pid"), daemon_pid()) << *line;
+  EXPECT_EQ(text(result.as_object(), "home"), home_) << *line;
+  EXPECT_EQ(number(result.as_object(), "version"), protocol::kVersion) << *line;
+}
+
+// --- the command line ---------------------------------------------------------
+
+TEST_F(SempreDaemon, EveryCommandHasHelpAndNeitherStartsADaemon) {
+  // --help on every command and --version exit 0 and never start a daemon.
+  for (const auto& command : kCommands) {
+    const Outcome help = sempre({command, "--help"});
+    EXPECT_EQ(help.code, 0) << command << ": " << describe(help);
+    EXPECT_FALSE(help.out.empty()) << command;
+  }
+  const Outcome overview = sempre({"--help"});
+  EXPECT_EQ(overview.code, 0) << describe(overview);
+  for (const auto& command : kCommands) {
+    EXPECT_NE(overview.out.find(command), std::string::npos)
+        << command << " is missing from sempre --help";
+  }
+  const Outcome version = sempre({"--version"});
+  EXPECT_EQ(version.code, 0) << describe(version);
+  EXPECT_EQ(version.out.rfind("sempre ", 0), 0u) << version.out;
+
+  Subprocess daemon_version({kSempred, "--version"}, env());
+  EXPECT_EQ(daemon_version.wait(), 0) << daemon_version.err();
+  EXPECT_NE(daemon_version.out().find("sempre"), std::string::npos) << daemon_version.out();
+  Subprocess daemon_help({kSempred, "--help"}, env());
+  EXPECT_EQ(daemon_help.wait(), 0) << daemon_help.err();
+  EXPECT_NE(daemon_help.out().find("--foreground"), std::string::npos) << daemon_help.out();
+
+  EXPECT_TRUE(daemons_of(home_).empty()) << describe_processes(daemons_of(home_));
+}
+
+TEST_F(SempreDaemon, UsageErrorsExitWith2) {
+  // A bad command line exits 2 with a "sempre: " message, before any daemon is started.
+  const std::vector<std::vector<std::string>> bad = {{"start", "--restart", "bogus", "x"},
+                                                     {"frobnicate"},
+                                                     {"logs", "-n", "many"},
+                                                     {"stop"},
+                                                     {"list", "--bogus"}};
+  for (const auto& args : bad) {
+    const Outcome o = sempre(args);
+    EXPECT_EQ(o.code, 2) << args[0] << ": " << describe(o);
+    EXPECT_EQ(o.err.rfind("sempre: ", 0), 0u) << args[0] << ": " << o.err;
+  }
+  const Outcome restart = sempre({"start", "--restart", "bogus", "x"});
+  EXPECT_NE(restart.err.find("--restart"), std::string::npos) << restart.err;
+  EXPECT_TRUE(daemons_of(home_).empty()) << describe_processes(daemons_of(home_));
+}
+
+}  // namespace
+}  // namespace sempre
