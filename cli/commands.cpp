@@ -96,6 +96,7 @@ int run_cli(int argc, char** argv) {
   for (const auto& c : commands()) {
     CLI::App* sub = app.add_subcommand(
         c.name, c.summary + "\nUsage: sempre " + c.name + (c.usage.empty() ? "" : " " + c.usage));
+    sub->group("");  // listed once, by overview(), rather than again by CLI11
     runners.emplace_back(sub, c.define(*sub, invocation));
   }
 
