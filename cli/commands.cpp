@@ -21,7 +21,7 @@ Command daemon_row(std::string name, std::string usage, std::string summary, boo
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
-      daemon_row("start", "[OPTIONS] [--] PROGRAM [ARGS...]",
+      daemon_row("start", "[OPTIONS] [--] PROGRAM [ARGS...] | FILE.toml [--only NAME[,NAME]]",
                  "Start and supervise PROGRAM under the daemon (prints its name, id and pid)", true,
                  define_start),
       daemon_row("stop", "TARGET...", "Stop apps (they stay in the list, status stopped)", true,
@@ -40,6 +40,13 @@ const std::vector<Command>& commands() {
                  define_signal),
       daemon_row("events", "[TARGET] [--json]", "Stream lifecycle events as they happen", true,
                  define_events),
+      daemon_row("reload", "FILE.toml",
+                 "Apply a changed config file: start new apps, restart changed ones, delete removed ones",
+                 true, define_reload),
+      daemon_row("save", "[FILE.toml]", "Write every app as a config file (default SEMPRE_HOME/apps.toml)",
+                 true, define_save),
+      daemon_row("resurrect", "[FILE.toml]", "Start the apps that sempre save wrote", true,
+                 define_resurrect),
       daemon_row("cleanlogs", "", "Remove the apps' rotated log files", true, define_cleanlogs),
       {"run", "[OPTIONS] [--] PROGRAM [ARGS...]",
        "Supervise PROGRAM in the foreground, without a daemon (containers, scripts)", false,

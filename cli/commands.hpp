@@ -59,6 +59,10 @@ std::function<int()> define_events(CLI::App& app, const Invocation& invocation, 
 std::function<int()> define_cleanlogs(CLI::App& app, const Invocation& invocation,
                                       bool starts_daemon);
 std::function<int()> define_daemon(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_reload(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_save(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_resurrect(CLI::App& app, const Invocation& invocation,
+                                      bool starts_daemon);
 std::function<int()> define_kill(CLI::App& app, const Invocation& invocation, bool starts_daemon);
 std::function<int()> define_stopall(CLI::App& app, const Invocation& invocation,
                                     bool starts_daemon);

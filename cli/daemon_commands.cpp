@@ -7,9 +7,11 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
+#include "app_config.hpp"
 #include "client.hpp"
 #include "commands.hpp"
 #include "format.hpp"
@@ -196,6 +198,97 @@ int stop_daemon(const std::string& cmd) {
   return kExitOk;
 }
 
+
+bool is_config_file(const std::string& arg) {
+  return arg.size() > 5 && arg.compare(arg.size() - 5, 5, ".toml") == 0;
+}
+
+// Parses a config file, printing every error in the compiler's form.
+std::optional<AppsFile> read_config(const std::string& path) {
+  std::error_code ec;
+  const std::string absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
+  AppsFile file = load_apps_file(absolute, current_env());
+  if (file.ok()) return file;
+  std::cout.flush();
+  std::cerr << "sempre: " << absolute << " has " << file.errors.size() << " error"
+            << (file.errors.size() == 1 ? "" : "s") << "; nothing was changed\n";
+  for (const ConfigError& e : file.errors) std::cerr << e.str() << '\n';
+  return std::nullopt;
+}
+
+// Sends `apply` for the apps of `file` and prints what the daemon did.
+int apply_config(bool starts_daemon, const AppsFile& file, const std::string& mode,
+                 const std::vector<std::string>& only, bool watch) {
+  json::array specs;
+  for (const AppSpec& spec : file.apps) specs.push_back(protocol::to_json(spec));
+  json::object args{{"file", file.path}, {"mode", mode}, {"specs", std::move(specs)},
+                    {"env", to_array(current_env())}, {"watch", watch}};
+  if (!only.empty()) args["only"] = to_array(only);
+  return with_daemon(starts_daemon, [&](Client& client) {
+    auto result = client.request("apply", std::move(args), kStopTimeout);
+    if (!result) return report(result.failure());
+    bool any = false;
+    for (const auto& [key, verb] : {std::pair{"started", "started"}, {"restarted", "restarted"},
+                                    {"deleted", "deleted"}, {"unchanged", "unchanged"}}) {
+      for (const json::value& name : array_at(*result, key)) {
+        if (!name.is_string()) continue;
+        std::cout << verb << ' ' << name.get_string().c_str() << '\n';
+        any = true;
+      }
+    }
+    int code = kExitOk;
+    for (const json::value& failed : array_at(*result, "failed")) {
+      if (!failed.is_object()) continue;
+      const json::object& f = failed.get_object();
+      const json::value* name = f.if_contains("name");
+      const json::value* error = f.if_contains("error");
+      std::cerr << "sempre: " << (name && name->is_string() ? name->get_string().c_str() : "?")
+                << ": " << (error && error->is_string() ? error->get_string().c_str() : "failed")
+                << '\n';
+      code = kExitFailed;
+      any = true;
+    }
+    if (!any) std::cout << "no apps\n";
+    if (watch) std::cout << "watching " << file.path << " for changes\n";
+    return code;
+  });
+}
+
+// `sempre start FILE.toml [--only NAME[,NAME]] [--watch-config]`: the words
+// after the file are read here, since everything after PROGRAM is PROGRAM's.
+int start_config(bool starts_daemon, const std::vector<std::string>& words) {
+  std::vector<std::string> only;
+  bool watch = false;
+  for (std::size_t i = 1; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    std::string list;
+    if (w == "--watch-config") {
+      watch = true;
+      continue;
+    }
+    if (w == "--only" && i + 1 < words.size()) {
+      list = words[++i];
+    } else if (w.rfind("--only=", 0) == 0) {
+      list = w.substr(7);
+    } else {
+      return usage_error("start", "unexpected \"" + w + "\" after " + words[0] +
+                                      " (expected --only NAME[,NAME] or --watch-config)");
+    }
+    for (std::size_t at = 0; at <= list.size();) {
+      const auto comma = std::min(list.find(',', at), list.size());
+      if (comma > at) only.push_back(list.substr(at, comma - at));
+      at = comma + 1;
+    }
+  }
+  auto file = read_config(words[0]);
+  if (!file) return kExitUsage;
+  return apply_config(starts_daemon, *file, "start", only, watch);
+}
+
+std::string saved_file(const std::string& given) {
+  return given.empty() ? home().home + "/apps.toml" : given;
+}
+
 }  // namespace
 
 std::function<int()> define_start(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
@@ -204,8 +297,15 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
   app.footer(
       "sempre start answers once the program was spawned, or with the reason it could not be.\n"
       "The program gets sempre's environment plus --env. Its output goes to\n"
-      "SEMPRE_HOME/logs/NAME.out.log and NAME.err.log unless --out, --err or --log say otherwise.");
+      "SEMPRE_HOME/logs/NAME.out.log and NAME.err.log unless --out, --err or --log say otherwise.\n"
+      "\n"
+      "sempre start FILE.toml [--only NAME[,NAME]] [--watch-config] starts the apps of a config\n"
+      "file (sempre.toml(5)); apps already running with the same spec are left alone. With\n"
+      "--watch-config the daemon applies every saved change of the file, as sempre reload does.");
   return [args, starts_daemon] {
+    if (!args->command.empty() && is_config_file(args->command[0])) {
+      return start_config(starts_daemon, args->command);
+    }
     std::error_code ec;
     const std::string cwd = std::filesystem::current_path(ec).string();
     auto options = to_app_options(*args, current_env(), cwd);
@@ -415,6 +515,73 @@ std::function<int()> define_daemon(CLI::App& app, const Invocation&, bool) {
 std::function<int()> define_kill(CLI::App& app, const Invocation&, bool) {
   app.footer("Stops every app, as stop all does, then the daemon.");
   return [] { return stop_daemon("kill"); };
+}
+
+}  // namespace sempre::cli
+
+namespace sempre::cli {
+
+std::function<int()> define_reload(CLI::App& app, const Invocation&, bool starts_daemon) {
+  auto path = std::make_shared<std::string>();
+  app.add_option("FILE", *path, "The config file (FILE.toml)")->required();
+  app.footer(
+      "Compares FILE with what runs: starts its new apps, restarts the changed ones (only\n"
+      "those), stops and deletes the ones no longer in it, and leaves the rest alone.\n"
+      "A file with any error changes nothing.");
+  return [path, starts_daemon] {
+    auto file = read_config(*path);
+    if (!file) return kExitUsage;
+    return apply_config(starts_daemon, *file, "reload", {}, false);
+  };
+}
+
+std::function<int()> define_save(CLI::App& app, const Invocation&, bool starts_daemon) {
+  auto path = std::make_shared<std::string>();
+  app.add_option("FILE", *path, "Where to write (default SEMPRE_HOME/apps.toml)");
+  app.footer("Writes every app, with its full spec and environment, as a config file that\n"
+             "sempre start (or sempre resurrect) reads back to the same apps.");
+  return [path, starts_daemon] {
+    return with_daemon(starts_daemon, [&](Client& client) {
+      auto result = client.request("dump", {}, kRequestTimeout);
+      if (!result) return report(result.failure());
+      std::vector<AppSpec> specs;
+      for (const json::value& entry : array_at(*result, "apps")) {
+        if (!entry.is_object()) continue;
+        auto spec = protocol::app_spec_from_json(object_at(entry.get_object(), "spec"));
+        if (!spec) return report(Failure{kExitFailed, spec.error().message});
+        specs.push_back(std::move(*spec));
+      }
+      const std::string target = saved_file(*path);
+      const std::string tmp = target + ".tmp";
+      {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << to_toml(specs);
+        if (!out.flush()) {
+          return report(Failure{kExitFailed, "cannot write " + tmp + ": " + std::strerror(errno)});
+        }
+      }
+      if (std::rename(tmp.c_str(), target.c_str()) != 0) {
+        return report(Failure{kExitFailed, "cannot write " + target + ": " + std::strerror(errno)});
+      }
+      std::cout << "saved " << specs.size() << " app" << (specs.size() == 1 ? "" : "s") << " to "
+                << target << '\n';
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_resurrect(CLI::App& app, const Invocation&, bool starts_daemon) {
+  auto path = std::make_shared<std::string>();
+  app.add_option("FILE", *path, "What sempre save wrote (default SEMPRE_HOME/apps.toml)");
+  app.footer("Starts the apps of a file written by sempre save, as sempre start FILE does.");
+  return [path, starts_daemon] {
+    const std::string file = saved_file(*path);
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) {
+      return report(Failure{kExitFailed, "nothing to resurrect: " + file + " does not exist (sempre save writes it)"});
+    }
+    return start_config(starts_daemon, {file});
+  };
 }
 
 }  // namespace sempre::cli

@@ -11,6 +11,8 @@ namespace sempre {
 struct AppSpec {
   std::string name;
   MonitorOptions monitor;
+
+  bool operator==(const AppSpec&) const = default;
 };
 
 }  // namespace sempre

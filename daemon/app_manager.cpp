@@ -10,7 +10,9 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
+#include "app_config.hpp"
 #include "protocol.hpp"
+#include "sempre/file_watcher.hpp"
 #include "sempre/log_files.hpp"
 #include "sempre/monitor.hpp"
 #include "state_store.hpp"
@@ -111,6 +113,7 @@ class AppManager::Impl {
       : executor_(std::move(executor)),
         paths_(std::move(paths)),
         log_(std::move(log)),
+        clock_(make_asio_clock(executor_)),
         started_(std::chrono::steady_clock::now()) {}
 
   ~Impl() {
@@ -126,11 +129,13 @@ class AppManager::Impl {
     }
     if (!loaded->warning.empty()) log_->warn("{}", loaded->warning);
     next_id_ = std::max<std::uint64_t>(loaded->state.next_id, 1);
+    for (SavedSource& source : loaded->state.sources) {
+      remember_source(source.path, std::move(source.env), source.watch);
+    }
     for (SavedApp& saved : loaded->state.apps) {
       next_id_ = std::max(next_id_, saved.id + 1);
-      // The next run appends to the logs of the runs before the restart.
-      saved.spec.monitor.logs.append = true;
-      App& app = add_app(saved.id, std::move(saved.spec), saved.wanted_up);
+      App& app = add_app(saved.id, std::move(saved.spec), saved.wanted_up, /*resume=*/true);
+      app.source = saved.source;
       log_->info("restored app {} (id {}), wanted {}", app.spec.name, app.id,
                  app.wanted_up ? "up" : "down");
       if (!app.wanted_up) continue;
@@ -165,6 +170,8 @@ class AppManager::Impl {
     if (cmd == "logs") return logs(request, session);
     if (cmd == "events") return events(request, session);
     if (cmd == "cleanlogs") return cleanlogs(request, session);
+    if (cmd == "apply") return apply_request(request, session);
+    if (cmd == "dump") return dump(request, session);
     if (cmd == "kill" || cmd == "shutdown") return kill(request, session, cmd == "kill");
     fail(session, request, ErrorCode::kBadRequest, "unknown command \"" + cmd + "\"");
   }
@@ -177,6 +184,12 @@ class AppManager::Impl {
   }
 
   void set_on_kill(std::function<void()> on_kill) { on_kill_ = std::move(on_kill); }
+
+  void reload_sources() {
+    std::vector<std::string> paths;
+    for (const auto& [path, source] : sources_) paths.push_back(path);
+    for (const auto& path : paths) reload_source(path, "SIGHUP");
+  }
 
   std::vector<pid_t> owned_pids() const {
     std::vector<pid_t> pids;
@@ -191,7 +204,15 @@ class AppManager::Impl {
     std::uint64_t id = 0;
     AppSpec spec;
     bool wanted_up = false;
+    std::string source;  // the config file it came from; empty: the command line
     std::unique_ptr<Monitor> monitor;
+  };
+
+  // A config file the daemon remembers.
+  struct Source {
+    std::vector<std::string> env;  // of the CLI that started it
+    bool watch = false;
+    std::unique_ptr<FileWatcher> watcher;
   };
 
   // A client following logs or events.
@@ -204,24 +225,52 @@ class AppManager::Impl {
 
   // --- apps -------------------------------------------------------------
 
-  App& add_app(std::uint64_t id, AppSpec spec, bool wanted_up) {
+  // `resume`: the app ran under an earlier daemon, so its next run appends
+  // to the logs of the runs before rather than truncating them.
+  App& add_app(std::uint64_t id, AppSpec spec, bool wanted_up, bool resume) {
     auto app = std::make_unique<App>();
     app->id = id;
     app->spec = std::move(spec);
     app->wanted_up = wanted_up;
-    app->monitor = std::make_unique<Monitor>(executor_, app->spec.monitor);
     App* raw = app.get();
-    app->monitor->on_event([this, raw](const Event& e) { on_app_event(*raw, e); });
-    app->monitor->on_output([this, raw](OutputStream stream, std::string_view line) {
-      on_app_output(*raw, stream, line);
-    });
+    make_monitor(*raw, resume);
     apps_[id] = std::move(app);
     return *raw;
+  }
+
+  void make_monitor(App& app, bool resume) {
+    MonitorOptions options = app.spec.monitor;
+    if (resume) options.logs.append = true;
+    app.monitor = std::make_unique<Monitor>(executor_, options);
+    App* raw = &app;
+    app.monitor->on_event([this, raw](const Event& e) { on_app_event(*raw, e); });
+    app.monitor->on_output([this, raw](OutputStream stream, std::string_view line) {
+      on_app_output(*raw, stream, line);
+    });
+  }
+
+  // Logs go to SEMPRE_HOME/logs/NAME.out.log and .err.log unless given.
+  void fill_log_defaults(AppSpec& spec) const {
+    LogOptions& logs = spec.monitor.logs;
+    if (logs.out_path.empty() && logs.err_path.empty()) {
+      logs.out_path = paths_.logs_dir + "/" + spec.name + ".out.log";
+      logs.err_path = paths_.logs_dir + "/" + spec.name + ".err.log";
+    }
   }
 
   Status start_app(App& app) {
     app.wanted_up = true;
     return app.monitor->start();
+  }
+
+  void erase_app(std::uint64_t id) {
+    auto it = apps_.find(id);
+    if (it == apps_.end()) return;
+    log_->info("deleted app {} (id {})", it->second->spec.name, id);
+    // The Monitor may be inside its own callback: destroy it later.
+    std::shared_ptr<App> gone(std::move(it->second));
+    apps_.erase(it);
+    boost::asio::post(executor_, [gone] {});
   }
 
   App* find_id(std::uint64_t id) {
@@ -297,8 +346,10 @@ class AppManager::Impl {
         saved.pid = pid;
         saved.pid_start_time = process_start_time(pid);
       }
+      saved.source = app->source;
       state.apps.push_back(std::move(saved));
     }
+    for (const auto& [path, source] : sources_) state.sources.push_back({path, source.env, source.watch});
     if (auto st = save_state(paths_.state, state); !st) {
       log_->error("cannot save {}: {}", paths_.state, st.error().message);
     }
@@ -428,16 +479,12 @@ class AppManager::Impl {
                   "an app named \"" + spec->name + "\" already exists (id " +
                       std::to_string(taken->id) + "); pick another with --name");
     }
-    LogOptions& logs = spec->monitor.logs;
-    if (logs.out_path.empty() && logs.err_path.empty()) {
-      logs.out_path = paths_.logs_dir + "/" + spec->name + ".out.log";
-      logs.err_path = paths_.logs_dir + "/" + spec->name + ".err.log";
-    }
+    fill_log_defaults(*spec);
     if (auto st = validate(spec->monitor); !st) {
       return fail(session, request, ErrorCode::kInvalid, st.error().message);
     }
     const std::uint64_t id = next_id_++;
-    App& app = add_app(id, std::move(*spec), true);
+    App& app = add_app(id, std::move(*spec), true, false);
     if (auto st = start_app(app); !st) {
       const std::string message = st.error().message;
       log_->warn("app {} (id {}) not started: {}", app.spec.name, id, message);
@@ -466,15 +513,7 @@ class AppManager::Impl {
       }
       json::array infos = infos_of(now);
       if (erase) {
-        for (auto id : ids) {
-          // The Monitor may be inside its own callback: destroy it later.
-          auto it = apps_.find(id);
-          if (it == apps_.end()) continue;
-          log_->info("deleted app {} (id {})", it->second->spec.name, id);
-          std::shared_ptr<App> gone(std::move(it->second));
-          apps_.erase(it);
-          boost::asio::post(executor_, [gone] {});
-        }
+        for (auto id : ids) erase_app(id);
       }
       persist();
       reply(session, request, {{"apps", std::move(infos)}});
@@ -611,6 +650,225 @@ class AppManager::Impl {
     reply(session, request, {{"removed", removed}});
   }
 
+
+  // --- config files -----------------------------------------------------
+
+  struct ApplyReport {
+    json::array started, restarted, deleted, unchanged, failed;
+    json::object to_json() const {
+      return {{"started", started},     {"restarted", restarted}, {"deleted", deleted},
+              {"unchanged", unchanged}, {"failed", failed}};
+    }
+  };
+
+  void remember_source(const std::string& path, std::vector<std::string> env, bool watch) {
+    Source& source = sources_[path];
+    source.env = std::move(env);
+    source.watch = source.watch || watch;
+    if (!source.watch || source.watcher) return;
+    FileWatcher::Options o;
+    o.paths = {path};
+    o.debounce = Millis{200};
+    std::weak_ptr<bool> alive = alive_;
+    auto watcher = FileWatcher::create(executor_, *clock_, o, [this, alive, path](const std::string&) {
+      if (!alive.expired()) reload_source(path, "changed on disk");
+    });
+    if (!watcher) {
+      log_->error("cannot watch {}: {}", path, watcher.error().message);
+      return;
+    }
+    source.watcher = std::move(*watcher);
+    log_->info("watching {} for changes", path);
+  }
+
+  // Re-reads a remembered file and applies it as `sempre reload` would. A
+  // file with any error changes nothing.
+  void reload_source(const std::string& path, const std::string& why) {
+    auto it = sources_.find(path);
+    if (it == sources_.end()) return;
+    const AppsFile file = load_apps_file(path, it->second.env);
+    if (!file.ok()) {
+      log_->error("{} {}, but has errors; nothing changed:", path, why);
+      for (const ConfigError& e : file.errors) log_->error("  {}", e.str());
+      return;
+    }
+    log_->info("reloading {} ({})", path, why);
+    apply(path, file.apps, /*reload=*/true, {}, it->second.env, it->second.watch,
+          [this, path](Result<ApplyReport> report) {
+            if (!report) {
+              log_->error("reload of {} failed: {}", path, report.error().message);
+              return;
+            }
+            log_->info("reloaded {}: {}", path, json::serialize(report->to_json()));
+          });
+  }
+
+  void apply_request(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    const json::value* file = request.args.if_contains("file");
+    const json::value* mode = request.args.if_contains("mode");
+    const json::value* specs = request.args.if_contains("specs");
+    if (file == nullptr || !file->is_string() || mode == nullptr || !mode->is_string() ||
+        (mode->as_string() != "start" && mode->as_string() != "reload") || specs == nullptr ||
+        !specs->is_array()) {
+      return fail(session, request, ErrorCode::kBadRequest,
+                  "apply: expected file, mode (start or reload) and specs");
+    }
+    std::vector<AppSpec> apps;
+    for (const json::value& v : specs->as_array()) {
+      if (!v.is_object()) return fail(session, request, ErrorCode::kBadRequest, "apply: a spec must be an object");
+      auto spec = protocol::app_spec_from_json(v.as_object());
+      if (!spec) return fail(session, request, ErrorCode::kInvalid, spec.error().message);
+      apps.push_back(std::move(*spec));
+    }
+    auto strings = [&](const char* key) {
+      std::vector<std::string> out;
+      if (const json::value* v = request.args.if_contains(key); v != nullptr && v->is_array()) {
+        for (const json::value& e : v->as_array()) {
+          if (e.is_string()) out.emplace_back(e.as_string());
+        }
+      }
+      return out;
+    };
+    const json::value* watch = request.args.if_contains("watch");
+    apply(std::string(file->as_string()), std::move(apps), mode->as_string() == "reload",
+          strings("only"), strings("env"), watch != nullptr && watch->is_bool() && watch->as_bool(),
+          [this, request, session](Result<ApplyReport> report) {
+            if (!report) {
+              const ErrorCode code = report.error().kind == ErrorKind::kNotFound ? ErrorCode::kNotFound
+                                     : report.error().kind == ErrorKind::kInvalidArgument
+                                         ? ErrorCode::kInvalid
+                                         : ErrorCode::kExists;
+              return fail(session, request, code, report.error().message);
+            }
+            reply(session, request, report->to_json());
+          });
+  }
+
+  // Brings the apps of config file `path` in line with `specs`: new ones
+  // start; with `reload`, changed ones restart with their new spec and those
+  // no longer in the file are deleted. Checks everything before changing
+  // anything. `done` gets what was done.
+  void apply(const std::string& path, std::vector<AppSpec> specs, bool reload,
+             const std::vector<std::string>& only, std::vector<std::string> env, bool watch,
+             std::function<void(Result<ApplyReport>)> done) {
+    for (const std::string& name : only) {
+      if (std::none_of(specs.begin(), specs.end(), [&](const AppSpec& s) { return s.name == name; })) {
+        return done(Error{ErrorKind::kNotFound, "no app named \"" + name + "\" in " + path});
+      }
+    }
+    if (!only.empty()) {
+      std::erase_if(specs, [&](const AppSpec& s) {
+        return std::find(only.begin(), only.end(), s.name) == only.end();
+      });
+    }
+    for (AppSpec& spec : specs) {
+      fill_log_defaults(spec);
+      if (auto problem = check_name(spec.name); !problem.empty()) {
+        return done(Error{ErrorKind::kInvalidArgument, path + ": " + problem});
+      }
+      if (auto st = validate(spec.monitor); !st) {
+        return done(Error{ErrorKind::kInvalidArgument, path + ": app \"" + spec.name + "\": " + st.error().message});
+      }
+      App* existing = find_name(spec.name);
+      if (existing == nullptr || existing->spec == spec) continue;
+      if (!reload || existing->source != path) {
+        return done(Error{ErrorKind::kIo,
+                          "an app named \"" + spec.name + "\" already exists (id " +
+                              std::to_string(existing->id) + ") with another spec; " +
+                              (existing->source == path ? "use sempre reload " + path
+                                                        : "delete it or rename the app in " + path)});
+      }
+    }
+    remember_source(path, std::move(env), watch);
+
+    auto report = std::make_shared<ApplyReport>();
+    std::vector<std::uint64_t> removed;
+    std::vector<std::pair<App*, AppSpec>> changed;
+    if (reload) {
+      for (auto& [id, app] : apps_) {
+        if (app->source != path) continue;
+        if (std::none_of(specs.begin(), specs.end(), [&](const AppSpec& s) { return s.name == app->spec.name; })) {
+          removed.push_back(id);
+        }
+      }
+    }
+    for (AppSpec& spec : specs) {
+      App* existing = find_name(spec.name);
+      if (existing == nullptr) {
+        const std::string name = spec.name;
+        App& app = add_app(next_id_++, std::move(spec), true, false);
+        app.source = path;
+        if (auto st = start_app(app); !st) {
+          report->failed.push_back(json::object{{"name", name}, {"error", st.error().message}});
+          erase_app(app.id);
+        } else {
+          report->started.emplace_back(name);
+        }
+      } else if (existing->spec == spec) {
+        if (existing->source.empty()) existing->source = path;
+        const State state = existing->monitor->status().state;
+        const bool up = state == State::kStarting || state == State::kRunning || state == State::kBackoff;
+        if (up || reload) {
+          report->unchanged.emplace_back(spec.name);
+        } else if (auto st = start_app(*existing); !st) {
+          report->failed.push_back(json::object{{"name", spec.name}, {"error", st.error().message}});
+        } else {
+          report->started.emplace_back(spec.name);
+        }
+      } else {
+        changed.emplace_back(existing, std::move(spec));
+      }
+    }
+
+    std::weak_ptr<bool> alive = alive_;
+    auto countdown = std::make_shared<Countdown>();
+    countdown->left = removed.size() + changed.size() + 1;
+    countdown->done = [this, alive, report, done] {
+      if (alive.expired()) return;
+      persist();
+      done(*report);
+    };
+    for (std::uint64_t id : removed) {
+      App* app = find_id(id);
+      report->deleted.emplace_back(app->spec.name);
+      app->wanted_up = false;
+      app->monitor->stop([this, alive, id, countdown] {
+        if (alive.expired()) return;
+        erase_app(id);
+        countdown->one();
+      });
+    }
+    for (auto& [app, spec] : changed) {
+      const std::uint64_t id = app->id;
+      report->restarted.emplace_back(spec.name);
+      app->monitor->stop([this, alive, id, spec = std::move(spec), report, countdown] {
+        if (alive.expired()) return;
+        if (App* a = find_id(id)) {
+          // The old Monitor finished its stop; it is not on the stack here.
+          std::unique_ptr<Monitor> old = std::move(a->monitor);
+          a->spec = spec;
+          make_monitor(*a, /*resume=*/true);
+          boost::asio::post(executor_, [gone = std::shared_ptr<Monitor>(std::move(old))] {});
+          if (auto st = start_app(*a); !st) {
+            report->failed.push_back(json::object{{"name", a->spec.name}, {"error", st.error().message}});
+          }
+        }
+        countdown->one();
+      });
+    }
+    countdown->one();
+  }
+
+  void dump(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    json::array apps;
+    for (const auto& [id, app] : apps_) {
+      apps.push_back(json::object{{"spec", protocol::to_json(app->spec)},
+                                  {"wanted_up", app->wanted_up},
+                                  {"source", app->source}});
+    }
+    reply(session, request, {{"apps", std::move(apps)}});
+  }
+
   void kill(const protocol::Request& request, const std::shared_ptr<Session>& session, bool forget) {
     log_->info("{} requested: stopping every app", request.cmd);
     std::weak_ptr<bool> alive = alive_;
@@ -625,7 +883,9 @@ class AppManager::Impl {
   boost::asio::any_io_executor executor_;
   HomePaths paths_;
   std::shared_ptr<spdlog::logger> log_;
+  std::unique_ptr<Clock> clock_;
   std::chrono::steady_clock::time_point started_;
+  std::map<std::string, Source> sources_;
   std::map<std::uint64_t, std::unique_ptr<App>> apps_;
   std::uint64_t next_id_ = 1;
   std::vector<Subscriber> log_subscribers_;
@@ -645,6 +905,7 @@ void AppManager::handle(const protocol::Request& request, const std::shared_ptr<
   impl_->handle(request, session);
 }
 void AppManager::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
+void AppManager::reload_sources() { impl_->reload_sources(); }
 void AppManager::set_on_kill(std::function<void()> on_kill) { impl_->set_on_kill(std::move(on_kill)); }
 std::vector<pid_t> AppManager::owned_pids() const { return impl_->owned_pids(); }
 

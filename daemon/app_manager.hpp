@@ -39,6 +39,10 @@ class AppManager final : public RequestHandler {
   // starts them again; `done` runs when all are down.
   void shutdown(std::function<void()> done);
 
+  // Reloads every remembered config file, as `sempre reload` would (SIGHUP).
+  // A file with an error is reported in the log and changes nothing.
+  void reload_sources();
+
   // Runs after a `kill` request has stopped every app: the daemon should exit.
   void set_on_kill(std::function<void()> on_kill);
 

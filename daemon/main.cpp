@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "app_config.hpp"
 #include "app_manager.hpp"
 #include "control_server.hpp"
 #include "home.hpp"
@@ -46,8 +47,6 @@ constexpr int kExitRunning = 1;      // a daemon already runs for this home
 constexpr int kExitUsage = 2;        // bad command line
 constexpr int kExitCannotStart = 3;  // the home or the socket was refused
 
-constexpr std::size_t kLogMaxSize = 10 * 1024 * 1024;
-constexpr std::size_t kLogKeep = 3;
 constexpr const char* kLogPattern = "[%Y-%m-%d %H:%M:%S.%e] [%l] %v";
 
 constexpr std::string_view kUsage =
@@ -66,7 +65,8 @@ constexpr std::string_view kUsage =
     "  -h, --help     print this help and exit\n"
     "\n"
     "Signals: TERM and INT stop every app and then the daemon (the apps stay\n"
-    "wanted up, so the next daemon starts them again); HUP reopens the log.\n"
+    "wanted up, so the next daemon starts them again); HUP reopens the log\n"
+    "and reloads the config files the apps were started from.\n"
     "\n"
     "Exit status: 0 after a clean stop, 1 when a daemon already runs for the\n"
     "home, 2 on a usage error, 3 when the home or the control socket is refused.\n";
@@ -219,9 +219,10 @@ Status detach() {
 
 // The daemon's log file sink. spdlog opens it without CLOEXEC; marking
 // every descriptor that exists now keeps it out of the apps.
-Result<spdlog::sink_ptr> open_log_sink(const std::string& path) {
+Result<spdlog::sink_ptr> open_log_sink(const std::string& path, const DaemonSettings& settings) {
   try {
-    auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_st>(path, kLogMaxSize, kLogKeep);
+    auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_st>(
+        path, static_cast<std::size_t>(settings.log_max_size), static_cast<std::size_t>(settings.log_keep));
     ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
     return spdlog::sink_ptr(std::move(sink));
   } catch (const std::exception& e) {
@@ -230,8 +231,8 @@ Result<spdlog::sink_ptr> open_log_sink(const std::string& path) {
 }
 
 // After logrotate moved the file away, a new one is opened under the name.
-void reopen_log(spdlog::logger& log, const std::string& path) {
-  auto sink = open_log_sink(path);
+void reopen_log(spdlog::logger& log, const std::string& path, const DaemonSettings& settings) {
+  auto sink = open_log_sink(path, settings);
   if (!sink) {
     log.error("SIGHUP: {}; still writing to the old file", sink.error().message);
     return;
@@ -271,6 +272,14 @@ int run_daemon(Options options) {
   const HomePaths paths = home_paths(home);
 
   if (auto st = prepare_home(paths); !st) return report.fail(kExitCannotStart, st.error().message);
+  // SEMPRE_HOME/config.toml: the daemon's own settings; an error there stops
+  // the start, with every problem named FILE:LINE:COLUMN.
+  const DaemonSettings settings = load_daemon_settings(paths.home + "/config.toml");
+  if (!settings.errors.empty()) {
+    std::string message;
+    for (const ConfigError& e : settings.errors) message += (message.empty() ? "" : "; ") + e.str();
+    return report.fail(kExitUsage, message);
+  }
   auto lock = take_daemon_lock(paths);
   if (!lock) {
     return report.fail(lock.error().os_error == EEXIST ? kExitRunning : kExitCannotStart,
@@ -290,7 +299,7 @@ int run_daemon(Options options) {
   // that they are reaped and no app leaves zombies behind.
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-  auto file_sink = open_log_sink(paths.log);
+  auto file_sink = open_log_sink(paths.log, settings);
   if (!file_sink) {
     ::unlink(paths.socket.c_str());
     return report.fail(kExitCannotStart, file_sink.error().message);
@@ -356,7 +365,8 @@ int run_daemon(Options options) {
             manager->shutdown(stop_serving);
             break;
           case SIGHUP:
-            reopen_log(*log, paths.log);
+            reopen_log(*log, paths.log, settings);
+            manager->reload_sources();
             break;
           case SIGCHLD:
             reap_strays(manager->owned_pids(), *log);

@@ -2,7 +2,8 @@
 // defines it. Both binaries link this file.
 //
 // BUMP kVersion WHEN ANYTHING HERE CHANGES MEANING: a field, a command, the
-// framing. A peer of another version gets an explicit error, never a guess.
+// framing. (A new command does not: an older daemon answers it bad_request.)
+// A peer of another version gets an explicit error, never a guess.
 //
 // Framing: every message is one line of compact JSON ending in '\n', at most
 // kMaxMessage bytes including the newline.
@@ -25,6 +26,16 @@
 //             items {"app":NAME, "stream":"out"|"err", "line":TEXT}; -> {} unless follow
 //   events    {"target":TARGET|null}              items {"app":NAME, "event":Event}; no end
 //   cleanlogs {}                                  -> {"removed":N}
+//   apply     {"file":PATH, "mode":"start"|"reload", "specs":[AppSpec...], "only":[NAME...]
+//              (start only; optional), "env":["K=V"...], "watch":bool}
+//             -> {"started":[NAME], "restarted":[NAME], "deleted":[NAME], "unchanged":[NAME],
+//                 "failed":[{"name":NAME, "error":TEXT}]}
+//             start: starts the file's apps; one already there with the same spec is left
+//             alone. reload: also restarts the changed apps of that file and deletes those no
+//             longer in it. The daemon remembers the file (and env) for SIGHUP and, with
+//             "watch", applies every saved change as reload does.
+//   dump      {}                                  -> {"apps":[{"spec":AppSpec, "wanted_up":bool,
+//                                                     "source":PATH}]}  (`sempre save`)
 //   kill      {}                                  -> {"stopped":N}: every app stopped (wanted
 //                                                    down), then the daemon exits
 //   shutdown  {}                                  -> {"stopped":N}: every app stopped but still

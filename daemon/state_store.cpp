@@ -88,8 +88,36 @@ json::object to_json(const SavedApp& app) {
   } else {
     json["pid_start_time"] = nullptr;
   }
+  if (!app.source.empty()) json["source"] = app.source;
   json["spec"] = protocol::to_json(app.spec);
   return json;
+}
+
+json::object to_json(const SavedSource& source) {
+  json::array env;
+  for (const auto& e : source.env) env.emplace_back(e);
+  return {{"path", source.path}, {"env", std::move(env)}, {"watch", source.watch}};
+}
+
+// Why `value` is not a source, or empty when `source` was filled.
+std::string parse_source(const json::value& value, SavedSource& source) {
+  if (!value.is_object()) return "expected an object";
+  const json::object& o = value.get_object();
+  const json::value* path = o.if_contains("path");
+  if (path == nullptr || !path->is_string()) return "path: expected a string";
+  source.path = std::string(path->get_string());
+  if (const json::value* env = o.if_contains("env")) {
+    if (!env->is_array()) return "env: expected an array of strings";
+    for (const json::value& e : env->get_array()) {
+      if (!e.is_string()) return "env: expected an array of strings";
+      source.env.emplace_back(e.get_string());
+    }
+  }
+  if (const json::value* watch = o.if_contains("watch")) {
+    if (!watch->is_bool()) return "watch: expected true or false";
+    source.watch = watch->get_bool();
+  }
+  return "";
 }
 
 std::optional<std::uint64_t> as_uint64(const json::value& value) {
@@ -155,6 +183,11 @@ std::string parse_state(std::string_view text, SavedState& state) {
       app.pid_start_time = *ticks;
     }
 
+    if (const json::value* source = object.if_contains("source")) {
+      if (!source->is_string()) return where + ".source: expected a string";
+      app.source = std::string(source->get_string());
+    }
+
     const json::value* spec = object.if_contains("spec");
     if (spec == nullptr || !spec->is_object()) return where + ".spec: expected an object";
     auto parsed = protocol::app_spec_from_json(spec->get_object());
@@ -167,6 +200,16 @@ std::string parse_state(std::string_view text, SavedState& state) {
     // An id at or past next_id would be handed out again.
     if (app.id >= state.next_id) state.next_id = app.id + 1;
     state.apps.push_back(std::move(app));
+  }
+
+  if (const json::value* sources = top.if_contains("sources")) {
+    if (!sources->is_array()) return "sources: expected an array";
+    for (std::size_t i = 0; i < sources->get_array().size(); ++i) {
+      SavedSource source;
+      const std::string why = parse_source(sources->get_array()[i], source);
+      if (!why.empty()) return "sources[" + std::to_string(i) + "]." + why;
+      state.sources.push_back(std::move(source));
+    }
   }
   return "";
 }
@@ -198,6 +241,11 @@ Status save_state(const std::string& path, const SavedState& state) {
   root["version"] = kStateVersion;
   root["next_id"] = state.next_id;
   root["apps"] = std::move(apps);
+  if (!state.sources.empty()) {
+    json::array sources;
+    for (const SavedSource& source : state.sources) sources.emplace_back(to_json(source));
+    root["sources"] = std::move(sources);
+  }
   std::string text = json::serialize(root);
   text += '\n';
 

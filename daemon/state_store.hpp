@@ -2,7 +2,9 @@
 // and start time of its running child. Written atomically on every change.
 //
 // {"version":1, "next_id":N, "apps":[{"id":N, "wanted_up":bool, "pid":N|null,
-//   "pid_start_time":N|null, "spec":AppSpec}]}
+//   "pid_start_time":N|null, "source":PATH, "spec":AppSpec}],
+//  "sources":[{"path":PATH, "env":["K=V"...], "watch":bool}]}
+// ("source" and "sources" may be missing: no config file.)
 #pragma once
 
 #include <sys/types.h>
@@ -25,11 +27,21 @@ struct SavedApp {
   bool wanted_up = false;
   std::optional<pid_t> pid;                     // the child running when saved
   std::optional<std::uint64_t> pid_start_time;  // its start time, /proc/PID/stat field 22
+  std::string source;                           // the config file it came from, if any
+};
+
+// A config file the daemon remembers: reloaded on SIGHUP, and on every
+// change when watched. `env` is the environment of the CLI that started it.
+struct SavedSource {
+  std::string path;
+  std::vector<std::string> env;
+  bool watch = false;
 };
 
 struct SavedState {
   std::uint64_t next_id = 1;  // ids are never reused
   std::vector<SavedApp> apps;
+  std::vector<SavedSource> sources;
 };
 
 // Writes `state` to a temporary file beside `path`, fsyncs it, renames it

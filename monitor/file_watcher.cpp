@@ -1,4 +1,4 @@
-#include "file_watcher.hpp"
+#include "sempre/file_watcher.hpp"
 
 #include <fnmatch.h>
 #include <sys/inotify.h>

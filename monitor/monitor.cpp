@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "file_watcher.hpp"
+#include "sempre/file_watcher.hpp"
 #include "lifecycle.hpp"
 #include "log_writer.hpp"
 #include "output_pipe.hpp"

@@ -86,6 +86,25 @@ TEST(StateStore, RoundTripsAppsWithPidsAndStartTimes) {
   }
 }
 
+TEST(StateStore, RoundTripsConfigSourcesAndEachAppsSource) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  SavedState saved = two_apps();
+  saved.apps[0].source = "/srv/apps.toml";
+  saved.sources = {{"/srv/apps.toml", {"PATH=/bin", "A=b=c"}, true}, {"/etc/more.toml", {}, false}};
+  ASSERT_TRUE(save_state(path, saved).ok());
+
+  const LoadedState loaded = load_ok(path);
+  ASSERT_EQ(loaded.state.apps.size(), 2u);
+  EXPECT_EQ(loaded.state.apps[0].source, "/srv/apps.toml");
+  EXPECT_EQ(loaded.state.apps[1].source, "");
+  ASSERT_EQ(loaded.state.sources.size(), 2u);
+  EXPECT_EQ(loaded.state.sources[0].path, "/srv/apps.toml");
+  EXPECT_EQ(loaded.state.sources[0].env, (std::vector<std::string>{"PATH=/bin", "A=b=c"}));
+  EXPECT_TRUE(loaded.state.sources[0].watch);
+  EXPECT_FALSE(loaded.state.sources[1].watch);
+}
+
 TEST(StateStore, WritesTheDocumentedFormat) {
   TempDir dir;
   const std::string path = dir.file("state.json");

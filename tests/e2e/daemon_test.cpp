@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -1394,6 +1395,187 @@ TEST_F(SempreDaemon, UsageErrorsExitWith2) {
   const Outcome restart = sempre({"start", "--restart", "bogus", "x"});
   EXPECT_NE(restart.err.find("--restart"), std::string::npos) << restart.err;
   EXPECT_TRUE(daemons_of(home_).empty()) << describe_processes(daemons_of(home_));
+}
+
+}  // namespace
+}  // namespace sempre
+
+// --- config files ----------------------------------------------------------------
+
+namespace sempre {
+namespace {
+
+// An apps file whose apps sleep forever; `extra` is appended to each [[app]].
+std::string sleepers_toml(const std::vector<std::string>& names, const std::string& extra = "") {
+  std::string text;
+  for (const auto& name : names) {
+    text += "[[app]]\nname = \"" + name + "\"\ncmd = [\"" + kChild + "\", \"sleep\", \"forever\"]\n" +
+            extra + "\n";
+  }
+  return text;
+}
+
+std::map<std::string, pid_t> pids_by_name(const json::array& apps) {
+  std::map<std::string, pid_t> pids;
+  for (const auto& app : apps) {
+    if (app.is_object()) pids[text(app.as_object(), "name")] = pid_of(app.as_object());
+  }
+  return pids;
+}
+
+TEST_F(SempreDaemon, StartFileStartsEveryAppAndLeavesRunningOnesAlone) {
+  // `start FILE.toml` starts each app once; a second start reports them unchanged.
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"a", "b"}));
+  const Outcome first = sempre({"start", file});
+  ASSERT_EQ(first.code, 0) << describe(first);
+  EXPECT_NE(first.out.find("started a"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("started b"), std::string::npos) << first.out;
+  const auto before = list();
+  ASSERT_TRUE(before) << last_list_error_;
+  ASSERT_EQ(before->size(), 2u);
+
+  const Outcome again = sempre({"start", file});
+  ASSERT_EQ(again.code, 0) << describe(again);
+  EXPECT_NE(again.out.find("unchanged a"), std::string::npos) << again.out;
+  const auto after = list();
+  ASSERT_TRUE(after) << last_list_error_;
+  EXPECT_EQ(pids_by_name(*after), pids_by_name(*before));
+}
+
+TEST_F(SempreDaemon, StartFileOnlyStartsTheNamedApps) {
+  // `--only a,c` starts a and c, not b.
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"a", "b", "c"}));
+  const Outcome o = sempre({"start", file, "--only", "a,c"});
+  ASSERT_EQ(o.code, 0) << describe(o);
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  const auto pids = pids_by_name(*apps);
+  EXPECT_EQ(pids.size(), 2u);
+  EXPECT_TRUE(pids.count("a") && pids.count("c")) << json::serialize(*apps);
+}
+
+TEST_F(SempreDaemon, FileWithOneBadAppStartsNothingAndNamesLineAndColumn) {
+  // One unknown key: the error is FILE:LINE:COLUMN with a suggestion, exit 2, nothing starts.
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"good"}) + "[[app]]\nname = \"bad\"\ncmd = \"" + kChild +
+                             " sleep forever\"\nkill_timout = \"1s\"\n");
+  const Outcome o = sempre({"start", file});
+  EXPECT_EQ(o.code, 2) << describe(o);
+  EXPECT_NE(o.err.find(file + ":8:1:"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("kill_timeout"), std::string::npos) << o.err;
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  EXPECT_TRUE(apps->empty()) << json::serialize(*apps);
+}
+
+TEST_F(SempreDaemon, ReloadTouchesOnlyWhatChanged) {
+  // reload restarts the changed app only, deletes the removed one, starts the new one.
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"a", "b", "c"}));
+  ASSERT_EQ(sempre({"start", file}).code, 0);
+  const auto before = list();
+  ASSERT_TRUE(before) << last_list_error_;
+  const auto old = pids_by_name(*before);
+
+  std::string changed = sleepers_toml({"a"}) + sleepers_toml({"b"}, "kill_timeout = \"2s\"\n") +
+                        sleepers_toml({"d"});
+  test::write_file(file, changed);
+  const Outcome o = sempre({"reload", file});
+  ASSERT_EQ(o.code, 0) << describe(o);
+  EXPECT_NE(o.out.find("restarted b"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("deleted c"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("started d"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("unchanged a"), std::string::npos) << o.out;
+  const auto after = list();
+  ASSERT_TRUE(after) << last_list_error_;
+  const auto now = pids_by_name(*after);
+  EXPECT_EQ(now.at("a"), old.at("a"));
+  EXPECT_NE(now.at("b"), old.at("b"));
+  EXPECT_GT(now.at("b"), 0);
+  EXPECT_EQ(now.count("c"), 0u);
+  EXPECT_GT(now.at("d"), 0);
+  EXPECT_FALSE(alive(old.at("c")));
+}
+
+TEST_F(SempreDaemon, SaveThenStartGivesIdenticalSpecs) {
+  // save writes a file that start reads back to the very same specs.
+  ASSERT_EQ(start({"-n", "web", "--env", "GREETING=hello world", "--kill-timeout", "7s",
+                   "--restart", "on-failure", "-m", "4", "--log-timestamps", "--", kChild,
+                   "sleep", "forever"})
+                .outcome.code,
+            0);
+  const Outcome info_before = sempre({"info", "web", "--json"});
+  ASSERT_EQ(info_before.code, 0) << describe(info_before);
+  const std::string file = dir_ + "/saved.toml";
+  const Outcome save = sempre({"save", file});
+  ASSERT_EQ(save.code, 0) << describe(save);
+
+  ASSERT_EQ(sempre({"delete", "web"}).code, 0);
+  const Outcome again = sempre({"start", file});
+  ASSERT_EQ(again.code, 0) << describe(again);
+  const Outcome info_after = sempre({"info", "web", "--json"});
+  ASSERT_EQ(info_after.code, 0) << describe(info_after);
+  const auto a = parse_json(info_before.out);
+  const auto b = parse_json(info_after.out);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->as_object().at("spec"), b->as_object().at("spec"));
+}
+
+TEST_F(SempreDaemon, ResurrectStartsWhatWasSaved) {
+  // save without a file writes SEMPRE_HOME/apps.toml; after kill, resurrect brings the apps back.
+  ASSERT_EQ(start(sleeper("web")).outcome.code, 0);
+  ASSERT_EQ(sempre({"save"}).code, 0);
+  EXPECT_TRUE(fs::exists(home_ + "/apps.toml"));
+  ASSERT_EQ(sempre({"kill"}).code, 0);
+  const Outcome o = sempre({"resurrect"});
+  ASSERT_EQ(o.code, 0) << describe(o);
+  EXPECT_TRUE(await_app("web", has_pid).ok);
+}
+
+TEST_F(SempreDaemon, WatchConfigAppliesEverySavedChange) {
+  // With --watch-config, saving the file restarts the changed app; a broken save changes nothing.
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"web"}));
+  ASSERT_EQ(sempre({"start", file, "--watch-config"}).code, 0);
+  const auto first = await_app("web", has_pid);
+  ASSERT_TRUE(first.ok) << first.last_seen;
+  const pid_t old = pid_of(first.app);
+
+  test::write_file(file, sleepers_toml({"web"}, "kill_timeout = \"3s\"\n"));
+  const auto second = await_app("web", runs_under_another_pid(old));
+  ASSERT_TRUE(second.ok) << second.last_seen;
+
+  test::write_file(file, "[[app]\nthis is not toml\n");
+  EXPECT_TRUE(wait_for_file(paths_.log, holds("has errors; nothing changed")));
+  const auto third = find("web");
+  ASSERT_TRUE(third);
+  EXPECT_EQ(pid_of(*third), pid_of(second.app));
+}
+
+TEST_F(SempreDaemon, SighupReloadsTheRememberedFiles) {
+  // SIGHUP to the daemon applies the current content of every file apps came from.
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"web"}));
+  ASSERT_EQ(sempre({"start", file}).code, 0);
+  test::write_file(file, sleepers_toml({"web", "api"}));
+  ASSERT_GT(daemon_pid(), 0);
+  ::kill(daemon_pid(), SIGHUP);
+  const auto api = await_app("api", has_pid);
+  EXPECT_TRUE(api.ok) << api.last_seen;
+}
+
+TEST_F(SempreDaemon, PathsInAFileAreRelativeToTheFile) {
+  // cwd and log paths of a config file resolve against its directory, not the caller's.
+  fs::create_directories(dir_ + "/conf/work");
+  const std::string file = dir_ + "/conf/apps.toml";
+  test::write_file(file, std::string("[[app]]\nname = \"where\"\ncmd = [\"") + kChild +
+                             "\", \"cwd\"]\ncwd = \"work\"\nout = \"logs/where.log\"\n"
+                             "restart = \"never\"\n");
+  ASSERT_EQ(sempre({"start", file}).code, 0);
+  const std::string log = dir_ + "/conf/logs/where.log";
+  EXPECT_TRUE(wait_for_file(log, holds(dir_ + "/conf/work\n"))) << test::read_file(log);
 }
 
 }  // namespace

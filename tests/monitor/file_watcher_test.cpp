@@ -1,4 +1,4 @@
-#include "file_watcher.hpp"
+#include "sempre/file_watcher.hpp"
 
 #include <gtest/gtest.h>
 

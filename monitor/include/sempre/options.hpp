@@ -29,6 +29,8 @@ struct LogOptions {
   std::uint64_t max_size = 10 * 1024 * 1024;  // rotate past this; 0 = never
   int keep = 5;                               // rotated files kept: NAME.1 ... NAME.keep
   bool timestamps = false;                    // prefix each line with ISO 8601 local time, ms
+
+  bool operator==(const LogOptions&) const = default;
 };
 
 struct MonitorOptions {
@@ -60,6 +62,8 @@ struct MonitorOptions {
   Millis watch_debounce{200};
 
   std::string pid_file;  // written on every start, removed when the child is gone
+
+  bool operator==(const MonitorOptions&) const = default;
 };
 
 // Checks what can be checked without the OS: a non-empty argv, positive

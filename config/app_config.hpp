@@ -1,0 +1,59 @@
+// Config files: `apps.toml` (a fleet of apps, man/sempre.toml.5) and the
+// daemon's `SEMPRE_HOME/config.toml`, parsed with toml++ into the same
+// AppSpec the command line builds. Every error names FILE:LINE:COLUMN.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "app_spec.hpp"
+#include "sempre/units.hpp"
+
+namespace sempre {
+
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 1-based; 0 when the error is about the whole file
+  int column = 0;  // 1-based
+  std::string message;
+
+  // "FILE:LINE:COLUMN: message" (the compiler's form); "FILE: message" without a position.
+  std::string str() const;
+};
+
+// The outcome of parsing: the apps when `errors` is empty, nothing otherwise
+// (a file with any error starts nothing).
+struct AppsFile {
+  std::string path;  // absolute
+  std::vector<AppSpec> apps;
+  std::vector<ConfigError> errors;
+
+  bool ok() const { return errors.empty(); }
+};
+
+// Parses an apps file. `base_env` ("K=V") is the environment every app
+// inherits (the caller's), before `env_file` and the `env` table; an app with
+// `env_inherit = false` gets only its own. The file's [defaults] table
+// applies to every app; an app's own keys win. Relative paths (cwd, out, err, log, pid_file, env_file, watch) resolve
+// against the file's directory.
+AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env);
+AppsFile parse_apps(std::string_view text, const std::string& path,
+                    const std::vector<std::string>& base_env);
+
+// A config file that `parse_apps` reads back to exactly `apps` (their full
+// environment, with env_inherit = false).
+std::string to_toml(const std::vector<AppSpec>& apps);
+
+// SEMPRE_HOME/config.toml: settings of the daemon itself.
+//   [daemon]  log_max_size = "10M", log_keep = 3   (sempred.log)
+struct DaemonSettings {
+  std::uint64_t log_max_size = 10 * 1024 * 1024;
+  int log_keep = 3;
+  std::vector<ConfigError> errors;
+};
+// A missing file gives the defaults.
+DaemonSettings load_daemon_settings(const std::string& path);
+
+}  // namespace sempre
