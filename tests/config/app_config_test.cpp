@@ -660,3 +660,21 @@ TEST(DaemonSettings, SyntaxError) {
 
 }  // namespace
 }  // namespace sempre
+
+namespace sempre {
+namespace {
+
+TEST(DemoFile, ParsesToTheThreeAppsOfTheDemo) {
+  const AppsFile file = load_apps_file(SEMPRE_SOURCE_DIR "/examples/demo.toml", {"PATH=/bin"});
+  ASSERT_TRUE(file.ok()) << file.errors.front().str();
+  ASSERT_EQ(file.apps.size(), 3u);
+  EXPECT_EQ(file.apps[0].name, "web");
+  EXPECT_EQ(file.apps[0].monitor.argv.front(), "../build/sempre_demo_server");
+  EXPECT_EQ(file.apps[0].monitor.cwd, SEMPRE_SOURCE_DIR "/examples");
+  EXPECT_EQ(file.apps[0].monitor.kill_timeout, Millis{3000});
+  EXPECT_EQ(file.apps[1].monitor.logs.out_path, file.apps[1].monitor.logs.err_path);
+  EXPECT_EQ(file.apps[2].monitor.argv.size(), 3u);  // sh -c SCRIPT
+}
+
+}  // namespace
+}  // namespace sempre
