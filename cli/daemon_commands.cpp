@@ -15,9 +15,9 @@
 #include "client.hpp"
 #include "commands.hpp"
 #include "format.hpp"
+#include "sempre/program.hpp"
 #include "start_options.hpp"
 
-extern char** environ;
 
 namespace sempre::cli {
 namespace {
@@ -38,6 +38,17 @@ int usage_error(const std::string& command, const std::string& message) {
 }
 
 HomePaths home() { return home_paths(resolve_home()); }
+
+// SEMPRE_HOME/config.toml, whose [defaults] apply to every app started.
+std::string home_config() { return home().home + "/config.toml"; }
+
+// Prints the errors of a config file in the compiler's form.
+void print_config_errors(const std::string& what, const std::vector<ConfigError>& errors) {
+  std::cout.flush();
+  std::cerr << "sempre: " << what << " has " << errors.size() << " error"
+            << (errors.size() == 1 ? "" : "s") << "; nothing was changed\n";
+  for (const ConfigError& e : errors) std::cerr << e.str() << '\n';
+}
 
 // Connects to the daemon (starting it when `starts_daemon` and none runs)
 // and runs `body` with the connection.
@@ -118,11 +129,7 @@ std::function<int()> define_target_command(CLI::App& app, const Invocation& invo
   };
 }
 
-std::vector<std::string> current_env() {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-  return env;
-}
+std::vector<std::string> current_env() { return current_environment(); }
 
 int daemon_status() {
   return with_daemon(false, [](Client& client) {
@@ -207,12 +214,9 @@ bool is_config_file(const std::string& arg) {
 std::optional<AppsFile> read_config(const std::string& path) {
   std::error_code ec;
   const std::string absolute = std::filesystem::absolute(path, ec).lexically_normal().string();
-  AppsFile file = load_apps_file(absolute, current_env());
+  AppsFile file = load_apps_file(absolute, current_env(), home_config());
   if (file.ok()) return file;
-  std::cout.flush();
-  std::cerr << "sempre: " << absolute << " has " << file.errors.size() << " error"
-            << (file.errors.size() == 1 ? "" : "s") << "; nothing was changed\n";
-  for (const ConfigError& e : file.errors) std::cerr << e.str() << '\n';
+  print_config_errors(absolute, file.errors);
   return std::nullopt;
 }
 
@@ -308,7 +312,12 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
     }
     std::error_code ec;
     const std::string cwd = std::filesystem::current_path(ec).string();
-    auto options = to_app_options(*args, current_env(), cwd);
+    const AppDefaults defaults = load_app_defaults(home_config(), current_env());
+    if (!defaults.errors.empty()) {
+      print_config_errors(home_config(), defaults.errors);
+      return kExitUsage;
+    }
+    auto options = to_app_options(*args, current_env(), cwd, &defaults.options);
     if (!options) return usage_error("start", options.error().message);
     const AppSpec spec{options->name, options->monitor};
     return with_daemon(starts_daemon, [&](Client& client) {

@@ -18,9 +18,9 @@
 #include "commands.hpp"
 #include "sempre/monitor.hpp"
 #include "sempre/proc_stats.hpp"
+#include "sempre/program.hpp"
 #include "start_options.hpp"
 
-extern char** environ;
 
 namespace sempre::cli {
 namespace {
@@ -92,8 +92,7 @@ int exit_code(const MonitorStatus& s, const std::optional<Error>& spawn_error) {
 int run_foreground(const StartArgs& args) {
   std::error_code ec;
   const std::string cwd = std::filesystem::current_path(ec).string();
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  const std::vector<std::string> env = current_environment();
   auto app = to_app_options(args, env, cwd);
   if (!app) {
     say(app.error().message);

@@ -38,8 +38,8 @@ void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation
   app.add_option("--user", a.user, "Run as this user (name or uid; needs root)");
   app.add_option("--group", a.group, "Run with this group (name or gid; needs root)");
   app.add_option("--umask", a.umask, "File mode creation mask of the child, in octal (e.g. 027)");
-  app.add_option("--restart", a.restart, "When to restart: always, on-failure or never")
-      ->capture_default_str();
+  app.add_option("--restart", a.restart,
+                 "When to restart: always, on-failure or never (default always)");
   app.add_option("-m,--max-restarts", a.max_restarts,
                  "Give up (status failed) after N consecutive crash-loop restarts (default: unlimited)");
   app.add_option("--min-uptime", a.min_uptime,
@@ -87,26 +87,19 @@ void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation
   });
 }
 
-std::string default_name(const std::string& program) {
-  std::string base = fs::path(program).filename().string();
-  if (base.empty()) base = program;
-  // "server.js" -> "server", as forever and PM2 name apps.
-  const auto dot = base.find('.');
-  if (dot != std::string::npos && dot > 0) base.erase(dot);
-  return base;
-}
-
 Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::string>& env,
-                                  const std::string& cwd) {
+                                  const std::string& cwd, const MonitorOptions* defaults) {
   AppOptions app;
   MonitorOptions& m = app.monitor;
+  // What the command line does not say comes from `defaults`.
+  if (defaults != nullptr) m = *defaults;
   if (a.command.empty()) return invalid("PROGRAM", "no program to run");
   m.argv = a.command;
-  app.name = a.name.empty() ? default_name(a.command[0]) : a.name;
+  app.name = a.name.empty() ? default_app_name(a.command[0]) : a.name;
   if (app.name.empty()) return invalid("--name", "the name must not be empty");
 
-  m.cwd = absolute(a.cwd.empty() ? cwd : a.cwd, cwd);
-  m.env = env;
+  m.cwd = absolute(!a.cwd.empty() ? a.cwd : !m.cwd.empty() ? m.cwd : cwd, cwd);
+  if (m.env.empty()) m.env = env;
   for (const auto& kv : a.env) {
     const auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -116,8 +109,8 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
     std::erase_if(m.env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
     m.env.push_back(kv);
   }
-  m.user = a.user;
-  m.group = a.group;
+  if (!a.user.empty()) m.user = a.user;
+  if (!a.group.empty()) m.group = a.group;
   if (!a.umask.empty()) {
     std::size_t used = 0;
     unsigned long mask = 0;
@@ -132,9 +125,11 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
     m.umask = static_cast<mode_t>(mask);
   }
 
-  auto mode = parse_restart_mode(a.restart);
-  if (!mode) return invalid("--restart", mode.error().message);
-  m.restart = *mode;
+  if (!a.restart.empty()) {
+    auto mode = parse_restart_mode(a.restart);
+    if (!mode) return invalid("--restart", mode.error().message);
+    m.restart = *mode;
+  }
   if (a.max_restarts) {
     if (*a.max_restarts < 0) return invalid("--max-restarts", "must be 0 or more");
     m.max_restarts = a.max_restarts;
@@ -154,9 +149,11 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
   if (!a.log.empty() && (!a.out.empty() || !a.err.empty())) {
     return invalid("--log", "cannot be combined with --out or --err");
   }
-  m.logs.out_path = absolute(a.log.empty() ? a.out : a.log, cwd);
-  m.logs.err_path = absolute(a.log.empty() ? a.err : a.log, cwd);
-  m.logs.append = a.append;
+  if (!a.log.empty() || !a.out.empty() || !a.err.empty()) {
+    m.logs.out_path = absolute(a.log.empty() ? a.out : a.log, cwd);
+    m.logs.err_path = absolute(a.log.empty() ? a.err : a.log, cwd);
+  }
+  if (a.append) m.logs.append = true;
   if (!a.log_max_size.empty()) {
     auto size = parse_size(a.log_max_size);
     if (!size) return invalid("--log-max-size", size.error().message);
@@ -166,17 +163,18 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
     if (*a.log_keep < 0) return invalid("--log-keep", "must be 0 or more");
     m.logs.keep = *a.log_keep;
   }
-  m.logs.timestamps = a.log_timestamps;
+  if (a.log_timestamps) m.logs.timestamps = true;
 
   if (a.watch_given || !a.watch.empty()) {
+    m.watch.clear();
     for (const auto& w : a.watch) {
       if (!w.empty()) m.watch.push_back(absolute(w, m.cwd));
     }
     if (m.watch.empty()) m.watch.push_back(m.cwd);
   }
-  m.watch_ignore = a.watch_ignore;
-  m.pid_file = absolute(a.pid_file, cwd);
-  m.interpreter = a.interpreter;
+  if (!a.watch_ignore.empty()) m.watch_ignore = a.watch_ignore;
+  if (!a.pid_file.empty()) m.pid_file = absolute(a.pid_file, cwd);
+  if (!a.interpreter.empty()) m.interpreter = a.interpreter;
 
   if (auto st = validate(m); !st) return st.error();
   return app;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "app_spec.hpp"
 #include "sempre/options.hpp"
 #include "sempre/result.hpp"
 
@@ -22,7 +23,7 @@ struct StartArgs {
   std::string user;
   std::string group;
   std::string umask;
-  std::string restart = "always";
+  std::string restart;
   std::optional<int> max_restarts;
   std::string min_uptime;
   std::string restart_delay;
@@ -49,19 +50,18 @@ struct StartArgs {
 void add_start_options(CLI::App& app, StartArgs& args, const Invocation& invocation);
 
 // One app, resolved: its name and how to run it.
-struct AppOptions {
-  std::string name;
-  MonitorOptions monitor;
-};
+using AppOptions = AppSpec;
 
 // Checks and converts the typed options. `env` is the caller's environment,
 // which the child gets plus --env; relative paths resolve against `cwd`.
+// What the command line leaves unsaid comes from `defaults` when given (the
+// [defaults] of SEMPRE_HOME/config.toml; its env, when set, replaces `env`),
+// else from MonitorOptions' own defaults.
 // Errors (kInvalidArgument) name the option, e.g.
 // `--kill-timeout: invalid duration "5x": ...`.
 Result<AppOptions> to_app_options(const StartArgs& args, const std::vector<std::string>& env,
-                                  const std::string& cwd);
+                                  const std::string& cwd,
+                                  const MonitorOptions* defaults = nullptr);
 
-// "server" for "/srv/app/server.js": the default app name.
-std::string default_name(const std::string& program);
 
 }  // namespace sempre::cli

@@ -783,15 +783,6 @@ Settings with_defaults(Settings app, const Settings& defaults) {
   return app;
 }
 
-// "server.js" -> "server", the rule `sempre start` names apps by.
-std::string default_name(const std::string& program) {
-  std::string base = fs::path(program).filename().string();
-  if (base.empty()) base = program;
-  const auto dot = base.find('.');
-  if (dot != std::string::npos && dot > 0) base.erase(dot);
-  return base;
-}
-
 MonitorOptions to_monitor_options(const Settings& s, const std::vector<std::string>& base_env,
                                   const Context& ctx) {
   MonitorOptions m;
@@ -835,7 +826,7 @@ MonitorOptions to_monitor_options(const Settings& s, const std::vector<std::stri
 }
 
 void read_apps(const toml::table& root, const std::vector<std::string>& base_env,
-               const Context& ctx, std::vector<AppSpec>& apps) {
+               const Context& ctx, const Settings& home_defaults, std::vector<AppSpec>& apps) {
   static constexpr std::string_view kTopLevel[] = {"app", "defaults"};
   Settings defaults;
   const toml::array* app_array = nullptr;
@@ -856,6 +847,8 @@ void read_apps(const toml::table& root, const std::vector<std::string>& base_env
     }
   }
   if (app_array == nullptr) return;
+  // config.toml's [defaults] lie beneath the file's own.
+  defaults = with_defaults(std::move(defaults), home_defaults);
 
   std::map<std::string, int> first_line;  // app name -> line of its [[app]]
   for (const toml::node& node : *app_array) {
@@ -875,7 +868,7 @@ void read_apps(const toml::table& root, const std::vector<std::string>& base_env
     const toml::node* name_node = own.name_node;
     Settings s = with_defaults(std::move(own), defaults);
     AppSpec spec;
-    spec.name = s.name ? *s.name : default_name(s.cmd->front());
+    spec.name = s.name ? *s.name : default_app_name(s.cmd->front());
     if (spec.name.empty()) {
       ctx.error(*table, "cannot derive a name from cmd; set name");
       continue;
@@ -971,6 +964,29 @@ std::string octal(mode_t mode) {
   return buf;
 }
 
+// The [defaults] table of SEMPRE_HOME/config.toml, or none. Its errors are
+// added to `errors`, named by that file.
+Settings read_home_defaults(const std::string& config_path, std::vector<ConfigError>& errors) {
+  Settings none;
+  std::error_code ec;
+  if (config_path.empty() || !fs::exists(config_path, ec)) return none;
+  const Context ctx{config_path, fs::path(absolute_path(config_path)).parent_path(), errors};
+  toml::table root;
+  try {
+    root = toml::parse_file(config_path);
+  } catch (const toml::parse_error& e) {
+    ctx.error(e.source(), std::string(e.description()));
+    return none;
+  }
+  const toml::node* table = root.get("defaults");
+  if (table == nullptr) return none;
+  if (!table->is_table()) {
+    type_error(*table, "defaults", "a table ([defaults])", ctx);
+    return none;
+  }
+  return read_settings(*table->as_table(), true, ctx);
+}
+
 }  // namespace
 
 std::string ConfigError::str() const {
@@ -979,9 +995,11 @@ std::string ConfigError::str() const {
 }
 
 AppsFile parse_apps(std::string_view text, const std::string& path,
-                    const std::vector<std::string>& base_env) {
+                    const std::vector<std::string>& base_env, const std::string& home_config) {
   AppsFile result;
   result.path = absolute_path(path);
+  const Settings home_defaults = read_home_defaults(home_config, result.errors);
+  if (!result.errors.empty()) return result;
   const Context ctx{path, fs::path(result.path).parent_path(), result.errors};
   toml::table root;
   try {
@@ -990,12 +1008,13 @@ AppsFile parse_apps(std::string_view text, const std::string& path,
     ctx.error(e.source(), std::string(e.description()));
     return result;
   }
-  read_apps(root, base_env, ctx, result.apps);
+  read_apps(root, base_env, ctx, home_defaults, result.apps);
   if (!result.errors.empty()) result.apps.clear();
   return result;
 }
 
-AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env) {
+AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env,
+                        const std::string& home_config) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     AppsFile result;
@@ -1006,7 +1025,7 @@ AppsFile load_apps_file(const std::string& path, const std::vector<std::string>&
   }
   std::stringstream text;
   text << in.rdbuf();
-  return parse_apps(text.str(), path, base_env);
+  return parse_apps(text.str(), path, base_env, home_config);
 }
 
 std::string to_toml(const std::vector<AppSpec>& apps) {
@@ -1077,10 +1096,18 @@ DaemonSettings load_daemon_settings(const std::string& path) {
     ctx.error(e.source(), std::string(e.description()));
     return settings;
   }
-  static constexpr std::string_view kTopLevel[] = {"daemon"};
+  static constexpr std::string_view kTopLevel[] = {"daemon", "defaults"};
   static constexpr std::string_view kDaemonKeys[] = {"log_max_size", "log_keep"};
   for (const Entry& e : in_file_order(root)) {
     const std::string_view name = e.key->str();
+    if (name == "defaults") {
+      if (const auto* defaults = e.node->as_table()) {
+        read_settings(*defaults, true, ctx);  // checked here too, so the daemon refuses bad ones
+      } else {
+        type_error(*e.node, name, "a table ([defaults])", ctx);
+      }
+      continue;
+    }
     if (name != "daemon") {
       ctx.error(e.key->source(),
                 unknown_key_message(name, {std::begin(kTopLevel), std::end(kTopLevel)}, ""));
@@ -1110,6 +1137,20 @@ DaemonSettings load_daemon_settings(const std::string& path) {
     return defaults;
   }
   return settings;
+}
+
+AppDefaults load_app_defaults(const std::string& home_config,
+                              const std::vector<std::string>& base_env) {
+  AppDefaults result;
+  Settings settings = read_home_defaults(home_config, result.errors);
+  if (!result.errors.empty()) return result;
+  const bool has_cwd = settings.cwd.has_value();
+  settings.cmd = std::vector<std::string>{};
+  const Context ctx{home_config, fs::path(absolute_path(home_config)).parent_path(), result.errors};
+  result.options = to_monitor_options(settings, base_env, ctx);
+  // Without a cwd in [defaults], `sempre start` runs the app where it is typed.
+  if (!has_cwd) result.options.cwd.clear();
+  return result;
 }
 
 }  // namespace sempre

@@ -36,18 +36,23 @@ struct AppsFile {
 // Parses an apps file. `base_env` ("K=V") is the environment every app
 // inherits (the caller's), before `env_file` and the `env` table; an app with
 // `env_inherit = false` gets only its own. The file's [defaults] table
-// applies to every app; an app's own keys win. Relative paths (cwd, out, err, log, pid_file, env_file, watch) resolve
+// applies to every app; an app's own keys win. `home_config` names
+// SEMPRE_HOME/config.toml, whose own [defaults] table lies beneath the file's
+// (errors in it are reported too); empty: none. Relative paths (cwd, out, err, log, pid_file, env_file, watch) resolve
 // against the file's directory.
-AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env);
+AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env,
+                        const std::string& home_config = {});
 AppsFile parse_apps(std::string_view text, const std::string& path,
-                    const std::vector<std::string>& base_env);
+                    const std::vector<std::string>& base_env, const std::string& home_config = {});
 
 // A config file that `parse_apps` reads back to exactly `apps` (their full
 // environment, with env_inherit = false).
 std::string to_toml(const std::vector<AppSpec>& apps);
 
-// SEMPRE_HOME/config.toml: settings of the daemon itself.
-//   [daemon]  log_max_size = "10M", log_keep = 3   (sempred.log)
+// SEMPRE_HOME/config.toml: settings of the daemon itself, and defaults for
+// every app started in that home.
+//   [daemon]    log_max_size = "10M", log_keep = 3   (sempred.log)
+//   [defaults]  any app key but name and cmd, as in an apps file
 struct DaemonSettings {
   std::uint64_t log_max_size = 10 * 1024 * 1024;
   int log_keep = 3;
@@ -55,5 +60,16 @@ struct DaemonSettings {
 };
 // A missing file gives the defaults.
 DaemonSettings load_daemon_settings(const std::string& path);
+
+// The options config.toml's [defaults] give an app started from the command
+// line: MonitorOptions' own defaults where it says nothing, argv empty, and
+// cwd empty unless it sets one. A missing file gives MonitorOptions{} with
+// `base_env` as its environment.
+struct AppDefaults {
+  MonitorOptions options;
+  std::vector<ConfigError> errors;
+};
+AppDefaults load_app_defaults(const std::string& home_config,
+                              const std::vector<std::string>& base_env);
 
 }  // namespace sempre

@@ -2,6 +2,7 @@
 // whether it came from the command line or (later) a config file.
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include "sempre/options.hpp"
@@ -14,5 +15,15 @@ struct AppSpec {
 
   bool operator==(const AppSpec&) const = default;
 };
+
+// The name an app gets when none is given: the program's base name without
+// its extension ("/srv/app/server.js" -> "server"), as forever and PM2 do.
+inline std::string default_app_name(const std::string& program) {
+  std::string base = std::filesystem::path(program).filename().string();
+  if (base.empty()) base = program;
+  const auto dot = base.find('.');
+  if (dot != std::string::npos && dot > 0) base.erase(dot);
+  return base;
+}
 
 }  // namespace sempre

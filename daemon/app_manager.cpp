@@ -686,7 +686,7 @@ class AppManager::Impl {
   void reload_source(const std::string& path, const std::string& why) {
     auto it = sources_.find(path);
     if (it == sources_.end()) return;
-    const AppsFile file = load_apps_file(path, it->second.env);
+    const AppsFile file = load_apps_file(path, it->second.env, paths_.home + "/config.toml");
     if (!file.ok()) {
       log_->error("{} {}, but has errors; nothing changed:", path, why);
       for (const ConfigError& e : file.errors) log_->error("  {}", e.str());

@@ -19,8 +19,6 @@
 #include "restart_policy.hpp"
 #include "sempre/program.hpp"
 
-extern char** environ;
-
 namespace sempre {
 namespace {
 
@@ -51,12 +49,6 @@ Status write_pid_file(const std::string& path, pid_t pid) {
     return os_error(errno, "cannot write pid file " + path);
   }
   return {};
-}
-
-std::vector<std::string> caller_env() {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
-  return env;
 }
 
 struct FdPair {
@@ -344,7 +336,7 @@ class Monitor::Impl {
 
   Result<std::unique_ptr<Run>> launch() {
     if (auto st = open_logs(); !st) return st.error();
-    std::vector<std::string> env = options_.env.empty() ? caller_env() : options_.env;
+    std::vector<std::string> env = options_.env.empty() ? current_environment() : options_.env;
     auto argv = resolve_command(options_.argv, options_.interpreter, env, options_.cwd);
     if (!argv) return argv.error();
     auto creds = resolve_credentials(options_.user, options_.group);

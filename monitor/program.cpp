@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <string_view>
 
+extern char** environ;
+
 namespace sempre {
 namespace {
 
@@ -332,6 +334,12 @@ Result<std::optional<Credentials>> resolve_credentials(const std::string& user,
     return Error{ErrorKind::kPermission, "running as " + who + " requires root", EPERM};
   }
   return std::optional<Credentials>(std::move(creds));
+}
+
+std::vector<std::string> current_environment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  return env;
 }
 
 }  // namespace sempre

@@ -42,9 +42,9 @@ TEST(StartOptions, DefaultsFollowTheDesign) {
 }
 
 TEST(StartOptions, DefaultNameIsTheProgramsBaseName) {
-  EXPECT_EQ(default_name("/srv/app/server.js"), "server");
-  EXPECT_EQ(default_name("python3"), "python3");
-  EXPECT_EQ(default_name("./.hidden"), ".hidden");
+  EXPECT_EQ(default_app_name("/srv/app/server.js"), "server");
+  EXPECT_EQ(default_app_name("python3"), "python3");
+  EXPECT_EQ(default_app_name("./.hidden"), ".hidden");
 }
 
 TEST(StartOptions, EveryOptionReachesTheMonitorOptions) {
@@ -113,6 +113,28 @@ TEST(StartOptions, EnvExtendsTheCallersEnvironment) {
   auto a = parse({"--env", "B=2", "server"}, {"PATH=/bin", "A=1"});
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->monitor.env, (std::vector<std::string>{"PATH=/bin", "A=1", "B=2"}));
+}
+
+TEST(StartOptions, WhatTheCommandLineLeavesUnsaidComesFromTheDefaults) {
+  MonitorOptions defaults;
+  defaults.kill_timeout = std::chrono::seconds(7);
+  defaults.restart = RestartMode::kOnFailure;
+  defaults.logs.keep = 9;
+  defaults.env = {"PATH=/bin", "FROM_CONFIG=1"};
+  CLI::App app;
+  StartArgs start;
+  Invocation invocation;
+  add_start_options(app, start, invocation);
+  std::vector<std::string> args = {"--restart", "never", "server"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  auto a = to_app_options(start, {"PATH=/usr/bin"}, "/work", &defaults);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->monitor.kill_timeout, 7s);
+  EXPECT_EQ(a->monitor.logs.keep, 9);
+  EXPECT_EQ(a->monitor.restart, RestartMode::kNever);
+  EXPECT_EQ(a->monitor.env, (std::vector<std::string>{"PATH=/bin", "FROM_CONFIG=1"}));
+  EXPECT_EQ(a->monitor.cwd, "/work");
 }
 
 TEST(StartOptions, BadValuesAreRejectedNamingTheOption) {

@@ -678,3 +678,59 @@ TEST(DemoFile, ParsesToTheThreeAppsOfTheDemo) {
 
 }  // namespace
 }  // namespace sempre
+
+namespace sempre {
+namespace {
+
+TEST(HomeDefaults, LieBeneathTheFilesDefaultsAndTheAppsKeys) {
+  test::TempDir dir;
+  const std::string home_config = dir.file("config.toml");
+  test::write_file(home_config,
+                   "[daemon]\nlog_keep = 2\n[defaults]\nkill_timeout = \"7s\"\nmin_uptime = \"3s\"\n"
+                   "log_keep = 9\n");
+  const std::string apps = dir.file("apps.toml");
+  test::write_file(apps,
+                   "[defaults]\nmin_uptime = \"2s\"\n"
+                   "[[app]]\nname = \"a\"\ncmd = \"x\"\n"
+                   "[[app]]\nname = \"b\"\ncmd = \"x\"\nmin_uptime = \"1500ms\"\nkill_timeout = \"1s\"\n");
+  const AppsFile file = load_apps_file(apps, {}, home_config);
+  ASSERT_TRUE(file.ok()) << file.errors.front().str();
+  EXPECT_EQ(file.apps[0].monitor.kill_timeout, Millis{7000});  // config.toml
+  EXPECT_EQ(file.apps[0].monitor.min_uptime, Millis{2000});    // the file's [defaults]
+  EXPECT_EQ(file.apps[0].monitor.logs.keep, 9);
+  EXPECT_EQ(file.apps[1].monitor.kill_timeout, Millis{1000});  // the app's own
+  EXPECT_EQ(file.apps[1].monitor.min_uptime, Millis{1500});
+}
+
+TEST(HomeDefaults, AnErrorInConfigTomlIsReportedAndNothingLoads) {
+  test::TempDir dir;
+  const std::string home_config = dir.file("config.toml");
+  test::write_file(home_config, "[defaults]\nkill_timeout = \"soon\"\n");
+  const std::string apps = dir.file("apps.toml");
+  test::write_file(apps, "[[app]]\nname = \"a\"\ncmd = \"x\"\n");
+  const AppsFile file = load_apps_file(apps, {}, home_config);
+  ASSERT_EQ(file.errors.size(), 1u);
+  EXPECT_EQ(file.errors[0].str().rfind(home_config + ":2:", 0), 0u) << file.errors[0].str();
+  EXPECT_TRUE(file.apps.empty());
+  EXPECT_EQ(load_daemon_settings(home_config).errors.size(), 1u);
+  EXPECT_EQ(load_app_defaults(home_config, {}).errors.size(), 1u);
+}
+
+TEST(HomeDefaults, GiveTheOptionsOfAppsStartedFromTheCommandLine) {
+  test::TempDir dir;
+  const std::string home_config = dir.file("config.toml");
+  test::write_file(home_config, "[defaults]\nkill_timeout = \"7s\"\nenv = { A = \"1\" }\n");
+  const AppDefaults d = load_app_defaults(home_config, {"PATH=/bin"});
+  ASSERT_TRUE(d.errors.empty()) << d.errors.front().str();
+  EXPECT_EQ(d.options.kill_timeout, Millis{7000});
+  EXPECT_EQ(d.options.env, (std::vector<std::string>{"PATH=/bin", "A=1"}));
+  EXPECT_TRUE(d.options.cwd.empty());
+  EXPECT_EQ(d.options.min_uptime, MonitorOptions{}.min_uptime);
+
+  const AppDefaults missing = load_app_defaults(dir.file("none.toml"), {"PATH=/bin"});
+  EXPECT_TRUE(missing.errors.empty());
+  EXPECT_EQ(missing.options.kill_timeout, MonitorOptions{}.kill_timeout);
+}
+
+}  // namespace
+}  // namespace sempre

@@ -1580,3 +1580,37 @@ TEST_F(SempreDaemon, PathsInAFileAreRelativeToTheFile) {
 
 }  // namespace
 }  // namespace sempre
+
+namespace sempre {
+namespace {
+
+TEST_F(SempreDaemon, ConfigTomlDefaultsApplyToEveryAppStarted) {
+  // SEMPRE_HOME/config.toml's [defaults] reach apps started from the command line and from files.
+  fs::create_directories(home_);
+  ::chmod(home_.c_str(), 0700);
+  test::write_file(home_ + "/config.toml", "[defaults]\nkill_timeout = \"7s\"\n");
+  ASSERT_EQ(start(sleeper("cli")).outcome.code, 0);
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"fromfile"}));
+  ASSERT_EQ(sempre({"start", file}).code, 0);
+  for (const char* name : {"cli", "fromfile"}) {
+    const Outcome info = sempre({"info", name, "--json"});
+    ASSERT_EQ(info.code, 0) << describe(info);
+    const auto parsed = parse_json(info.out);
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->as_object().at("spec").as_object().at("kill_timeout_ms"), 7000) << name;
+  }
+}
+
+TEST_F(SempreDaemon, ABadConfigTomlIsReportedWithItsLineAndColumn) {
+  // An error in config.toml stops `start` (exit 2) with FILE:LINE:COLUMN.
+  fs::create_directories(home_);
+  ::chmod(home_.c_str(), 0700);
+  test::write_file(home_ + "/config.toml", "[defaults]\nkill_timout = \"7s\"\n");
+  const Outcome o = sempre({"start", "-n", "x", "--", kChild, "sleep", "forever"});
+  EXPECT_EQ(o.code, 2) << describe(o);
+  EXPECT_NE(o.err.find(home_ + "/config.toml:2:1:"), std::string::npos) << o.err;
+}
+
+}  // namespace
+}  // namespace sempre

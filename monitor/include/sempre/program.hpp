@@ -29,6 +29,9 @@ Result<std::vector<std::string>> resolve_command(const std::vector<std::string>&
                                                  const std::vector<std::string>& env,
                                                  const std::string& cwd);
 
+// The environment of this process, "K=V" entries in order.
+std::vector<std::string> current_environment();
+
 struct Credentials {
   uid_t uid = 0;
   gid_t gid = 0;
