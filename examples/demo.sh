@@ -39,7 +39,7 @@ case "$mode" in
     ;;
   run)
     port="${PORT:-8080}"
-    echo "==> curl http://127.0.0.1:${port} (it crashes after every 3 requests and sempre restarts it); Ctrl-C stops it."
+    echo "==> Try: curl 127.0.0.1:${port} (it crashes after every 3 requests and sempre restarts it); Ctrl-C stops it."
     exec build/sempre run --name demo --restart-delay 1s -- \
       build/sempre_demo_server --port "$port" --crash-after 3
     ;;
@@ -56,7 +56,7 @@ echo "==> sempre list"
 sempre list
 cat <<MSG
 ==> Try, in another terminal:
-      curl http://127.0.0.1:8080          (the 3rd request crashes it; watch the restart below)
+      curl 127.0.0.1:8080                 (the 3rd request crashes it; watch the restart below)
       SEMPRE_HOME=$SEMPRE_HOME build/sempre list
       SEMPRE_HOME=$SEMPRE_HOME build/sempre logs ticker -f
 ==> Lifecycle events follow (sempre events); Ctrl-C ends the demo and stops every app.

@@ -2,7 +2,7 @@
 // choose, so that they exercise real processes without shell tricks.
 //
 //   exit CODE                 exit with CODE
-//   sleep MS                  sleep MS, exit 0 ("forever": until a signal)
+//   sleep forever             wait until a signal ends it
 //   print LINE...             write each LINE with '\n', exit 0
 //   print-nonl TEXT           write TEXT without a newline, exit 0
 //   fds                       list the open descriptors, one per line
@@ -31,8 +31,6 @@
 #include <fstream>
 #include <iostream>
 #include <string>
-#include <thread>
-#include <chrono>
 
 namespace {
 
@@ -72,11 +70,7 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
 
   if (mode == "exit" && argc == 3) return std::atoi(argv[2]);
-  if (mode == "sleep" && argc == 3) {
-    if (std::strcmp(argv[2], "forever") == 0) wait_forever();
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(argv[2])));
-    return 0;
-  }
+  if (mode == "sleep" && argc == 3 && std::strcmp(argv[2], "forever") == 0) wait_forever();
   if (mode == "print") {
     for (int i = 2; i < argc; ++i) say(argv[i]);
     return 0;
