@@ -81,10 +81,12 @@ int run_cli(int argc, char** argv) {
   CLI::App app{overview(), "sempre"};
   app.set_version_flag("-V,--version", std::string("sempre ") + SEMPRE_VERSION);
   app.require_subcommand(1);
-  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
-    std::string where = failed->get_name() == "sempre" ? "sempre" : "sempre " + failed->get_name();
-    return "sempre: " + std::string(e.what()) + "\nRun '" + where + " --help' for usage.\n";
-  });
+  if (argc > 1 && argv[1][0] != '-' &&
+      std::none_of(commands().begin(), commands().end(),
+                   [&](const Command& c) { return c.name == argv[1]; })) {
+    std::cerr << "sempre: unknown command \"" << argv[1] << "\"\nRun 'sempre --help' for the commands.\n";
+    return kExitUsage;
+  }
 
   // CLI11 stops at PROGRAM (prefix_command) but would hand a "--" that comes
   // before PROGRAM back to the top level; cut it off here instead.
@@ -111,7 +113,12 @@ int run_cli(int argc, char** argv) {
     app.parse(args);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    app.exit(e, std::cout, std::cerr);
+    // CLI11 reports from the top level; point at the help of the command at fault.
+    std::string where = "sempre";
+    for (const auto& [sub, run] : runners) {
+      if (sub->parsed()) where += " " + sub->get_name();
+    }
+    std::cerr << "sempre: " << e.what() << "\nRun '" << where << " --help' for usage.\n";
     return kExitUsage;
   }
   for (auto& [sub, run] : runners) {

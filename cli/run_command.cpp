@@ -95,7 +95,7 @@ int run_foreground(const StartArgs& args) {
   const std::vector<std::string> env = current_environment();
   auto app = to_app_options(args, env, cwd);
   if (!app) {
-    say(app.error().message);
+    say(app.error().message + "\nRun 'sempre run --help' for usage.");
     return kExitUsage;
   }
   const std::string name = app->name;

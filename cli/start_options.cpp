@@ -94,6 +94,11 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
   // What the command line does not say comes from `defaults`.
   if (defaults != nullptr) m = *defaults;
   if (a.command.empty()) return invalid("PROGRAM", "no program to run");
+  // Parsing stops at the first word it does not know: a mistyped option
+  // would otherwise be taken for the program.
+  if (a.command[0].size() > 1 && a.command[0][0] == '-') {
+    return invalid(a.command[0], "unknown option (options go before PROGRAM)");
+  }
   m.argv = a.command;
   app.name = a.name.empty() ? default_app_name(a.command[0]) : a.name;
   if (app.name.empty()) return invalid("--name", "the name must not be empty");

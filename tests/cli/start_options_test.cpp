@@ -153,6 +153,7 @@ TEST(StartOptions, BadValuesAreRejectedNamingTheOption) {
       {{"--umask", "999", "x"}, "--umask: "},
       {{"-m", "-1", "x"}, "--max-restarts: "},
       {{"-l", "a.log", "-o", "b.log", "x"}, "--log: "},
+      {{"--kil-timeout", "5s", "x"}, "--kil-timeout: unknown option"},
   };
   for (const auto& c : cases) {
     auto a = parse(c.args);

@@ -108,6 +108,16 @@ TEST(SempreRun, AdoptsAndReapsOrphansAsASubreaper) {
   EXPECT_EQ(p.wait(), 128 + SIGTERM);
 }
 
+TEST(SempreCli, UnknownCommandAndBadOptionPointAtTheRightHelp) {
+  Subprocess unknown({kSempre, "frobnicate"});
+  EXPECT_EQ(unknown.wait(), 2);
+  EXPECT_EQ(unknown.err().rfind("sempre: unknown command \"frobnicate\"", 0), 0u) << unknown.err();
+
+  Subprocess bad({kSempre, "run", "--no-such-option", kChild, "exit", "0"});
+  EXPECT_EQ(bad.wait(), 2);
+  EXPECT_NE(bad.err().find("Run 'sempre run --help'"), std::string::npos) << bad.err();
+}
+
 TEST(SempreRun, VersionAndHelp) {
   Subprocess v({kSempre, "--version"});
   EXPECT_EQ(v.wait(), 0);
