@@ -69,6 +69,10 @@ void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--pid-file", a.pid_file, "Write the child's pid to FILE while it runs");
+  app.add_option("--ready", a.ready,
+                 "When the app is up: notify (it sends READY=1 to $NOTIFY_SOCKET), tcp:PORT "
+                 "(127.0.0.1:PORT accepts) or exec:CMD (sh -c CMD exits 0); default: once it "
+                 "has lasted --min-uptime");
   app.add_option("-c,--interpreter", a.interpreter,
                  "Run the program with this interpreter (e.g. node, \"python3 -u\")");
   // Everything from PROGRAM on belongs to the child, options included: CLI11
@@ -180,6 +184,7 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
   if (!a.watch_ignore.empty()) m.watch_ignore = a.watch_ignore;
   if (!a.pid_file.empty()) m.pid_file = absolute(a.pid_file, cwd);
   if (!a.interpreter.empty()) m.interpreter = a.interpreter;
+  if (!a.ready.empty()) m.ready = a.ready;
 
   if (auto st = validate(m); !st) return st.error();
   return app;

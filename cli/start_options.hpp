@@ -42,6 +42,7 @@ struct StartArgs {
   std::vector<std::string> watch_ignore;
   std::string pid_file;
   std::string interpreter;
+  std::string ready;
   std::vector<std::string> command;  // PROGRAM [ARGS...]
 };
 

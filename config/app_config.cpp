@@ -422,6 +422,7 @@ struct Settings {
   std::optional<Millis> watch_debounce;
   std::optional<std::string> pid_file;
   std::optional<std::string> interpreter;
+  std::optional<std::string> ready;
 };
 
 using KeyReader = void (*)(const toml::node&, std::string_view, const Context&, Settings&);
@@ -701,6 +702,8 @@ constexpr Key kAppKeys[] = {
                     Settings& s) { set(s.pid_file, read_path(n, k, c)); }},
     {"interpreter", [](const toml::node& n, std::string_view k, const Context& c,
                        Settings& s) { set(s.interpreter, read_string(n, k, c)); }},
+    {"ready", [](const toml::node& n, std::string_view k, const Context& c,
+                 Settings& s) { set(s.ready, read_string(n, k, c)); }},
 };
 
 std::vector<std::string_view> names_of(const Key* begin, const Key* end,
@@ -780,6 +783,7 @@ Settings with_defaults(Settings app, const Settings& defaults) {
   inherit(app.watch_debounce, defaults.watch_debounce);
   inherit(app.pid_file, defaults.pid_file);
   inherit(app.interpreter, defaults.interpreter);
+  inherit(app.ready, defaults.ready);
   return app;
 }
 
@@ -822,6 +826,7 @@ MonitorOptions to_monitor_options(const Settings& s, const std::vector<std::stri
   m.watch_debounce = s.watch_debounce.value_or(m.watch_debounce);
   m.pid_file = s.pid_file.value_or("");
   m.interpreter = s.interpreter.value_or("");
+  m.ready = s.ready.value_or("");
   return m;
 }
 
@@ -1072,6 +1077,7 @@ std::string to_toml(const std::vector<AppSpec>& apps) {
       line("watch_debounce", toml_string(format_duration(m.watch_debounce)));
     }
     line_if("pid_file", m.pid_file);
+    line_if("ready", m.ready);
     line("env_inherit", "false");
     out += "\n[app.env]\n";
     for (const std::string& kv : m.env) {

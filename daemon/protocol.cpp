@@ -386,6 +386,7 @@ json::object to_json(const AppSpec& spec) {
   json["watch_ignore"] = string_array(m.watch_ignore);
   json["watch_debounce_ms"] = m.watch_debounce.count();
   json["pid_file"] = m.pid_file;
+  json["ready"] = m.ready;
   return json;
 }
 
@@ -431,6 +432,7 @@ Result<AppSpec> app_spec_from_json(const json::object& json) {
   read.strings("watch_ignore", m.watch_ignore);
   read.millis("watch_debounce_ms", m.watch_debounce);
   read.string("pid_file", m.pid_file);
+  read.string("ready", m.ready);
   if (read.error()) return *read.error();
   return spec;
 }

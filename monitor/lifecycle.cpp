@@ -5,22 +5,25 @@ namespace {
 
 using A = Action;
 
-// Columns: start, stop, restart, spawn-failed, uptime-reached, exited, backoff-elapsed.
+// Columns: start, stop, restart, spawn-failed, uptime-reached, exited,
+// backoff-elapsed, ready.
 constexpr Action kTable[kStateCount][kTriggerCount] = {
     // stopped
-    {A::kStartFresh, A::kNone, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone},
+    {A::kStartFresh, A::kNone, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
     // starting
-    {A::kNone, A::kKill, A::kKillThenStart, A::kSpawnFailure, A::kMarkReady, A::kApplyPolicy, A::kNone},
+    {A::kNone, A::kKill, A::kKillThenStart, A::kSpawnFailure, A::kMarkReady, A::kApplyPolicy,
+     A::kNone, A::kMarkReady},
     // running
-    {A::kNone, A::kKill, A::kKillThenStart, A::kNone, A::kNone, A::kApplyPolicy, A::kNone},
+    {A::kNone, A::kKill, A::kKillThenStart, A::kNone, A::kNone, A::kApplyPolicy, A::kNone, A::kNone},
     // stopping
-    {A::kStartAfterStop, A::kStayDown, A::kStartAfterStop, A::kNone, A::kNone, A::kFinishStop, A::kNone},
+    {A::kStartAfterStop, A::kStayDown, A::kStartAfterStop, A::kNone, A::kNone, A::kFinishStop,
+     A::kNone, A::kNone},
     // backoff
-    {A::kNone, A::kCancelRestart, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kSpawn},
+    {A::kNone, A::kCancelRestart, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kSpawn, A::kNone},
     // exited
-    {A::kStartFresh, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone},
+    {A::kStartFresh, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
     // failed
-    {A::kStartFresh, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone},
+    {A::kStartFresh, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
 };
 
 }  // namespace
@@ -38,6 +41,7 @@ const char* trigger_name(Trigger trigger) {
     case Trigger::kUptimeReached: return "uptime-reached";
     case Trigger::kExited: return "exited";
     case Trigger::kBackoffElapsed: return "backoff-elapsed";
+    case Trigger::kReady: return "ready";
   }
   return "unknown";
 }

@@ -15,8 +15,9 @@ enum class Trigger {
   kUptimeReached,   // the run has lasted min-uptime
   kExited,          // the run is over: main process reaped, group empty, output drained
   kBackoffElapsed,  // the restart delay has passed
+  kReady,           // the readiness check (--ready) passed
 };
-inline constexpr int kTriggerCount = 7;
+inline constexpr int kTriggerCount = 8;
 const char* trigger_name(Trigger trigger);
 
 enum class Action {
@@ -28,7 +29,7 @@ enum class Action {
   kStartAfterStop,    // already stopping: spawn again once the group is gone
   kStayDown,          // already stopping: do not spawn again afterwards
   kCancelRestart,     // drop the pending restart -> stopped
-  kMarkReady,         // -> running
+  kMarkReady,         // -> running (on uptime only when there is no readiness check)
   kSpawnFailure,      // -> failed, or backoff when the failure was transient
   kApplyPolicy,       // the run ended on its own -> backoff, exited or failed
   kFinishStop,        // the stopped run is gone -> stopped, or spawn again

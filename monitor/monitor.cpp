@@ -16,6 +16,7 @@
 #include "log_writer.hpp"
 #include "output_pipe.hpp"
 #include "sempre/proc_stats.hpp"
+#include "ready_probe.hpp"
 #include "restart_policy.hpp"
 #include "sempre/program.hpp"
 
@@ -69,6 +70,8 @@ class Monitor::Impl {
       : executor_(std::move(executor)),
         options_(std::move(options)),
         policy_(options_),
+        ready_check_(parse_ready_check(options_.ready).ok() ? *parse_ready_check(options_.ready)
+                                                            : ReadyCheck{}),
         buffer_(make_read_buffer()),
         alive_(std::make_shared<bool>(true)) {
     if (seams.clock != nullptr) {
@@ -203,6 +206,8 @@ class Monitor::Impl {
     std::unique_ptr<Timer> drain_timer;
     std::uint64_t out_pipe = 0;  // ids in pipes_, 0 when at EOF
     std::uint64_t err_pipe = 0;
+    LaunchRequest request;                // how it was spawned (for an exec readiness check)
+    std::unique_ptr<ReadyProbe> probe;    // while it is starting, with --ready
   };
 
   struct UsageSample {
@@ -282,6 +287,11 @@ class Monitor::Impl {
         flush(spawn_waiters_);
         return;
       case Action::kMarkReady:
+        // With a readiness check, lasting min-uptime only ends the crash loop.
+        if (trigger == Trigger::kUptimeReached && ready_check_.kind != ReadyCheck::Kind::kNone) {
+          return;
+        }
+        if (run_) run_->probe.reset();
         set_state(State::kRunning);
         emit(make_event(EventType::kReady));
         return;
@@ -324,6 +334,7 @@ class Monitor::Impl {
       if (alive.expired()) return;
       on_main_exit(run, status);
     });
+    start_probe(*run);
     if (options_.min_uptime.count() > 0) {
       run->uptime_timer = clock_->start_timer(options_.min_uptime, [this, run] {
         if (run_.get() == run) fire(Trigger::kUptimeReached);
@@ -334,9 +345,35 @@ class Monitor::Impl {
     if (options_.min_uptime.count() == 0) fire(Trigger::kUptimeReached);
   }
 
+  // Starts the tcp or exec readiness check of a run just spawned (notify's
+  // socket exists before the spawn: the child needs its address).
+  void start_probe(Run& run) {
+    Run* raw = &run;
+    auto ready = [this, raw] {
+      if (run_.get() == raw) fire(Trigger::kReady);
+    };
+    if (ready_check_.kind == ReadyCheck::Kind::kTcp) {
+      run.probe = make_tcp_probe(executor_, *clock_, ready_check_.port, ready);
+    } else if (ready_check_.kind == ReadyCheck::Kind::kExec) {
+      run.probe = make_exec_probe(*clock_, *launcher_, run.request, ready_check_.command, ready);
+    }
+  }
+
   Result<std::unique_ptr<Run>> launch() {
     if (auto st = open_logs(); !st) return st.error();
+    auto run = std::make_unique<Run>();
     std::vector<std::string> env = options_.env.empty() ? current_environment() : options_.env;
+    if (ready_check_.kind == ReadyCheck::Kind::kNotify) {
+      std::string entry;
+      Run* raw = run.get();
+      auto probe = make_notify_probe(executor_, entry, [this, raw] {
+        if (run_.get() == raw) fire(Trigger::kReady);
+      });
+      if (!probe) return probe.error();
+      run->probe = std::move(*probe);
+      std::erase_if(env, [](const std::string& e) { return e.rfind("NOTIFY_SOCKET=", 0) == 0; });
+      env.push_back(entry);
+    }
     auto argv = resolve_command(options_.argv, options_.interpreter, env, options_.cwd);
     if (!argv) return argv.error();
     auto creds = resolve_credentials(options_.user, options_.group);
@@ -376,7 +413,9 @@ class Monitor::Impl {
       return child.error();
     }
 
-    auto run = std::make_unique<Run>();
+    run->request = request;
+    run->request.stdout_fd = -1;
+    run->request.stderr_fd = -1;
     run->child = std::move(*child);
     run->pid = run->child->pid();
     run->started = clock_->now();
@@ -409,6 +448,7 @@ class Monitor::Impl {
     run->status = status;
     run->uptime = since(run->started, clock_->now());
     run->uptime_timer.reset();
+    run->probe.reset();
     // What is left of the group gets the stop treatment before any restart,
     // so a leftover worker never holds the port or the files of the next run.
     begin_kill();
@@ -467,6 +507,7 @@ class Monitor::Impl {
     run->uptime_timer.reset();
     run->kill_timer.reset();
     run->drain_timer.reset();
+    run->probe.reset();
     if (!options_.pid_file.empty()) ::unlink(options_.pid_file.c_str());
     boost::asio::post(executor_, [run] {});
     return exited;
@@ -690,6 +731,7 @@ class Monitor::Impl {
   std::unique_ptr<Launcher> own_launcher_;
   Launcher* launcher_ = nullptr;
   RestartPolicy policy_;
+  ReadyCheck ready_check_;
 
   State state_ = State::kStopped;
   bool wanted_up_ = false;

@@ -1,5 +1,7 @@
 #include "sempre/options.hpp"
 
+#include "ready_probe.hpp"
+
 namespace sempre {
 
 const char* restart_mode_name(RestartMode mode) {
@@ -33,6 +35,7 @@ Status validate(const MonitorOptions& options) {
   if (options.kill_signal <= 0 || options.kill_signal >= NSIG) return invalid("invalid kill-signal");
   if (options.logs.keep < 0) return invalid("log-keep must be >= 0");
   if (options.watch_debounce.count() < 0) return invalid("watch debounce must not be negative");
+  if (auto check = parse_ready_check(options.ready); !check) return check.error();
   return {};
 }
 

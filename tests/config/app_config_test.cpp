@@ -548,6 +548,7 @@ AppSpec unusual_app() {
   m.watch_ignore = {"*.tmp", "[ab]?.log"};
   m.watch_debounce = 1500ms;
   m.pid_file = "/run/api.pid";
+  m.ready = "exec:test -e /run/api.sock";
   return app;
 }
 

@@ -290,6 +290,7 @@ AppSpec unusual_spec() {
   m.watch_ignore = {"*.tmp", "node_modules"};
   m.watch_debounce = 750ms;
   m.pid_file = "/run/web.pid";
+  m.ready = "tcp:8080";
   return spec;
 }
 
@@ -321,6 +322,7 @@ void expect_same(const AppSpec& a, const AppSpec& b) {
   EXPECT_EQ(x.watch_ignore, y.watch_ignore);
   EXPECT_EQ(x.watch_debounce, y.watch_debounce);
   EXPECT_EQ(x.pid_file, y.pid_file);
+  EXPECT_EQ(x.ready, y.ready);
 }
 
 TEST(AppSpecJson, EveryFieldDiffersFromTheDefaultInTheTestSpec) {
@@ -343,6 +345,7 @@ TEST(AppSpecJson, EveryFieldDiffersFromTheDefaultInTheTestSpec) {
   EXPECT_NE(d.monitor.backoff_max, u.monitor.backoff_max);
   EXPECT_NE(d.monitor.kill_signal, u.monitor.kill_signal);
   EXPECT_NE(d.monitor.kill_timeout, u.monitor.kill_timeout);
+  EXPECT_NE(d.monitor.ready, u.monitor.ready);
   EXPECT_NE(d.monitor.logs.out_path, u.monitor.logs.out_path);
   EXPECT_NE(d.monitor.logs.err_path, u.monitor.logs.err_path);
   EXPECT_NE(d.monitor.logs.append, u.monitor.logs.append);
@@ -379,7 +382,7 @@ TEST(AppSpecJson, WritesTheDocumentedKeysAndTypes) {
   EXPECT_EQ(keys_of(j),
             "name cmd interpreter cwd env user group umask restart max_restarts min_uptime_ms "
             "restart_delay_ms backoff_max_ms kill_signal kill_timeout_ms out err append "
-            "log_max_size log_keep log_timestamps watch watch_ignore watch_debounce_ms pid_file");
+            "log_max_size log_keep log_timestamps watch watch_ignore watch_debounce_ms pid_file ready");
   EXPECT_EQ(j.at("kill_signal"), "INT");
   EXPECT_EQ(j.at("restart"), "on-failure");
   EXPECT_EQ(j.at("umask"), 027);

@@ -3,7 +3,9 @@
 // something: a process's end (pidfd), a file (inotify), a command's output, or
 // the state the daemon reports, asked again with `sempre list --json` until it
 // holds.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -1610,6 +1612,35 @@ TEST_F(SempreDaemon, ABadConfigTomlIsReportedWithItsLineAndColumn) {
   const Outcome o = sempre({"start", "-n", "x", "--", kChild, "sleep", "forever"});
   EXPECT_EQ(o.code, 2) << describe(o);
   EXPECT_NE(o.err.find(home_ + "/config.toml:2:1:"), std::string::npos) << o.err;
+}
+
+}  // namespace
+}  // namespace sempre
+
+namespace sempre {
+namespace {
+
+TEST_F(SempreDaemon, ReadyTcpKeepsTheAppStartingUntilThePortAccepts) {
+  // `--ready tcp:PORT`: status starting until the app listens, then running.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const Started web = start({"-n", "web", "--min-uptime", "0", "--ready", "tcp:" + port, "--",
+                             kChild, "listen-on-usr1", port});
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  ASSERT_TRUE(wait_for_file(out_log("web"), holds("waiting\n")));
+  const auto before = find("web");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(text(*before, "status"), "starting");
+  ASSERT_EQ(sempre({"signal", "USR1", "web"}).code, 0);
+  const auto up = await_app("web", status_is("running"));
+  EXPECT_TRUE(up.ok) << up.last_seen;
 }
 
 }  // namespace

@@ -17,9 +17,15 @@
 //   signals                   print "got NAME" for HUP/USR1/USR2; exit 0 on TERM
 //   grandchild PIDFILE        fork a child that ignores SIGTERM and sleeps forever
 //                             (its pid written to PIDFILE), print "ready", wait
+//   listen-on-usr1 PORT       print "waiting"; on SIGUSR1 listen on 127.0.0.1:PORT, wait
+//   notify-on-usr1            print "waiting"; on SIGUSR1 send READY=1 to $NOTIFY_SOCKET, wait
 //   flood N LEN               write N numbered lines of LEN bytes ("%08d " + 'x'...)
 //                             in writes that cut lines at odd places, exit 0
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <dirent.h>
 #include <signal.h>
@@ -152,6 +158,45 @@ int main(int argc, char** argv) {
       if (sig == SIGTERM) return 0;
       say(std::string("got ") + (sig == SIGHUP ? "HUP" : sig == SIGUSR1 ? "USR1" : "USR2"));
     }
+  }
+  if ((mode == "listen-on-usr1" && argc == 3) || (mode == "notify-on-usr1" && argc == 2)) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+    say("waiting");
+    int sig = 0;
+    if (::sigwait(&set, &sig) != 0) return 3;
+    if (mode == "listen-on-usr1") {
+      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      const int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[2])));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 8) != 0) {
+        return 3;
+      }
+      say("listening");
+    } else {
+      const char* path = std::getenv("NOTIFY_SOCKET");
+      if (path == nullptr || *path == '\0') return 3;
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      const size_t n = std::strlen(path);
+      if (n >= sizeof addr.sun_path) return 3;
+      std::memcpy(addr.sun_path, path, n);
+      if (path[0] == '@') addr.sun_path[0] = '\0';  // the abstract namespace
+      const int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+      const char message[] = "STATUS=up\nREADY=1";
+      if (::sendto(fd, message, sizeof message - 1, 0, reinterpret_cast<sockaddr*>(&addr),
+                   static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n)) < 0) {
+        return 3;
+      }
+      say("notified");
+    }
+    wait_forever();
   }
   if (mode == "grandchild" && argc == 3) {
     pid_t pid = ::fork();

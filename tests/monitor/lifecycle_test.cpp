@@ -101,6 +101,23 @@ TEST_F(Lifecycle, BecomesRunningOnceItHasLastedMinUptime) {
   EXPECT_EQ(types(), (std::vector<EventType>{EventType::kStart, EventType::kReady}));
 }
 
+TEST_F(Lifecycle, WithAReadinessCheckUptimeAloneDoesNotMakeItRunning) {
+  MonitorOptions o;
+  o.ready = "exec:probe";
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_EQ(launcher_.children.size(), 2u);  // the app, and its first check
+  EXPECT_EQ(launcher_.requests[1].argv, (std::vector<std::string>{"/bin/sh", "-c", "probe"}));
+  clock_.advance(5s);
+  EXPECT_EQ(state(), State::kStarting);
+  launcher_.exit(launcher_.children[1], ExitStatus{false, 1});  // not up yet: tried again later
+  clock_.advance(*clock_.next_timer());
+  ASSERT_EQ(launcher_.children.size(), 3u);
+  launcher_.exit(launcher_.children[2], ExitStatus{false, 0});
+  EXPECT_EQ(state(), State::kRunning);
+  EXPECT_EQ(events_.back().type, EventType::kReady);
+}
+
 TEST_F(Lifecycle, ExitEventCarriesStatusAndUptime) {
   make();
   ASSERT_TRUE(monitor_->start().ok());

@@ -3,7 +3,11 @@
 #include "sempre/monitor.hpp"
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <filesystem>
@@ -421,6 +425,73 @@ TEST_F(WatchTest, IgnoredPathsDoNotRestart) {
   // The first change reported is the one that is not ignored.
   EXPECT_EQ(next_watch_restart(), (watched_ / "sub" / "real.js").string());
   EXPECT_EQ(count(EventType::kWatch), 1);
+}
+
+}  // namespace
+}  // namespace sempre
+
+namespace sempre {
+namespace {
+
+// A port nothing listens on right now.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class ReadinessTest : public MonitorTest {
+ protected:
+  // Starts `o`, checks the app stays `starting` past min-uptime until
+  // `make_ready` runs, then that it becomes running with a `ready` event.
+  void expect_ready_only_after(MonitorOptions o, const std::function<void()>& make_ready) {
+    o.min_uptime = 50ms;
+    make(o);
+    ASSERT_TRUE(monitor_->start().ok());
+    ASSERT_TRUE(wait([&] { return !out_.empty(); }));  // "waiting"
+    // Well past min-uptime, and still not up: the check has not passed.
+    EXPECT_FALSE(wait([&] { return monitor_->status().state == State::kRunning; }, 400ms));
+    EXPECT_EQ(count(EventType::kReady), 0);
+    make_ready();
+    ASSERT_TRUE(wait_state(State::kRunning));
+    EXPECT_EQ(count(EventType::kReady), 1);
+    ASSERT_TRUE(stop_and_wait());
+  }
+};
+
+TEST_F(ReadinessTest, TcpCheckWaitsUntilThePortAccepts) {
+  const int port = free_port();
+  auto o = options({"listen-on-usr1", std::to_string(port)});
+  o.ready = "tcp:" + std::to_string(port);
+  expect_ready_only_after(o, [&] { ASSERT_TRUE(monitor_->signal(SIGUSR1).ok()); });
+}
+
+TEST_F(ReadinessTest, NotifyCheckWaitsForReadyOnTheNotifySocket) {
+  auto o = options({"notify-on-usr1"});
+  o.ready = "notify";
+  expect_ready_only_after(o, [&] { ASSERT_TRUE(monitor_->signal(SIGUSR1).ok()); });
+}
+
+TEST_F(ReadinessTest, ExecCheckWaitsUntilTheCommandSucceeds) {
+  const std::string flag = dir_.file("up");
+  auto o = options({"listen-on-usr1", "0"});
+  o.ready = "exec:test -e '" + flag + "'";
+  expect_ready_only_after(o, [&] { write_file(flag, "1"); });
+}
+
+TEST(ReadyCheck, BadSpecIsRefusedByValidate) {
+  MonitorOptions o;
+  o.argv = {"x"};
+  o.ready = "tcp:http";
+  auto st = validate(o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("notify, tcp:PORT or exec:CMD"), std::string::npos);
 }
 
 }  // namespace

@@ -63,6 +63,11 @@ struct MonitorOptions {
 
   std::string pid_file;  // written on every start, removed when the child is gone
 
+  // How the app tells it is up: "" (it is once it has lasted min-uptime),
+  // "notify" (it sends READY=1 to $NOTIFY_SOCKET), "tcp:PORT" (127.0.0.1:PORT
+  // accepts a connection) or "exec:CMD" (`sh -c CMD` exits 0).
+  std::string ready;
+
   bool operator==(const MonitorOptions&) const = default;
 };
 
