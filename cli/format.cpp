@@ -130,6 +130,7 @@ void add_spec(Report& report, const MonitorOptions& m) {
   report.row("watch", m.watch.empty() ? "no" : join(m.watch, ", "));
   report.row_if("watch ignore", join(m.watch_ignore, ", "));
   report.row_if("pid file", m.pid_file);
+  report.row("ready when", m.ready.empty() ? "up for min uptime" : m.ready);
   report.heading("environment");
   if (m.env.empty()) report.item("(the daemon's)");
   for (const auto& kv : m.env) report.item(kv);

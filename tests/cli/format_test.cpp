@@ -175,6 +175,7 @@ TEST(Info, ShowsStateLastExitLogsSpecAndEnvironment) {
   spec.monitor.max_restarts = 10;
   spec.monitor.kill_signal = SIGINT;
   spec.monitor.watch = {"/srv"};
+  spec.monitor.ready = "tcp:8080";
   const std::string out = format_info(running_api(), spec, false);
   EXPECT_EQ(out.find('\033'), std::string::npos);
   const auto lines = split_lines(out);
@@ -195,6 +196,7 @@ TEST(Info, ShowsStateLastExitLogsSpecAndEnvironment) {
   EXPECT_TRUE(has("  kill signal     INT")) << out;
   EXPECT_TRUE(has("  kill timeout    5s")) << out;
   EXPECT_TRUE(has("  watch           /srv")) << out;
+  EXPECT_TRUE(has("  ready when      tcp:8080")) << out;
   EXPECT_TRUE(has("environment")) << out;
   EXPECT_TRUE(has("  PORT=8080")) << out;
 }
