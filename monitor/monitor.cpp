@@ -52,6 +52,12 @@ Status write_pid_file(const std::string& path, pid_t pid) {
   return {};
 }
 
+// REQUIRES validate(options), so the check parses.
+ReadyCheck ready_check_of(const MonitorOptions& options) {
+  auto check = parse_ready_check(options.ready);
+  return check.ok() ? *check : ReadyCheck{};
+}
+
 struct FdPair {
   int read = -1;
   int write = -1;
@@ -70,8 +76,7 @@ class Monitor::Impl {
       : executor_(std::move(executor)),
         options_(std::move(options)),
         policy_(options_),
-        ready_check_(parse_ready_check(options_.ready).ok() ? *parse_ready_check(options_.ready)
-                                                            : ReadyCheck{}),
+        ready_check_(ready_check_of(options_)),
         buffer_(make_read_buffer()),
         alive_(std::make_shared<bool>(true)) {
     if (seams.clock != nullptr) {
