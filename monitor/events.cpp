@@ -39,7 +39,7 @@ std::string describe(const Event& event) {
   switch (event.type) {
     case EventType::kExit:
       if (event.exit) out += " " + event.exit->describe();
-      out += " uptime=" + format_duration(event.uptime);
+      out += " uptime=" + format_uptime(event.uptime);
       break;
     case EventType::kRestart:
       out += " in " + format_duration(event.delay);

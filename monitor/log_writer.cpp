@@ -209,6 +209,22 @@ Status LogWriter::write_lines(std::string_view lines) {
   return rotation;
 }
 
+Status LogWriter::truncate() {
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode)) return {};
+  if (::ftruncate(fd_, 0) != 0) return os_error(errno, "truncate " + options_.path);
+  size_ = 0;
+  return {};
+}
+
+Status truncate_log_file(const std::string& path) {
+  if (path.empty()) return {};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  if (::truncate(path.c_str(), 0) != 0) return os_error(errno, "truncate " + path);
+  return {};
+}
+
 Status LogWriter::rotate() {
   const std::string& path = options_.path;
   struct stat st {};

@@ -15,6 +15,10 @@
 
 namespace sempre {
 
+// Empties the regular file at `path`, which no writer holds; a missing
+// file, or one that is not regular, is left alone.
+Status truncate_log_file(const std::string& path);
+
 class LogWriter {
  public:
   struct Options {
@@ -46,6 +50,10 @@ class LogWriter {
   // empty. Called by write_lines; public for a forced rotation. A PATH that
   // is not a regular file (a device, a FIFO) is never rotated.
   Status rotate();
+
+  // Empties PATH in place (the descriptor stays; with O_APPEND the next
+  // line lands at offset 0). A PATH that is not a regular file is left alone.
+  Status truncate();
 
   // Called after each rotation with PATH (the file that was rotated).
   void set_on_rotate(std::function<void(const std::string&)> on_rotate);

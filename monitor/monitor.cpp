@@ -123,6 +123,17 @@ class Monitor::Impl {
     fire(Trigger::kRestart, "restart requested");
   }
 
+  Status flush_logs() {
+    Status result;
+    auto flush = [&result](const std::shared_ptr<LogWriter>& writer, const std::string& path) {
+      Status st = writer ? writer->truncate() : truncate_log_file(path);
+      if (!st && result) result = std::move(st);
+    };
+    flush(out_writer_, options_.logs.out_path);
+    if (options_.logs.err_path != options_.logs.out_path) flush(err_writer_, options_.logs.err_path);
+    return result;
+  }
+
   Status signal(int sig) {
     if (!run_ || run_->main_exited) {
       return Error{ErrorKind::kNotFound, "no process is running", ESRCH};
@@ -364,6 +375,13 @@ class Monitor::Impl {
     }
   }
 
+  // python, python3, python3.11 ...
+  static bool is_python(const std::string& exe) {
+    const std::string base = std::filesystem::path(exe).filename().string();
+    return base.rfind("python", 0) == 0 &&
+           base.find_first_not_of("0123456789.", 6) == std::string::npos;
+  }
+
   Result<std::unique_ptr<Run>> launch() {
     if (auto st = open_logs(); !st) return st.error();
     auto run = std::make_unique<Run>();
@@ -381,6 +399,13 @@ class Monitor::Impl {
     }
     auto argv = resolve_command(options_.argv, options_.interpreter, env, options_.cwd);
     if (!argv) return argv.error();
+    // Python buffers stdout when it is a pipe, so a log would show nothing
+    // until 8 KiB piled up, and lose it all on a crash.
+    if (is_python(argv->front()) &&
+        std::none_of(env.begin(), env.end(),
+                     [](const std::string& e) { return e.rfind("PYTHONUNBUFFERED=", 0) == 0; })) {
+      env.emplace_back("PYTHONUNBUFFERED=1");
+    }
     auto creds = resolve_credentials(options_.user, options_.group);
     if (!creds) return creds.error();
 
@@ -784,6 +809,7 @@ Status Monitor::start() { return impl_->start(); }
 void Monitor::stop(Done done) { impl_->stop(std::move(done)); }
 void Monitor::restart(Done done) { impl_->restart(std::move(done)); }
 Status Monitor::signal(int sig) { return impl_->signal(sig); }
+Status Monitor::flush_logs() { return impl_->flush_logs(); }
 MonitorStatus Monitor::status() const { return impl_->status(); }
 MonitorUsage Monitor::usage() { return impl_->usage(); }
 const MonitorOptions& Monitor::options() const { return impl_->options(); }

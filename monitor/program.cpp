@@ -260,14 +260,13 @@ Result<std::vector<std::string>> resolve_command(const std::vector<std::string>&
     out.insert(out.end(), argv.begin() + 1, argv.end());
     return out;
   }
-  // `sempre start server.js` names a script in the working directory, as
-  // forever does; a shell would not look there, so only scripts qualify.
-  if (!interpreter_for(program).empty()) {
-    fs::path local = (base / program).lexically_normal();
-    bool regular = false;
-    if (check_file(local, &regular) != FileCheck::kMissing && regular) {
-      return run_file(local, argv, path_var, base);
-    }
+  // `sempre start server.js` or `sempre start worker` names a file in the
+  // working directory, as forever and PM2 take it, though a shell would not
+  // look there: PATH first, then that file.
+  fs::path local = (base / program).lexically_normal();
+  bool regular = false;
+  if (check_file(local, &regular) != FileCheck::kMissing && regular) {
+    return run_file(local, argv, path_var, base);
   }
   return found.error();
 }

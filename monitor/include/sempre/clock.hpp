@@ -8,11 +8,13 @@
 #include <functional>
 #include <memory>
 
+#include "sempre/export.hpp"
+
 namespace sempre {
 
 // A pending one-shot timer. Destroying it cancels it: the callback never runs
 // after the Timer is gone.
-class Timer {
+class SEMPRE_EXPORT Timer {
  public:
   Timer() = default;
   Timer(const Timer&) = delete;
@@ -20,7 +22,7 @@ class Timer {
   virtual ~Timer() = default;
 };
 
-class Clock {
+class SEMPRE_EXPORT Clock {
  public:
   using Duration = std::chrono::steady_clock::duration;
   using TimePoint = std::chrono::steady_clock::time_point;
@@ -38,6 +40,6 @@ class Clock {
 };
 
 // The real clock: steady_clock, and asio timers on `executor`.
-std::unique_ptr<Clock> make_asio_clock(boost::asio::any_io_executor executor);
+SEMPRE_EXPORT std::unique_ptr<Clock> make_asio_clock(boost::asio::any_io_executor executor);
 
 }  // namespace sempre

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "sempre/export.hpp"
 #include "sempre/units.hpp"
 
 namespace sempre {
@@ -23,10 +24,10 @@ enum class State {
   kFailed,    // gave up: max restarts reached, or cannot be executed
 };
 inline constexpr int kStateCount = 7;
-const char* state_name(State state);  // "stopped", "starting", ...
+SEMPRE_EXPORT const char* state_name(State state);  // "stopped", "starting", ...
 
 // How a run ended.
-struct ExitStatus {
+struct SEMPRE_EXPORT ExitStatus {
   bool signaled = false;
   int code = 0;  // exit code, or the signal number when signaled
 
@@ -39,7 +40,7 @@ struct ExitStatus {
 };
 
 enum class EventType { kStart, kReady, kExit, kRestart, kStop, kFailed, kWatch, kRotate };
-const char* event_name(EventType type);  // "start", "ready", ...
+SEMPRE_EXPORT const char* event_name(EventType type);  // "start", "ready", ...
 
 // One lifecycle event. Fields that do not apply to a type keep their defaults.
 struct Event {
@@ -56,6 +57,6 @@ struct Event {
 };
 
 // "exit pid=123 code 1 uptime=20ms", for logs and `sempre run`.
-std::string describe(const Event& event);
+SEMPRE_EXPORT std::string describe(const Event& event);
 
 }  // namespace sempre

@@ -9,12 +9,13 @@
 #include <vector>
 
 #include "sempre/clock.hpp"
+#include "sempre/export.hpp"
 #include "sempre/result.hpp"
 #include "sempre/units.hpp"
 
 namespace sempre {
 
-class FileWatcher {
+class SEMPRE_EXPORT FileWatcher {
  public:
   struct Options {
     std::vector<std::string> paths;          // files or directories

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sempre/events.hpp"
+#include "sempre/export.hpp"
 #include "sempre/result.hpp"
 
 namespace sempre {
@@ -33,7 +34,7 @@ struct LaunchRequest {
 // A spawned child: the leader of its own session and process group
 // (pgid == pid). Non-copyable; destroying it while the main process still
 // runs kills the whole group with SIGKILL and reaps the main process.
-class ChildProcess {
+class SEMPRE_EXPORT ChildProcess {
  public:
   ChildProcess() = default;
   ChildProcess(const ChildProcess&) = delete;
@@ -52,7 +53,7 @@ class ChildProcess {
   virtual void async_wait_group_empty(std::function<void()> done) = 0;
 };
 
-class Launcher {
+class SEMPRE_EXPORT Launcher {
  public:
   Launcher() = default;
   Launcher(const Launcher&) = delete;
@@ -69,6 +70,6 @@ class Launcher {
 // The real launcher. The child gets its own session, default signal
 // dispositions, an empty signal mask, stdin on /dev/null, and no descriptor
 // but 0, 1 and 2. REQUIRES: `executor` runs on one thread.
-std::unique_ptr<Launcher> make_posix_launcher(boost::asio::any_io_executor executor);
+SEMPRE_EXPORT std::unique_ptr<Launcher> make_posix_launcher(boost::asio::any_io_executor executor);
 
 }  // namespace sempre

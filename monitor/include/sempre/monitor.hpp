@@ -31,6 +31,7 @@
 
 #include "sempre/clock.hpp"
 #include "sempre/events.hpp"
+#include "sempre/export.hpp"
 #include "sempre/launcher.hpp"
 #include "sempre/options.hpp"
 #include "sempre/result.hpp"
@@ -67,7 +68,7 @@ struct MonitorSeams {
   Launcher* launcher = nullptr;
 };
 
-class Monitor {
+class SEMPRE_EXPORT Monitor {
  public:
   using HandlerId = std::uint64_t;
   using Done = std::function<void()>;
@@ -99,6 +100,11 @@ class Monitor {
 
   // Sends `sig` to the child's process group. Fails when no child runs.
   Status signal(int sig);
+
+  // Empties the current log files (rotated ones stay), whether or not a
+  // child runs; a file that is not a regular one (/dev/null) is left alone.
+  // Fails with the OS error of the first file that could not be emptied.
+  Status flush_logs();
 
   MonitorStatus status() const;
   // Reads /proc; all zero when no child runs.

@@ -10,14 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "sempre/export.hpp"
 #include "sempre/units.hpp"
 
 namespace sempre {
 
 enum class RestartMode { kAlways, kOnFailure, kNever };
 
-const char* restart_mode_name(RestartMode mode);  // "always", ...
-Result<RestartMode> parse_restart_mode(std::string_view text);
+SEMPRE_EXPORT const char* restart_mode_name(RestartMode mode);  // "always", ...
+SEMPRE_EXPORT Result<RestartMode> parse_restart_mode(std::string_view text);
 
 // Where the child's stdout and stderr go. Both paths empty: output only
 // reaches the Monitor's line callbacks. out_path == err_path: one combined
@@ -73,6 +74,6 @@ struct MonitorOptions {
 
 // Checks what can be checked without the OS: a non-empty argv, positive
 // timeouts, a known signal. Returns the first problem found.
-Status validate(const MonitorOptions& options);
+SEMPRE_EXPORT Status validate(const MonitorOptions& options);
 
 }  // namespace sempre

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sempre/export.hpp"
 #include "sempre/result.hpp"
 
 namespace sempre {
@@ -16,7 +17,8 @@ namespace sempre {
 // ("K=V" entries; the default PATH "/usr/local/bin:/usr/bin:/bin" when none)
 // and relative paths against `cwd` (empty: the caller's cwd). The result's
 // argv[0] is an absolute path.
-// - a name with a '/' is taken as a path; a bare name is searched in PATH;
+// - a name with a '/' is taken as a path; a bare name is searched in PATH,
+//   then taken as a file of `cwd` (`sempre start worker` runs ./worker);
 // - a regular file that is not executable but whose extension names an
 //   interpreter (.js .mjs .cjs node, .py python3, .sh sh, .rb ruby, .pl perl,
 //   .php php) runs with that interpreter, itself found in PATH;
@@ -24,13 +26,13 @@ namespace sempre {
 //   runs the program: {interpreter..., program, args...}.
 // Fails with kNotFound ("PROG: No such file or directory") or kPermission
 // ("PROG: Permission denied") as exec would.
-Result<std::vector<std::string>> resolve_command(const std::vector<std::string>& argv,
-                                                 const std::string& interpreter,
-                                                 const std::vector<std::string>& env,
-                                                 const std::string& cwd);
+SEMPRE_EXPORT Result<std::vector<std::string>> resolve_command(const std::vector<std::string>& argv,
+                                                               const std::string& interpreter,
+                                                               const std::vector<std::string>& env,
+                                                               const std::string& cwd);
 
 // The environment of this process, "K=V" entries in order.
-std::vector<std::string> current_environment();
+SEMPRE_EXPORT std::vector<std::string> current_environment();
 
 struct Credentials {
   uid_t uid = 0;
@@ -42,7 +44,7 @@ struct Credentials {
 // user's primary group). Both empty: no change of identity (nullopt). Fails
 // with kNotFound for an unknown name and kPermission when not root and the
 // identity differs from the caller's.
-Result<std::optional<Credentials>> resolve_credentials(const std::string& user,
-                                                       const std::string& group);
+SEMPRE_EXPORT Result<std::optional<Credentials>> resolve_credentials(const std::string& user,
+                                                                     const std::string& group);
 
 }  // namespace sempre

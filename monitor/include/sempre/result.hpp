@@ -7,6 +7,8 @@
 #include <utility>
 #include <variant>
 
+#include "sempre/export.hpp"
+
 namespace sempre {
 
 enum class ErrorKind {
@@ -26,7 +28,7 @@ struct Error {
 };
 
 // An Error built from errno: "<what>: <strerror(err)>", kind derived from err.
-Error os_error(int err, const std::string& what);
+SEMPRE_EXPORT Error os_error(int err, const std::string& what);
 
 template <class T>
 class [[nodiscard]] Result {
