@@ -79,23 +79,36 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+}  // namespace
+
+std::optional<std::string> closest_word(std::string_view word,
+                                        const std::vector<std::string_view>& known) {
+  std::string_view best;
+  std::size_t best_distance = std::string_view::npos;
+  for (std::string_view k : known) {
+    const std::size_t d = edit_distance(word, k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  if (!best.empty() && (best_distance <= 2 || best_distance * 3 <= word.size()) &&
+      best_distance < std::max(word.size(), best.size())) {
+    return std::string(best);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
 // "unknown key "x"; did you mean "y"?" when a known key is close enough to be
 // the one meant, else "unknown key "x"; expected one of a, b, c" for short lists.
 std::string unknown_key_message(std::string_view key, const std::vector<std::string_view>& known,
                                 std::string_view where) {
   std::string message = "unknown key " + in_quotes(key);
   if (!where.empty()) message += " in " + std::string(where);
-  std::string_view best;
-  std::size_t best_distance = std::string_view::npos;
-  for (std::string_view k : known) {
-    const std::size_t d = edit_distance(key, k);
-    if (d < best_distance) {
-      best_distance = d;
-      best = k;
-    }
-  }
-  if (!best.empty() && (best_distance <= 2 || best_distance * 3 <= key.size())) {
-    return message + "; did you mean " + in_quotes(best) + "?";
+  if (const auto best = closest_word(key, known)) {
+    return message + "; did you mean " + in_quotes(*best) + "?";
   }
   if (known.size() <= 3) {
     message += "; expected ";
@@ -400,6 +413,7 @@ struct Settings {
   std::vector<std::string> env;  // "K=V" from the env table, in file order
   std::optional<std::vector<std::string>> env_file_vars;
   std::optional<bool> env_inherit;
+  std::optional<bool> autostart;
   std::optional<std::string> user;
   std::optional<std::string> group;
   std::optional<mode_t> umask;
@@ -662,6 +676,8 @@ constexpr Key kAppKeys[] = {
     {"env_file", read_env_file_key},
     {"env_inherit", [](const toml::node& n, std::string_view k, const Context& c,
                        Settings& s) { set(s.env_inherit, read_bool(n, k, c)); }},
+    {"autostart", [](const toml::node& n, std::string_view k, const Context& c,
+                     Settings& s) { set(s.autostart, read_bool(n, k, c)); }},
     {"user", [](const toml::node& n, std::string_view k, const Context& c,
                 Settings& s) { set(s.user, read_string(n, k, c)); }},
     {"group", [](const toml::node& n, std::string_view k, const Context& c,
@@ -759,6 +775,7 @@ Settings with_defaults(Settings app, const Settings& defaults) {
   app.env = std::move(env);
   inherit(app.env_file_vars, defaults.env_file_vars);
   inherit(app.env_inherit, defaults.env_inherit);
+  inherit(app.autostart, defaults.autostart);
   inherit(app.user, defaults.user);
   inherit(app.group, defaults.group);
   inherit(app.umask, defaults.umask);
@@ -889,6 +906,7 @@ void read_apps(const toml::table& root, const std::vector<std::string>& base_env
     }
     if (ctx.errors.size() != errors_before) continue;
     spec.monitor = to_monitor_options(s, base_env, ctx);
+    spec.autostart = s.autostart.value_or(true);
     if (auto st = validate(spec.monitor); !st) {
       ctx.error(*table, "app " + in_quotes(spec.name) + ": " + st.error().message);
       continue;
@@ -1018,6 +1036,17 @@ AppsFile parse_apps(std::string_view text, const std::string& path,
   return result;
 }
 
+std::vector<std::string> load_env_file(const std::string& path, std::vector<ConfigError>& errors) {
+  std::ifstream in(path);
+  if (!in) {
+    errors.push_back(ConfigError{path, 0, 0, std::string("cannot read: ") + std::strerror(errno)});
+    return {};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return read_env_file(path, text.str(), errors);
+}
+
 AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env,
                         const std::string& home_config) {
   std::ifstream in(path, std::ios::binary);
@@ -1079,6 +1108,7 @@ std::string to_toml(const std::vector<AppSpec>& apps) {
     line_if("pid_file", m.pid_file);
     line_if("ready", m.ready);
     line("env_inherit", "false");
+    if (!app.autostart) line("autostart", "false");
     out += "\n[app.env]\n";
     for (const std::string& kv : m.env) {
       const std::size_t eq = kv.find('=');
@@ -1102,8 +1132,9 @@ DaemonSettings load_daemon_settings(const std::string& path) {
     ctx.error(e.source(), std::string(e.description()));
     return settings;
   }
-  static constexpr std::string_view kTopLevel[] = {"daemon", "defaults"};
+  static constexpr std::string_view kTopLevel[] = {"daemon", "defaults", "list"};
   static constexpr std::string_view kDaemonKeys[] = {"log_max_size", "log_keep"};
+  static constexpr std::string_view kListKeys[] = {"columns", "sort"};
   for (const Entry& e : in_file_order(root)) {
     const std::string_view name = e.key->str();
     if (name == "defaults") {
@@ -1111,6 +1142,25 @@ DaemonSettings load_daemon_settings(const std::string& path) {
         read_settings(*defaults, true, ctx);  // checked here too, so the daemon refuses bad ones
       } else {
         type_error(*e.node, name, "a table ([defaults])", ctx);
+      }
+      continue;
+    }
+    if (name == "list") {
+      const auto* list = e.node->as_table();
+      if (list == nullptr) {
+        type_error(*e.node, name, "a table ([list])", ctx);
+        continue;
+      }
+      for (const Entry& d : in_file_order(*list)) {
+        const std::string_view key = d.key->str();
+        if (key == "columns") {
+          if (auto text = read_string(*d.node, key, ctx)) settings.list_columns = *text;
+        } else if (key == "sort") {
+          if (auto text = read_string(*d.node, key, ctx)) settings.list_sort = *text;
+        } else {
+          ctx.error(d.key->source(),
+                    unknown_key_message(key, {std::begin(kListKeys), std::end(kListKeys)}, "[list]"));
+        }
       }
       continue;
     }

@@ -13,6 +13,11 @@
 
 namespace sempre {
 
+// The entry of `known` close enough to `word` (a few edits away) to be the
+// one meant, for "did you mean" hints; nullopt when none is.
+std::optional<std::string> closest_word(std::string_view word,
+                                        const std::vector<std::string_view>& known);
+
 struct ConfigError {
   std::string file;
   int line = 0;    // 1-based; 0 when the error is about the whole file
@@ -45,6 +50,11 @@ AppsFile load_apps_file(const std::string& path, const std::vector<std::string>&
 AppsFile parse_apps(std::string_view text, const std::string& path,
                     const std::vector<std::string>& base_env, const std::string& home_config = {});
 
+// Reads an env file (KEY=VALUE lines, '#' comments, an optional `export `,
+// quoted values), as the env_file key and --env-file do. Problems are added
+// to `errors`, naming the file's lines.
+std::vector<std::string> load_env_file(const std::string& path, std::vector<ConfigError>& errors);
+
 // A config file that `parse_apps` reads back to exactly `apps` (their full
 // environment, with env_inherit = false).
 std::string to_toml(const std::vector<AppSpec>& apps);
@@ -53,9 +63,12 @@ std::string to_toml(const std::vector<AppSpec>& apps);
 // every app started in that home.
 //   [daemon]    log_max_size = "10M", log_keep = 3   (sempred.log)
 //   [defaults]  any app key but name and cmd, as in an apps file
+//   [list]      columns = "id,name,pid,status,cmd", sort = "name"   (sempre list)
 struct DaemonSettings {
   std::uint64_t log_max_size = 10 * 1024 * 1024;
   int log_keep = 3;
+  std::string list_columns;  // empty: the default columns
+  std::string list_sort;     // empty: by id
   std::vector<ConfigError> errors;
 };
 // A missing file gives the defaults.

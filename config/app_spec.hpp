@@ -12,6 +12,9 @@ namespace sempre {
 struct AppSpec {
   std::string name;
   MonitorOptions monitor;
+  // Whether adding the app starts it (--no-autostart, `autostart = false`:
+  // it is added stopped, wanted down, as `sempre save` records a stopped app).
+  bool autostart = true;
 
   bool operator==(const AppSpec&) const = default;
 };

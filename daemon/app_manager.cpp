@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
+#include <cstring>
 #include <map>
 #include <spdlog/spdlog.h>
 
@@ -170,6 +171,7 @@ class AppManager::Impl {
     if (cmd == "logs") return logs(request, session);
     if (cmd == "events") return events(request, session);
     if (cmd == "cleanlogs") return cleanlogs(request, session);
+    if (cmd == "flush") return flush(request, session);
     if (cmd == "apply") return apply_request(request, session);
     if (cmd == "dump") return dump(request, session);
     if (cmd == "kill" || cmd == "shutdown") return kill(request, session, cmd == "kill");
@@ -206,6 +208,8 @@ class AppManager::Impl {
     bool wanted_up = false;
     std::string source;  // the config file it came from; empty: the command line
     std::unique_ptr<Monitor> monitor;
+    // Called with each event until they return true (--wait).
+    std::vector<std::function<bool(const Event&)>> waiters;
   };
 
   // A config file the daemon remembers.
@@ -220,7 +224,9 @@ class AppManager::Impl {
     std::uint64_t key;
     std::weak_ptr<Session> session;
     std::uint64_t request_id;
-    std::uint64_t app_id;  // 0: every app
+    std::vector<std::uint64_t> app_ids;  // empty: every app, those started later too
+    bool out = true;                     // logs: which streams
+    bool err = true;
   };
 
   // --- apps -------------------------------------------------------------
@@ -249,13 +255,13 @@ class AppManager::Impl {
     });
   }
 
-  // Logs go to SEMPRE_HOME/logs/NAME.out.log and .err.log unless given.
+  // Each stream goes to SEMPRE_HOME/logs/NAME.out.log or .err.log unless
+  // given its own file: no stream is thrown away unless the user says so
+  // (`--err /dev/null`).
   void fill_log_defaults(AppSpec& spec) const {
     LogOptions& logs = spec.monitor.logs;
-    if (logs.out_path.empty() && logs.err_path.empty()) {
-      logs.out_path = paths_.logs_dir + "/" + spec.name + ".out.log";
-      logs.err_path = paths_.logs_dir + "/" + spec.name + ".err.log";
-    }
+    if (logs.out_path.empty()) logs.out_path = paths_.logs_dir + "/" + spec.name + ".out.log";
+    if (logs.err_path.empty()) logs.err_path = paths_.logs_dir + "/" + spec.name + ".err.log";
   }
 
   Status start_app(App& app) {
@@ -301,10 +307,11 @@ class AppManager::Impl {
           target.find_first_not_of("0123456789") == std::string::npos && target.size() < 19) {
         const auto number = std::stoull(target);
         match = find_id(number);
-        for (auto it = apps_.begin(); match == nullptr && it != apps_.end(); ++it) {
-          if (static_cast<std::uint64_t>(it->second->monitor->status().pid) == number) {
-            match = it->second.get();
-          }
+        // Else the pid of a running app's main process: an app that does not
+        // run has pid 0, which must never match "0".
+        for (auto it = apps_.begin(); match == nullptr && number != 0 && it != apps_.end(); ++it) {
+          const pid_t pid = it->second->monitor->status().pid;
+          if (pid > 0 && static_cast<std::uint64_t>(pid) == number) match = it->second.get();
         }
       }
       if (match == nullptr) {
@@ -356,12 +363,20 @@ class AppManager::Impl {
   }
 
   // Stops `apps` (wanted down unless `keep_wanted`), then runs `done` with
-  // how many there were, once every one of them is down.
+  // how many of them had a child to stop, once every one of them is down.
   void stop_apps(const std::vector<App*>& apps, bool keep_wanted,
                  std::function<void(std::size_t)> done) {
+    std::size_t running = 0;
+    for (App* app : apps) {
+      const State state = app->monitor->status().state;
+      if (state == State::kStarting || state == State::kRunning || state == State::kStopping ||
+          state == State::kBackoff) {
+        ++running;
+      }
+    }
     auto countdown = std::make_shared<Countdown>();
     countdown->left = apps.size() + 1;
-    countdown->done = [done = std::move(done), n = apps.size()] { done(n); };
+    countdown->done = [done = std::move(done), running] { done(running); };
     for (App* app : apps) {
       if (!keep_wanted) app->wanted_up = false;
       app->monitor->stop([countdown] { countdown->one(); });
@@ -388,27 +403,99 @@ class AppManager::Impl {
     if (e.type == EventType::kStart || e.type == EventType::kExit) persist_soon();
     json::object item{{"app", app.spec.name}, {"event", protocol::to_json(e)}};
     publish(event_subscribers_, app.id, item);
+    if (!app.waiters.empty()) {
+      auto waiters = std::move(app.waiters);
+      app.waiters.clear();
+      for (auto& waiter : waiters) {
+        if (!waiter(e)) app.waiters.push_back(std::move(waiter));
+      }
+    }
+  }
+
+  // --wait: calls `done` once every app of `ids` is running, or has ended
+  // (exited, failed, stopped) before it was; the answer holds an "error"
+  // for each app that did not come up.
+  void wait_until_up(const std::vector<std::uint64_t>& ids,
+                     std::function<void(std::map<std::uint64_t, std::string>)> done) {
+    auto errors = std::make_shared<std::map<std::uint64_t, std::string>>();
+    auto countdown = std::make_shared<Countdown>();
+    countdown->left = ids.size() + 1;
+    countdown->done = [errors, done = std::move(done)] { done(*errors); };
+    for (std::uint64_t id : ids) {
+      App* app = find_id(id);
+      if (app == nullptr) {
+        countdown->one();
+        continue;
+      }
+      const MonitorStatus st = app->monitor->status();
+      if (st.state == State::kRunning) {
+        countdown->one();
+        continue;
+      }
+      if (st.state != State::kStarting && st.state != State::kBackoff) {
+        (*errors)[id] = why_not_up(st, {});
+        countdown->one();
+        continue;
+      }
+      app->waiters.push_back([id, errors, countdown](const Event& e) {
+        if (e.state == State::kRunning) {
+          countdown->one();
+          return true;
+        }
+        if (e.type == EventType::kExit || e.type == EventType::kFailed || e.type == EventType::kStop) {
+          MonitorStatus gone;
+          gone.state = e.state;
+          gone.last_exit = e.exit;
+          gone.last_error = e.reason;
+          (*errors)[id] = why_not_up(gone, e.uptime);
+          countdown->one();
+          return true;
+        }
+        return false;
+      });
+    }
+    countdown->one();
+  }
+
+  static std::string why_not_up(const MonitorStatus& st, Millis uptime) {
+    std::string why;
+    if (st.last_exit) {
+      why = st.last_exit->signaled ? "was killed by signal " + signal_name(st.last_exit->code)
+                                   : "exited with code " + std::to_string(st.last_exit->code);
+      if (uptime.count() > 0) why += " after running " + format_uptime(uptime);
+    } else if (!st.last_error.empty()) {
+      why = st.last_error;
+    } else {
+      why = std::string("is ") + state_name(st.state);
+    }
+    return why + " before it was running";
   }
 
   void on_app_output(App& app, OutputStream stream, std::string_view line) {
     if (log_subscribers_.empty()) return;
-    json::object item{{"app", app.spec.name},
-                      {"stream", stream == OutputStream::kStdout ? "out" : "err"},
-                      {"line", line}};
-    publish(log_subscribers_, app.id, item);
+    const bool out = stream == OutputStream::kStdout;
+    json::object item{{"app", app.spec.name}, {"stream", out ? "out" : "err"}};
+    protocol::put_line(item, line);
+    publish(log_subscribers_, app.id, item, out ? &Subscriber::out : &Subscriber::err);
   }
 
-  void publish(std::vector<Subscriber>& subscribers, std::uint64_t app_id, const json::object& item) {
+  void publish(std::vector<Subscriber>& subscribers, std::uint64_t app_id, const json::object& item,
+               bool Subscriber::*wants = nullptr) {
     for (const Subscriber& s : subscribers) {
-      if (s.app_id != 0 && s.app_id != app_id) continue;
+      if (!s.app_ids.empty() &&
+          std::find(s.app_ids.begin(), s.app_ids.end(), app_id) == s.app_ids.end()) {
+        continue;
+      }
+      if (wants != nullptr && !(s.*wants)) continue;
       if (auto session = s.session.lock()) session->send(protocol::make_item(s.request_id, item));
     }
   }
 
   void subscribe(std::vector<Subscriber>& list, const std::shared_ptr<Session>& session,
-                 std::uint64_t request_id, std::uint64_t app_id) {
+                 std::uint64_t request_id, std::vector<std::uint64_t> app_ids, bool out = true,
+                 bool err = true) {
     const std::uint64_t key = ++last_subscriber_;
-    list.push_back({key, session, request_id, app_id});
+    list.push_back({key, session, request_id, std::move(app_ids), out, err});
     std::weak_ptr<bool> alive = alive_;
     session->on_close([this, alive, &list, key] {
       if (alive.expired()) return;
@@ -484,17 +571,40 @@ class AppManager::Impl {
       return fail(session, request, ErrorCode::kInvalid, st.error().message);
     }
     const std::uint64_t id = next_id_++;
-    App& app = add_app(id, std::move(*spec), true, false);
+    const bool autostart = spec->autostart;
+    App& app = add_app(id, std::move(*spec), autostart, false);
+    if (!autostart) {
+      log_->info("added app {} (id {}), stopped", app.spec.name, id);
+      persist();
+      return reply(session, request, {{"app", protocol::to_json(info_of(app))}});
+    }
     if (auto st = start_app(app); !st) {
       const std::string message = st.error().message;
       log_->warn("app {} (id {}) not started: {}", app.spec.name, id, message);
-      apps_.erase(id);  // a typo in the command must not leave a failed entry behind
+      // A typo in the command must leave neither a failed entry nor a gap
+      // in the ids behind.
+      apps_.erase(id);
+      if (next_id_ == id + 1) next_id_ = id;
       persist();
       return fail(session, request, ErrorCode::kSpawnFailed, message);
     }
     log_->info("started app {} (id {}), pid {}", app.spec.name, id, app.monitor->status().pid);
     persist();
-    reply(session, request, {{"app", protocol::to_json(info_of(app))}});
+    if (!wants_wait(request)) return reply(session, request, {{"app", protocol::to_json(info_of(app))}});
+    std::weak_ptr<bool> alive = alive_;
+    wait_until_up({id}, [this, alive, id, request, session](std::map<std::uint64_t, std::string> errors) {
+      if (alive.expired()) return;
+      App* a = find_id(id);
+      if (a == nullptr) return fail(session, request, ErrorCode::kNotFound, "the app was deleted");
+      json::object info = protocol::to_json(info_of(*a));
+      if (auto it = errors.find(id); it != errors.end()) info["error"] = it->second;
+      reply(session, request, {{"app", std::move(info)}});
+    });
+  }
+
+  static bool wants_wait(const protocol::Request& request) {
+    const json::value* w = request.args.if_contains("wait");
+    return w != nullptr && w->is_bool() && w->as_bool();
   }
 
   void stop_restart_delete(const protocol::Request& request, const std::shared_ptr<Session>& session) {
@@ -505,13 +615,19 @@ class AppManager::Impl {
     std::vector<std::uint64_t> ids;
     for (App* app : *apps) ids.push_back(app->id);
     std::weak_ptr<bool> alive = alive_;
-    auto answer = [this, alive, ids, request, session](bool erase) {
+    // Each app's outcome: its AppInfo, with an "error" when a restart left
+    // it unable to run (the program is gone) or, with "wait", not running.
+    auto answer = [this, alive, ids, request, session](bool erase,
+                                                       std::map<std::uint64_t, std::string> errors) {
       if (alive.expired()) return;
-      std::vector<App*> now;
+      json::array infos;
       for (auto id : ids) {
-        if (App* a = find_id(id)) now.push_back(a);
+        App* a = find_id(id);
+        if (a == nullptr) continue;
+        json::object info = protocol::to_json(info_of(*a));
+        if (auto it = errors.find(id); it != errors.end()) info["error"] = it->second;
+        infos.push_back(std::move(info));
       }
-      json::array infos = infos_of(now);
       if (erase) {
         for (auto id : ids) erase_app(id);
       }
@@ -519,9 +635,28 @@ class AppManager::Impl {
       reply(session, request, {{"apps", std::move(infos)}});
     };
     if (request.cmd == "restart") {
+      const bool wait = wants_wait(request);
       auto countdown = std::make_shared<Countdown>();
       countdown->left = apps->size() + 1;
-      countdown->done = [answer] { answer(false); };
+      countdown->done = [this, alive, ids, answer, wait] {
+        if (alive.expired()) return;
+        std::map<std::uint64_t, std::string> errors;
+        for (auto id : ids) {
+          App* a = find_id(id);
+          if (a == nullptr) continue;
+          const MonitorStatus st = a->monitor->status();
+          if (st.state == State::kFailed) errors[id] = st.last_error.empty() ? "failed" : st.last_error;
+        }
+        if (!wait) return answer(false, std::move(errors));
+        std::vector<std::uint64_t> pending;
+        for (auto id : ids) {
+          if (!errors.contains(id)) pending.push_back(id);
+        }
+        wait_until_up(pending, [answer, errors](std::map<std::uint64_t, std::string> more) mutable {
+          errors.merge(more);
+          answer(false, std::move(errors));
+        });
+      };
       for (App* app : *apps) {
         app->wanted_up = true;
         app->monitor->restart([countdown] { countdown->one(); });
@@ -530,7 +665,7 @@ class AppManager::Impl {
       return;
     }
     const bool erase = request.cmd == "delete";
-    stop_apps(*apps, false, [answer, erase](std::size_t) { answer(erase); });
+    stop_apps(*apps, false, [answer, erase](std::size_t) { answer(erase, {}); });
   }
 
   void signal(const protocol::Request& request, const std::shared_ptr<Session>& session) {
@@ -584,14 +719,26 @@ class AppManager::Impl {
     reply(session, request, {{"app", std::move(result)}});
   }
 
-  // The apps of an optional "target" (null or missing: every app), or an
-  // error already sent.
+  // The TARGETs of a request that may name none: "targets" (an array) or
+  // "target" (a string); none, null or empty: every app ("all").
+  static std::vector<std::string> optional_target_words(const protocol::Request& request) {
+    std::vector<std::string> targets;
+    if (const json::value* v = request.args.if_contains("targets"); v != nullptr && v->is_array()) {
+      for (const json::value& t : v->as_array()) {
+        if (t.is_string()) targets.emplace_back(t.as_string());
+      }
+    } else if (const json::value* t = request.args.if_contains("target");
+               t != nullptr && t->is_string()) {
+      targets.emplace_back(t->as_string());
+    }
+    if (targets.empty()) targets.emplace_back("all");
+    return targets;
+  }
+
+  // The apps of optional_target_words(), or an error already sent.
   std::optional<std::vector<App*>> optional_targets(const protocol::Request& request,
                                                     const std::shared_ptr<Session>& session) {
-    const json::value* t = request.args.if_contains("target");
-    std::vector<std::string> targets{"all"};
-    if (t != nullptr && t->is_string()) targets = {std::string(t->as_string())};
-    auto apps = resolve(targets);
+    auto apps = resolve(optional_target_words(request));
     if (!apps) {
       fail(session, request, ErrorCode::kNotFound, apps.error().message);
       return std::nullopt;
@@ -599,11 +746,20 @@ class AppManager::Impl {
     return *apps;
   }
 
-  static bool every_app(const protocol::Request& request) {
-    const json::value* t = request.args.if_contains("target");
-    return t == nullptr || !t->is_string() || t->as_string() == "all";
+  // Whom a subscription follows: nobody in particular (every app, those
+  // started later too) when "all" is among the targets, else those apps.
+  static std::vector<std::uint64_t> followed_ids(const protocol::Request& request,
+                                                 const std::vector<App*>& apps) {
+    const auto words = optional_target_words(request);
+    if (std::find(words.begin(), words.end(), "all") != words.end()) return {};
+    std::vector<std::uint64_t> ids;
+    for (App* app : apps) ids.push_back(app->id);
+    return ids;
   }
 
+  // Items: first {"apps":[NAME...]} (whose logs follow), then the last
+  // lines of each file with its "path", then with "follow" {"following":true}
+  // and every new line as it is written.
   void logs(const protocol::Request& request, const std::shared_ptr<Session>& session) {
     auto apps = optional_targets(request, session);
     if (!apps) return;
@@ -613,30 +769,61 @@ class AppManager::Impl {
     }
     const json::value* f = request.args.if_contains("follow");
     const bool follow = f != nullptr && f->is_bool() && f->as_bool();
+    bool want_out = true;
+    bool want_err = true;
+    if (const json::value* v = request.args.if_contains("streams"); v != nullptr && v->is_array()) {
+      want_out = want_err = false;
+      for (const json::value& stream : v->as_array()) {
+        want_out = want_out || stream == "out";
+        want_err = want_err || stream == "err";
+      }
+    }
+    json::array names;
+    for (App* app : *apps) names.emplace_back(app->spec.name);
+    session->send(protocol::make_item(request.id, {{"apps", std::move(names)}}));
     for (App* app : *apps) {
       const LogOptions& l = app->spec.monitor.logs;
       auto send_tail = [&](const std::string& path, const char* stream) {
         if (path.empty()) return;
         for (const std::string& line : tail_lines(path, lines)) {
-          session->send(protocol::make_item(
-              request.id, {{"app", app->spec.name}, {"stream", stream}, {"line", line}}));
+          json::object item{{"app", app->spec.name}, {"stream", stream}, {"path", path}};
+          protocol::put_line(item, line);
+          session->send(protocol::make_item(request.id, std::move(item)));
         }
       };
-      send_tail(l.out_path, "out");
-      if (l.err_path != l.out_path) send_tail(l.err_path, "err");
+      // One file for both streams: its lines are not told apart.
+      const bool combined = l.err_path == l.out_path;
+      if (want_out || (combined && want_err)) send_tail(l.out_path, combined ? "log" : "out");
+      if (want_err && !combined) send_tail(l.err_path, "err");
     }
-    if (!follow) return reply(session, request, {});
+    if (!follow) return reply(session, request, {{"apps", apps->size()}});
+    session->send(protocol::make_item(request.id, {{"following", true}}));
     // Nothing runs between the tail above and this subscription: no line is
     // missed or shown twice.
-    const std::uint64_t app_id = every_app(request) ? 0 : apps->front()->id;
-    subscribe(log_subscribers_, session, request.id, app_id);
+    subscribe(log_subscribers_, session, request.id, followed_ids(request, *apps), want_out,
+              want_err);
   }
 
   void events(const protocol::Request& request, const std::shared_ptr<Session>& session) {
     auto apps = optional_targets(request, session);
     if (!apps) return;
-    const std::uint64_t app_id = every_app(request) ? 0 : apps->front()->id;
-    subscribe(event_subscribers_, session, request.id, app_id);
+    subscribe(event_subscribers_, session, request.id, followed_ids(request, *apps));
+  }
+
+  // Empties the current log files of the TARGETs (every app without one).
+  void flush(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    auto apps = optional_targets(request, session);
+    if (!apps) return;
+    json::array flushed;
+    for (App* app : *apps) {
+      if (auto st = app->monitor->flush_logs(); !st) {
+        return fail(session, request, ErrorCode::kInternal,
+                    "app \"" + app->spec.name + "\": " + st.error().message);
+      }
+      flushed.emplace_back(app->spec.name);
+    }
+    log_->info("flushed the logs of {} apps", flushed.size());
+    reply(session, request, {{"apps", std::move(flushed)}});
   }
 
   void cleanlogs(const protocol::Request& request, const std::shared_ptr<Session>& session) {
@@ -654,12 +841,82 @@ class AppManager::Impl {
   // --- config files -----------------------------------------------------
 
   struct ApplyReport {
-    json::array started, restarted, deleted, unchanged, failed;
+    json::array started, added, restarted, deleted, unchanged, failed;
+    json::object changes;  // NAME -> what changed, for each restarted app
     json::object to_json() const {
-      return {{"started", started},     {"restarted", restarted}, {"deleted", deleted},
-              {"unchanged", unchanged}, {"failed", failed}};
+      return {{"started", started},     {"added", added},         {"restarted", restarted},
+              {"deleted", deleted},     {"unchanged", unchanged}, {"failed", failed},
+              {"changes", changes}};
     }
   };
+
+  static json::array to_array(const std::vector<std::string>& items) {
+    json::array out;
+    for (const auto& item : items) out.emplace_back(item);
+    return out;
+  }
+
+  // What differs between two specs of one app, by the names of the keys of
+  // a file: "cmd", "env.PORT", "kill_timeout"...
+  static std::vector<std::string> spec_changes(const AppSpec& before, const AppSpec& after) {
+    const json::object a = protocol::to_json(before);
+    const json::object b = protocol::to_json(after);
+    std::vector<std::string> changes;
+    for (const auto& [key, value] : b) {
+      if (key == "env") continue;
+      const json::value* old = a.if_contains(key);
+      if (old == nullptr || *old != value) {
+        std::string name(key);
+        for (const char* suffix : {"_ms"}) {
+          if (name.ends_with(suffix)) name.erase(name.size() - std::strlen(suffix));
+        }
+        changes.push_back(name);
+      }
+    }
+    auto vars = [](const std::vector<std::string>& env) {
+      std::map<std::string, std::string> out;
+      for (const auto& kv : env) {
+        const auto eq = kv.find('=');
+        out[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      }
+      return out;
+    };
+    const auto va = vars(before.monitor.env);
+    const auto vb = vars(after.monitor.env);
+    for (const auto& [k, v] : vb) {
+      if (auto it = va.find(k); it == va.end() || it->second != v) changes.push_back("env." + k);
+    }
+    for (const auto& [k, v] : va) {
+      if (!vb.contains(k)) changes.push_back("env." + k);
+    }
+    return changes;
+  }
+
+  // What apply() would do, done nothing (--dry-run).
+  ApplyReport plan(const std::string& path, const std::vector<AppSpec>& specs, bool reload) {
+    ApplyReport report;
+    for (const AppSpec& spec : specs) {
+      App* existing = find_name(spec.name);
+      if (existing == nullptr) {
+        (spec.autostart ? report.started : report.added).emplace_back(spec.name);
+      } else if (existing->spec == spec) {
+        report.unchanged.emplace_back(spec.name);
+      } else {
+        report.restarted.emplace_back(spec.name);
+        report.changes[spec.name] = to_array(spec_changes(existing->spec, spec));
+      }
+    }
+    if (reload) {
+      for (auto& [id, app] : apps_) {
+        if (app->source == path &&
+            std::none_of(specs.begin(), specs.end(),
+                         [&](const AppSpec& s) { return s.name == app->spec.name; })) {
+          report.deleted.emplace_back(app->spec.name);
+        }
+      }
+    }
+    return report;
+  }
 
   void remember_source(const std::string& path, std::vector<std::string> env, bool watch) {
     Source& source = sources_[path];
@@ -693,7 +950,7 @@ class AppManager::Impl {
       return;
     }
     log_->info("reloading {} ({})", path, why);
-    apply(path, file.apps, /*reload=*/true, {}, it->second.env, it->second.watch,
+    apply(path, file.apps, /*reload=*/true, {}, it->second.env, it->second.watch, /*dry_run=*/false,
           [this, path](Result<ApplyReport> report) {
             if (!report) {
               log_->error("reload of {} failed: {}", path, report.error().message);
@@ -729,9 +986,25 @@ class AppManager::Impl {
       }
       return out;
     };
-    const json::value* watch = request.args.if_contains("watch");
-    apply(std::string(file->as_string()), std::move(apps), mode->as_string() == "reload",
-          strings("only"), strings("env"), watch != nullptr && watch->is_bool() && watch->as_bool(),
+    auto flag = [&](const char* key) {
+      const json::value* v = request.args.if_contains(key);
+      return v != nullptr && v->is_bool() && v->as_bool();
+    };
+    const std::string path(file->as_string());
+    std::vector<std::string> env = strings("env");
+    // A file's apps keep the environment they were first started with: a
+    // shell with another PWD or SSH_* must not make every app "changed".
+    // The file is read again here with that environment, unless the user
+    // asks to take the current one (--update-env).
+    if (auto it = sources_.find(path); it != sources_.end() && !flag("update_env")) {
+      AppsFile again = load_apps_file(path, it->second.env, paths_.home + "/config.toml");
+      if (again.ok()) {
+        apps = std::move(again.apps);
+        env = it->second.env;
+      }
+    }
+    apply(path, std::move(apps), mode->as_string() == "reload", strings("only"), std::move(env),
+          flag("watch"), flag("dry_run"),
           [this, request, session](Result<ApplyReport> report) {
             if (!report) {
               const ErrorCode code = report.error().kind == ErrorKind::kNotFound ? ErrorCode::kNotFound
@@ -750,7 +1023,7 @@ class AppManager::Impl {
   // anything. `done` gets what was done.
   void apply(const std::string& path, std::vector<AppSpec> specs, bool reload,
              const std::vector<std::string>& only, std::vector<std::string> env, bool watch,
-             std::function<void(Result<ApplyReport>)> done) {
+             bool dry_run, std::function<void(Result<ApplyReport>)> done) {
     for (const std::string& name : only) {
       if (std::none_of(specs.begin(), specs.end(), [&](const AppSpec& s) { return s.name == name; })) {
         return done(Error{ErrorKind::kNotFound, "no app named \"" + name + "\" in " + path});
@@ -779,6 +1052,7 @@ class AppManager::Impl {
                                                         : "delete it or rename the app in " + path)});
       }
     }
+    if (dry_run) return done(plan(path, specs, reload));
     remember_source(path, std::move(env), watch);
 
     auto report = std::make_shared<ApplyReport>();
@@ -796,11 +1070,16 @@ class AppManager::Impl {
       App* existing = find_name(spec.name);
       if (existing == nullptr) {
         const std::string name = spec.name;
-        App& app = add_app(next_id_++, std::move(spec), true, false);
+        const bool autostart = spec.autostart;
+        App& app = add_app(next_id_++, std::move(spec), autostart, false);
         app.source = path;
-        if (auto st = start_app(app); !st) {
+        if (!autostart) {
+          report->added.emplace_back(name);
+        } else if (auto st = start_app(app); !st) {
           report->failed.push_back(json::object{{"name", name}, {"error", st.error().message}});
-          erase_app(app.id);
+          const std::uint64_t id = app.id;
+          erase_app(id);
+          if (next_id_ == id + 1) next_id_ = id;
         } else {
           report->started.emplace_back(name);
         }
@@ -808,7 +1087,7 @@ class AppManager::Impl {
         if (existing->source.empty()) existing->source = path;
         const State state = existing->monitor->status().state;
         const bool up = state == State::kStarting || state == State::kRunning || state == State::kBackoff;
-        if (up || reload) {
+        if (up || reload || !spec.autostart) {
           report->unchanged.emplace_back(spec.name);
         } else if (auto st = start_app(*existing); !st) {
           report->failed.push_back(json::object{{"name", spec.name}, {"error", st.error().message}});
@@ -841,6 +1120,7 @@ class AppManager::Impl {
     for (auto& [app, spec] : changed) {
       const std::uint64_t id = app->id;
       report->restarted.emplace_back(spec.name);
+      report->changes[spec.name] = to_array(spec_changes(app->spec, spec));
       app->monitor->stop([this, alive, id, spec = std::move(spec), report, countdown] {
         if (alive.expired()) return;
         if (App* a = find_id(id)) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "sempre/result.hpp"
 
@@ -43,5 +44,10 @@ Status record_daemon_pid(int lock_fd);
 // socket is kInvalidArgument. A path too long for sockaddr_un is
 // kInvalidArgument with a message saying so. Returns the listening descriptor.
 Result<int> bind_control_socket(const std::string& path);
+
+// Writes `text` to `path` atomically with mode 0600 (it may hold
+// environments): a temporary file beside it, fsync, rename over `path`,
+// fsync of the directory. On failure `path` is as it was.
+Status write_private_file(const std::string& path, std::string_view text);
 
 }  // namespace sempre

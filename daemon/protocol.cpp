@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <limits>
 #include <optional>
@@ -175,6 +176,105 @@ Result<Request> parse_request(const json::object& message) {
     request.args = args->get_object();
   }
   return request;
+}
+
+bool valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const std::uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) |
+                            (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                            static_cast<unsigned char>(bytes[i + 2]);
+    for (int shift : {18, 12, 6, 0}) out += kBase64[(v >> shift) & 0x3F];
+  }
+  if (const std::size_t rest = bytes.size() - i; rest > 0) {
+    std::uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
+    if (rest == 2) v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out += kBase64[(v >> 18) & 0x3F];
+    out += kBase64[(v >> 12) & 0x3F];
+    out += rest == 2 ? kBase64[(v >> 6) & 0x3F] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// Lenient: characters outside the alphabet (padding included) are skipped.
+std::string base64_decode(std::string_view text) {
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : text) {
+    const char* at = std::strchr(kBase64, ch);
+    if (ch == '\0' || at == nullptr) continue;
+    acc = (acc << 6) | static_cast<std::uint32_t>(at - kBase64);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void put_line(json::object& item, std::string_view bytes) {
+  if (valid_utf8(bytes)) {
+    item["line"] = bytes;
+  } else {
+    item["line_base64"] = base64_encode(bytes);
+  }
+}
+
+std::string get_line(const json::object& item) {
+  if (const json::value* v = item.if_contains("line"); v != nullptr && v->is_string()) {
+    return std::string(v->get_string());
+  }
+  if (const json::value* v = item.if_contains("line_base64"); v != nullptr && v->is_string()) {
+    return base64_decode(v->get_string());
+  }
+  return {};
 }
 
 json::object make_item(std::uint64_t id, json::object item) {
@@ -387,6 +487,7 @@ json::object to_json(const AppSpec& spec) {
   json["watch_debounce_ms"] = m.watch_debounce.count();
   json["pid_file"] = m.pid_file;
   json["ready"] = m.ready;
+  json["autostart"] = spec.autostart;
   return json;
 }
 
@@ -433,6 +534,7 @@ Result<AppSpec> app_spec_from_json(const json::object& json) {
   read.millis("watch_debounce_ms", m.watch_debounce);
   read.string("pid_file", m.pid_file);
   read.string("ready", m.ready);
+  read.boolean("autostart", spec.autostart);
   if (read.error()) return *read.error();
   return spec;
 }

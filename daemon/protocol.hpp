@@ -22,14 +22,23 @@
 //   signal    {"signal":N, "targets":[TARGET...]} -> {"apps":[AppInfo...]}
 //   list      {}                                  -> {"apps":[AppInfo...]}
 //   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec}
-//   logs      {"target":TARGET|null, "lines":N, "follow":bool}
-//             items {"app":NAME, "stream":"out"|"err", "line":TEXT}; -> {} unless follow
+//   logs      {"targets":[TARGET...] (none or missing: all), "lines":N, "follow":bool,
+//              "streams":["out"|"err"...] (missing: both)}
+//             items: {"apps":[NAME...]} first; then the last lines of each file,
+//             {"app":NAME, "stream":"out"|"err"|"log" (one file for both), "path":PATH,
+//             "line":TEXT | "line_base64":B64}; -> {"apps":N} unless follow, which
+//             sends {"following":true} and then each new line, {"app", "stream", "line"...}
 //   events    {"target":TARGET|null}              items {"app":NAME, "event":Event}; no end
 //   cleanlogs {}                                  -> {"removed":N}
+//   flush     {"targets":[TARGET...] (none: all)} -> {"apps":[NAME...]}: current logs emptied
 //   apply     {"file":PATH, "mode":"start"|"reload", "specs":[AppSpec...], "only":[NAME...]
 //              (start only; optional), "env":["K=V"...], "watch":bool}
-//             -> {"started":[NAME], "restarted":[NAME], "deleted":[NAME], "unchanged":[NAME],
+//             -> {"started":[NAME], "added":[NAME] (autostart false: added stopped),
+//                 "restarted":[NAME], "deleted":[NAME], "unchanged":[NAME],
+//                 "changes":{NAME:[KEY...]} (why each restarted; "env.PORT" for a variable),
 //                 "failed":[{"name":NAME, "error":TEXT}]}
+//             Optional flags: "dry_run" (answer what would be done, do nothing),
+//             "update_env" (take "env" even for a file remembered with another one).
 //             start: starts the file's apps; one already there with the same spec is left
 //             alone. reload: also restarts the changed apps of that file and deletes those no
 //             longer in it. The daemon remembers the file (and env) for SIGHUP and, with
@@ -57,7 +66,8 @@
 //           "backoff_max_ms", "kill_signal" ("TERM"; a number is accepted too),
 //           "kill_timeout_ms", "out", "err", "append", "log_max_size", "log_keep",
 //           "log_timestamps", "watch" ([path]), "watch_ignore" ([glob]),
-//           "watch_debounce_ms", "pid_file"}
+//           "watch_debounce_ms", "pid_file", "ready", "autostart" (bool: false adds the app
+//           stopped)}
 #pragma once
 
 #include <boost/json.hpp>
@@ -141,6 +151,16 @@ boost::json::object make_result(std::uint64_t id, boost::json::object result = {
 boost::json::object make_error(std::uint64_t id, ErrorCode code, std::string_view message);
 
 // --- payloads ------------------------------------------------------------
+
+// Child output is bytes, and JSON strings are UTF-8: a line of output
+// travels as {"line":TEXT} when it is valid UTF-8, else as
+// {"line_base64":BASE64} with its exact bytes.
+void put_line(boost::json::object& item, std::string_view bytes);
+// The bytes put_line() stored; empty when neither field is there.
+std::string get_line(const boost::json::object& item);
+// Whether `text` is well-formed UTF-8 (no overlongs, surrogates or code
+// points past U+10FFFF).
+bool valid_utf8(std::string_view text);
 
 boost::json::object to_json(const AppSpec& spec);
 // Every field optional but "name" and "cmd"; unknown fields are ignored.

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <utility>
 
+#include "home.hpp"
 #include "protocol.hpp"
 
 namespace sempre {
@@ -54,24 +55,6 @@ int read_all(int fd, std::string& out) {
     }
     out.append(buf, static_cast<std::size_t>(n));
   }
-}
-
-// Writes all of `data`. Returns 0 or the errno of the failed write.
-int write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return 0;
-}
-
-std::string directory_of(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  return dir.empty() ? "." : dir;
 }
 
 json::object to_json(const SavedApp& app) {
@@ -249,35 +232,7 @@ Status save_state(const std::string& path, const SavedState& state) {
   std::string text = json::serialize(root);
   text += '\n';
 
-  const std::string tmp = path + ".tmp";
-  // Each step returns 0 or an errno, read before anything else can change it.
-  const auto errno_of = [](bool ok) { return ok ? 0 : errno; };
-  const auto fail = [&tmp](int err, const std::string& what) {
-    ::unlink(tmp.c_str());
-    return os_error(err, what);
-  };
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (int err = errno_of(fd.get() >= 0); err != 0) return os_error(err, "cannot create " + tmp);
-  // A leftover temporary file keeps its mode through O_TRUNC.
-  if (int err = errno_of(::fchmod(fd.get(), 0600) == 0); err != 0) {
-    return fail(err, "cannot chmod " + tmp);
-  }
-  if (int err = write_all(fd.get(), text); err != 0) return fail(err, "cannot write " + tmp);
-  if (int err = errno_of(::fsync(fd.get()) == 0); err != 0) return fail(err, "cannot sync " + tmp);
-  if (int err = fd.close(); err != 0) return fail(err, "cannot write " + tmp);
-  if (int err = errno_of(::rename(tmp.c_str(), path.c_str()) == 0); err != 0) {
-    return fail(err, "cannot rename " + tmp + " to " + path);
-  }
-
-  // The rename is durable only once the directory is.
-  const std::string dir = directory_of(path);
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (int err = errno_of(dir_fd.get() >= 0); err != 0) return os_error(err, "cannot open " + dir);
-  // EINVAL: a file system that cannot sync directories.
-  if (int err = errno_of(::fsync(dir_fd.get()) == 0); err != 0 && err != EINVAL) {
-    return os_error(err, "cannot sync " + dir);
-  }
-  return {};
+  return write_private_file(path, text);
 }
 
 Result<LoadedState> load_state(const std::string& path) {
