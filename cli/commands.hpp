@@ -31,9 +31,18 @@ struct Command {
   // Declares the command's options on `app`; returns what runs it once the
   // command line has been parsed.
   std::function<std::function<int()>(CLI::App& app, const Invocation& invocation)> define;
+  // Other names people type from habit (ls for list).
+  std::vector<std::string> aliases = {};
 };
 
+// The row named `name` or one of its aliases; nullptr when none is.
+const Command* find_command(std::string_view name);
+
 const std::vector<Command>& commands();
+
+// "unknown option "--nmae"; did you mean "--name"?" for an option `app` does
+// not have, or "unexpected argument "x"" for a word that is no option.
+std::string unknown_argument_message(const std::string& word, const CLI::App* app);
 
 // The whole command line: parses argv, runs the command, returns the exit code.
 int run_cli(int argc, char** argv);
@@ -56,6 +65,7 @@ std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bo
 std::function<int()> define_logs(CLI::App& app, const Invocation& invocation, bool starts_daemon);
 std::function<int()> define_signal(CLI::App& app, const Invocation& invocation, bool starts_daemon);
 std::function<int()> define_events(CLI::App& app, const Invocation& invocation, bool starts_daemon);
+std::function<int()> define_flush(CLI::App& app, const Invocation& invocation, bool starts_daemon);
 std::function<int()> define_cleanlogs(CLI::App& app, const Invocation& invocation,
                                       bool starts_daemon);
 std::function<int()> define_daemon(CLI::App& app, const Invocation& invocation, bool starts_daemon);

@@ -3,6 +3,7 @@
 // DESIGN "Conventions".
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -47,7 +48,11 @@ void print_config_errors(const std::string& what, const std::vector<ConfigError>
   std::cout.flush();
   std::cerr << "sempre: " << what << " has " << errors.size() << " error"
             << (errors.size() == 1 ? "" : "s") << "; nothing was changed\n";
-  for (const ConfigError& e : errors) std::cerr << e.str() << '\n';
+  std::vector<ConfigError> sorted = errors;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::tie(a.file, a.line, a.column) < std::tie(b.file, b.line, b.column);
+  });
+  for (const ConfigError& e : sorted) std::cerr << e.str() << '\n';
 }
 
 // Connects to the daemon (starting it when `starts_daemon` and none runs)
@@ -220,23 +225,48 @@ std::optional<AppsFile> read_config(const std::string& path) {
   return std::nullopt;
 }
 
-// Sends `apply` for the apps of `file` and prints what the daemon did.
+// What `apply` may be asked beyond the file.
+struct ApplyFlags {
+  std::vector<std::string> only;
+  bool watch = false;
+  bool dry_run = false;
+  bool update_env = false;
+};
+
+// Sends `apply` for the apps of `file` and prints what the daemon did (or,
+// with dry_run, would do): "restarted web (cmd, env.PORT changed)".
 int apply_config(bool starts_daemon, const AppsFile& file, const std::string& mode,
-                 const std::vector<std::string>& only, bool watch) {
+                 const ApplyFlags& flags) {
   json::array specs;
   for (const AppSpec& spec : file.apps) specs.push_back(protocol::to_json(spec));
-  json::object args{{"file", file.path}, {"mode", mode}, {"specs", std::move(specs)},
-                    {"env", to_array(current_env())}, {"watch", watch}};
-  if (!only.empty()) args["only"] = to_array(only);
+  json::object args{{"file", file.path},          {"mode", mode},
+                    {"specs", std::move(specs)},  {"env", to_array(current_env())},
+                    {"watch", flags.watch},       {"dry_run", flags.dry_run},
+                    {"update_env", flags.update_env}};
+  if (!flags.only.empty()) args["only"] = to_array(flags.only);
   return with_daemon(starts_daemon, [&](Client& client) {
     auto result = client.request("apply", std::move(args), kStopTimeout);
     if (!result) return report(result.failure());
+    const json::object& changes = object_at(*result, "changes");
     bool any = false;
-    for (const auto& [key, verb] : {std::pair{"started", "started"}, {"restarted", "restarted"},
-                                    {"deleted", "deleted"}, {"unchanged", "unchanged"}}) {
+    const bool dry = flags.dry_run;
+    for (const auto& [key, verb] :
+         {std::pair{"started", dry ? "would start" : "started"},
+          {"added", dry ? "would add (stopped)" : "added (stopped)"},
+          {"restarted", dry ? "would restart" : "restarted"},
+          {"deleted", dry ? "would delete" : "deleted"}, {"unchanged", "unchanged"}}) {
       for (const json::value& name : array_at(*result, key)) {
         if (!name.is_string()) continue;
-        std::cout << verb << ' ' << name.get_string().c_str() << '\n';
+        const std::string n(name.get_string());
+        std::cout << verb << ' ' << n;
+        if (std::string_view(key) == "restarted") {
+          std::string why;
+          for (const json::value& c : array_at(changes, n)) {
+            if (c.is_string()) why += (why.empty() ? "" : ", ") + std::string(c.get_string());
+          }
+          if (!why.empty()) std::cout << " (" << why << " changed)";
+        }
+        std::cout << '\n';
         any = true;
       }
     }
@@ -244,16 +274,28 @@ int apply_config(bool starts_daemon, const AppsFile& file, const std::string& mo
     for (const json::value& failed : array_at(*result, "failed")) {
       if (!failed.is_object()) continue;
       const json::object& f = failed.get_object();
-      const json::value* name = f.if_contains("name");
-      const json::value* error = f.if_contains("error");
-      std::cerr << "sempre: " << (name && name->is_string() ? name->get_string().c_str() : "?")
-                << ": " << (error && error->is_string() ? error->get_string().c_str() : "failed")
-                << '\n';
+      std::cout.flush();
+      std::cerr << "sempre: " << field_string(f, "name") << ": "
+                << (f.contains("error") ? field_string(f, "error") : "failed") << '\n';
       code = kExitFailed;
       any = true;
     }
     if (!any) std::cout << "no apps\n";
-    if (watch) std::cout << "watching " << file.path << " for changes\n";
+    if (flags.watch && !dry) std::cout << "watching " << file.path << " for changes\n";
+    // Ids and pids of what runs now, as `start PROGRAM` prints them.
+    if (!dry && mode == "start" && code == kExitOk) {
+      auto listed = client.request("list", {}, kRequestTimeout);
+      if (listed) {
+        for (const json::value& app : array_at(*listed, "apps")) {
+          if (!app.is_object()) continue;
+          const std::string name = field_string(app.get_object(), "name");
+          if (std::any_of(file.apps.begin(), file.apps.end(),
+                          [&](const AppSpec& a) { return a.name == name; })) {
+            std::cout << "  " << app_label(app.get_object(), true) << '\n';
+          }
+        }
+      }
+    }
     return code;
   });
 }
@@ -261,13 +303,18 @@ int apply_config(bool starts_daemon, const AppsFile& file, const std::string& mo
 // `sempre start FILE.toml [--only NAME[,NAME]] [--watch-config]`: the words
 // after the file are read here, since everything after PROGRAM is PROGRAM's.
 int start_config(bool starts_daemon, const std::vector<std::string>& words) {
-  std::vector<std::string> only;
-  bool watch = false;
+  ApplyFlags flags;
+  std::vector<std::string>& only = flags.only;
+  bool& watch = flags.watch;
   for (std::size_t i = 1; i < words.size(); ++i) {
     const std::string& w = words[i];
     std::string list;
     if (w == "--watch-config") {
       watch = true;
+      continue;
+    }
+    if (w == "--update-env") {
+      flags.update_env = true;
       continue;
     }
     if (w == "--only" && i + 1 < words.size()) {
@@ -276,7 +323,8 @@ int start_config(bool starts_daemon, const std::vector<std::string>& words) {
       list = w.substr(7);
     } else {
       return usage_error("start", "unexpected \"" + w + "\" after " + words[0] +
-                                      " (expected --only NAME[,NAME] or --watch-config)");
+                                      " (expected --only NAME[,NAME], --watch-config or "
+                                      "--update-env)");
     }
     for (std::size_t at = 0; at <= list.size();) {
       const auto comma = std::min(list.find(',', at), list.size());
@@ -286,29 +334,123 @@ int start_config(bool starts_daemon, const std::vector<std::string>& words) {
   }
   auto file = read_config(words[0]);
   if (!file) return kExitUsage;
-  return apply_config(starts_daemon, *file, "start", only, watch);
+  return apply_config(starts_daemon, *file, "start", flags);
 }
 
 std::string saved_file(const std::string& given) {
   return given.empty() ? home().home + "/apps.toml" : given;
 }
 
+// The last lines an app wrote, for the report of a start that crashed.
+void print_last_lines(Client& client, const std::string& name, int lines) {
+  std::vector<LogLine> tail;
+  auto result = client.request(
+      "logs", {{"targets", json::array{name.c_str()}}, {"lines", lines}, {"follow", false}},
+      kRequestTimeout, [&](const json::object& item) {
+        if (!item.contains("line") && !item.contains("line_base64")) return;
+        tail.push_back({field_string(item, "app"), field_string(item, "stream"),
+                        field_string(item, "path"), protocol::get_line(item)});
+      });
+  if (!result || tail.empty()) return;
+  std::cerr << "its last lines:\n" << format_log_tail(tail, false, false);
+}
+
+// Prints the outcome of one app of start or restart --wait: "VERB LABEL",
+// or the reason it is not running and its last lines. Returns whether it
+// came up.
+bool report_outcome(Client& client, const json::object& app, const std::string& verb) {
+  const std::string error = field_string(app, "error");
+  if (error.empty()) {
+    std::cout << verb << ' ' << app_label(app, true) << '\n';
+    return true;
+  }
+  std::cout.flush();
+  const std::string name = field_string(app, "name");
+  std::cerr << "sempre: " << name << ' ' << error << '\n';
+  print_last_lines(client, name, 10);
+  return false;
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 }  // namespace
 
 std::function<int()> define_start(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
   auto args = std::make_shared<StartArgs>();
+  auto wait = std::make_shared<bool>(false);
+  auto no_autostart = std::make_shared<bool>(false);
   add_start_options(app, *args, invocation);
+  app.add_flag("--wait", *wait,
+               "Answer once the app is running (its --ready check passed, or it lasted "
+               "--min-uptime); exit 1 with its last lines if it ended first");
+  app.add_flag("--no-autostart", *no_autostart, "Add the app stopped; sempre restart starts it");
   app.footer(
       "sempre start answers once the program was spawned, or with the reason it could not be.\n"
-      "The program gets sempre's environment plus --env. Its output goes to\n"
-      "SEMPRE_HOME/logs/NAME.out.log and NAME.err.log unless --out, --err or --log say otherwise.\n"
+      "The program gets sempre's environment plus --env. Its stdout goes to\n"
+      "SEMPRE_HOME/logs/NAME.out.log and its stderr to NAME.err.log; --out, --err and --log send\n"
+      "a stream elsewhere, and a stream without a file of its own keeps its default.\n"
+      "Everything after PROGRAM is PROGRAM's: options go before it.\n"
       "\n"
-      "sempre start FILE.toml [--only NAME[,NAME]] [--watch-config] starts the apps of a config\n"
-      "file (sempre.toml(5)); apps already running with the same spec are left alone. With\n"
-      "--watch-config the daemon applies every saved change of the file, as sempre reload does.");
-  return [args, starts_daemon] {
-    if (!args->command.empty() && is_config_file(args->command[0])) {
-      return start_config(starts_daemon, args->command);
+      "sempre start NAME starts the app NAME again when it exists (it was stopped).\n"
+      "\n"
+      "sempre start FILE.toml [--only NAME[,NAME]] [--watch-config] [--update-env] starts the\n"
+      "apps of a config file (sempre.toml(5)); apps already running with the same spec are left\n"
+      "alone. With --watch-config the daemon applies every saved change of the file, as sempre\n"
+      "reload does. The file's apps keep the environment of its first start unless\n"
+      "--update-env takes the current one.");
+  return [args, wait, no_autostart, &invocation, starts_daemon] {
+    const std::vector<std::string>& words = args->command;
+    if (!args->unknown_option.empty()) return usage_error("start", args->unknown_option);
+    if (!words.empty() && is_config_file(words[0])) {
+      std::vector<std::string> given = args->given;
+      if (*wait) given.emplace_back("--wait");
+      if (*no_autostart) given.emplace_back("--no-autostart");
+      if (!given.empty()) {
+        std::string names;
+        for (const auto& g : given) names += (names.empty() ? "" : ", ") + g;
+        return usage_error("start", names + (given.size() == 1 ? " does" : " do") +
+                                        " not apply to a config file: its apps take their "
+                                        "options from " + words[0]);
+      }
+      return start_config(starts_daemon, words);
+    }
+    // A PM2 or foreman habit: their config files are JSON, YAML or JS.
+    if (words.size() == 1 && !invocation.has_dashes &&
+        (ends_with(words[0], ".json") || ends_with(words[0], ".yaml") ||
+         ends_with(words[0], ".yml") || ends_with(words[0], ".config.js"))) {
+      return usage_error("start", words[0] + ": config files are TOML (sempre start FILE.toml, "
+                                             "see sempre.toml(5)); to run it as a program, write "
+                                             "sempre start -- " + words[0]);
+    }
+    if (const std::string warning = late_options_warning(*args, "start"); !warning.empty()) {
+      std::cerr << "sempre: " << warning << '\n';
+    }
+    // `sempre start NAME`, NAME an app of the daemon: start it again, as
+    // `pm2 start NAME` does.
+    if (words.size() == 1 && args->given.empty()) {
+      auto client = Client::connect(home(), starts_daemon);
+      if (!client) return report(client.failure());
+      auto info = client->request("info", {{"target", words[0]}}, kRequestTimeout);
+      if (info && field_string(object_at(*info, "app"), "name") == words[0]) {
+        const json::object& existing = object_at(*info, "app");
+        const std::string status = field_string(existing, "status");
+        if (status == "running" || status == "starting" || status == "backoff") {
+          std::cout << words[0] << " is already " << status << ": " << app_label(existing, true)
+                    << '\n';
+          return kExitOk;
+        }
+        auto result = client->request(
+            "restart", {{"targets", json::array{words[0].c_str()}}, {"wait", *wait}},
+            kStopTimeout);
+        if (!result) return report(result.failure());
+        bool ok = true;
+        for (const json::value& a : array_at(*result, "apps")) {
+          if (a.is_object()) ok = report_outcome(*client, a.get_object(), "started") && ok;
+        }
+        return ok ? kExitOk : kExitFailed;
+      }
     }
     std::error_code ec;
     const std::string cwd = std::filesystem::current_path(ec).string();
@@ -319,12 +461,18 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
     }
     auto options = to_app_options(*args, current_env(), cwd, &defaults.options);
     if (!options) return usage_error("start", options.error().message);
-    const AppSpec spec{options->name, options->monitor};
+    AppSpec spec{options->name, options->monitor};
+    spec.autostart = !*no_autostart;
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.request("start", {{"spec", protocol::to_json(spec)}}, kRequestTimeout);
+      auto result = client.request("start", {{"spec", protocol::to_json(spec)}, {"wait", *wait}},
+                                   *wait ? kStopTimeout : kRequestTimeout);
       if (!result) return report(result.failure());
-      std::cout << "started " << app_label(object_at(*result, "app"), true) << '\n';
-      return kExitOk;
+      const json::object& started = object_at(*result, "app");
+      if (!spec.autostart) {
+        std::cout << "added " << app_label(started, false) << ", stopped\n";
+        return kExitOk;
+      }
+      return report_outcome(client, started, "started") ? kExitOk : kExitFailed;
     });
   };
 }
@@ -333,9 +481,36 @@ std::function<int()> define_stop(CLI::App& app, const Invocation& invocation, bo
   return define_target_command(app, invocation, starts_daemon, "stop", "stopped", false);
 }
 
+// `restart TARGET... [--wait]`: each app's outcome on a line of its own;
+// exit 1 when any could not be restarted (the program is gone) or, with
+// --wait, did not come up.
+int restart_apps(bool starts_daemon, const std::string& command,
+                 const std::vector<std::string>& targets, bool wait) {
+  if (targets.empty()) return usage_error(command, "TARGET is required");
+  return with_daemon(starts_daemon, [&](Client& client) {
+    auto result = client.request("restart", {{"targets", to_array(targets)}, {"wait", wait}},
+                                 kStopTimeout);
+    if (!result) return report(result.failure());
+    const json::array& apps = array_at(*result, "apps");
+    if (apps.empty()) std::cout << "no apps\n";
+    bool ok = true;
+    for (const json::value& a : apps) {
+      if (a.is_object()) ok = report_outcome(client, a.get_object(), "restarted") && ok;
+    }
+    return ok ? kExitOk : kExitFailed;
+  });
+}
+
 std::function<int()> define_restart(CLI::App& app, const Invocation& invocation,
                                     bool starts_daemon) {
-  return define_target_command(app, invocation, starts_daemon, "restart", "restarted", true);
+  auto targets = std::make_shared<std::vector<std::string>>();
+  auto wait = std::make_shared<bool>(false);
+  add_targets(app, *targets);
+  app.add_flag("--wait", *wait,
+               "Answer once each app is running again; exit 1 with its last lines if it ended first");
+  return [targets, wait, &invocation, starts_daemon] {
+    return restart_apps(starts_daemon, "restart", with_dashes(*targets, invocation), *wait);
+  };
 }
 
 std::function<int()> define_delete(CLI::App& app, const Invocation& invocation,
@@ -349,10 +524,10 @@ std::function<int()> define_stopall(CLI::App&, const Invocation&, bool starts_da
   };
 }
 
-std::function<int()> define_restartall(CLI::App&, const Invocation&, bool starts_daemon) {
-  return [starts_daemon] {
-    return act_on(starts_daemon, "restartall", "restart", {"all"}, {}, "restarted", true);
-  };
+std::function<int()> define_restartall(CLI::App& app, const Invocation&, bool starts_daemon) {
+  auto wait = std::make_shared<bool>(false);
+  app.add_flag("--wait", *wait, "Answer once every app is running again");
+  return [wait, starts_daemon] { return restart_apps(starts_daemon, "restartall", {"all"}, *wait); };
 }
 
 std::function<int()> define_signal(CLI::App& app, const Invocation& invocation,
@@ -376,17 +551,58 @@ std::function<int()> define_signal(CLI::App& app, const Invocation& invocation,
 }
 
 std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_daemon) {
-  auto as_json = std::make_shared<bool>(false);
-  app.add_flag("--json", *as_json, "Print the apps as a JSON array (its schema is in sempre(1))");
-  return [as_json, starts_daemon] {
+  struct Args {
+    bool json = false;
+    std::string columns;
+    std::string sort;
+  };
+  auto a = std::make_shared<Args>();
+  app.add_flag("--json", a->json, "Print the apps as a JSON array (its schema is in sempre(1))");
+  app.add_option("-o,--columns", a->columns,
+                 "The columns, comma-separated: " + [] {
+                   std::string all;
+                   for (const auto& n : list_column_names()) all += (all.empty() ? "" : ",") + n;
+                   return all;
+                 }())
+      ->type_name("COLUMNS");
+  app.add_option("--sort", a->sort, "Order the apps by a column or JSON field (-FIELD: descending)")
+      ->type_name("FIELD");
+  app.footer(
+      "Defaults for -o and --sort come from SEMPRE_HOME/config.toml:\n"
+      "  [list]\n  columns = \"id,name,pid,status,uptime,restarts,cpu,mem\"\n  sort = \"name\"");
+  return [a, starts_daemon] {
+    const DaemonSettings settings = load_daemon_settings(home_config());
+    if (!settings.errors.empty()) {
+      print_config_errors(home_config(), settings.errors);
+      return kExitUsage;
+    }
+    std::vector<std::string> columns;
+    if (const std::string text = !a->columns.empty() ? a->columns : settings.list_columns;
+        !text.empty()) {
+      auto parsed = parse_list_columns(text);
+      if (!parsed) {
+        return usage_error("list", (a->columns.empty() ? home_config() + ": [list] columns"
+                                                       : std::string("--columns")) +
+                                       ": " + parsed.error().message);
+      }
+      columns = std::move(*parsed);
+    }
+    const std::string sort = !a->sort.empty() ? a->sort : settings.list_sort;
+    if (!sort.empty()) {
+      json::array probe;
+      if (auto st = sort_apps(probe, sort); !st) {
+        return usage_error("list", "--sort: " + st.error().message + " (columns: id,name,... as -o)");
+      }
+    }
     return with_daemon(starts_daemon, [&](Client& client) {
       auto result = client.request("list", {}, kRequestTimeout);
       if (!result) return report(result.failure());
-      const json::array& apps = array_at(*result, "apps");
-      if (*as_json) {
+      json::array apps = array_at(*result, "apps");
+      if (!sort.empty()) (void)sort_apps(apps, sort);
+      if (a->json) {
         std::cout << json::serialize(apps) << '\n';
       } else {
-        std::cout << format_list(apps, colour_enabled(STDOUT_FILENO));
+        std::cout << format_list(apps, colour_enabled(STDOUT_FILENO), columns);
       }
       return kExitOk;
     });
@@ -424,38 +640,113 @@ std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bo
 
 std::function<int()> define_logs(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
   struct Args {
-    std::string target;
+    std::vector<std::string> targets;
     int lines = 15;
     bool follow = false;
+    bool out = false;
+    bool err = false;
+    bool raw = false;
   };
   auto a = std::make_shared<Args>();
-  app.add_option("TARGET", a->target, "Whose logs: a name, an id, a pid, or all (the default)");
+  app.add_option("TARGET", a->targets, "Whose logs: names, ids, pids, or all (the default)");
   app.add_option("-n,--lines", a->lines, "How many of the last lines of each log to print")
+      ->type_name("N")
       ->capture_default_str();
   app.add_flag("-f,--follow", a->follow,
                "Keep printing lines as they are written, until interrupted");
+  app.add_flag("--out", a->out, "Only standard output");
+  app.add_flag("--err", a->err, "Only standard error");
+  app.add_flag("--raw", a->raw, "Print the lines alone, without app and stream");
   app.footer(
-      "Prints the last lines of the standard output and standard error logs. When several apps\n"
-      "are shown (no TARGET, or all), each line starts with the app's name: \"api | line\".");
+      "Each line starts with its stream (out, err; log for a file that holds both) and, when\n"
+      "several apps are shown, the app's name: \"api out | line\". Without -f the files are\n"
+      "merged into one timeline when their lines carry --log-timestamps; otherwise each file\n"
+      "is printed whole under \"==> PATH <==\". Lines are printed as the program wrote them,\n"
+      "byte for byte.");
   return [a, &invocation, starts_daemon] {
     if (a->lines < 0) return usage_error("logs", "--lines: must be 0 or more");
-    const auto target = optional_target(a->target, invocation);
-    if (!target) return usage_error("logs", "expected at most one TARGET");
-    const bool prefixed = target->empty() || *target == "all";
+    const std::vector<std::string> targets = with_dashes(a->targets, invocation);
     const bool colour = colour_enabled(STDOUT_FILENO);
     json::object args{{"lines", a->lines}, {"follow", a->follow}};
-    args["target"] = target->empty() ? json::value(nullptr) : json::value(*target);
+    if (!targets.empty()) args["targets"] = to_array(targets);
+    if (a->out != a->err) args["streams"] = json::array{a->out ? "out" : "err"};
     return with_daemon(starts_daemon, [&](Client& client) {
+      bool show_app = targets.empty() || targets.size() > 1 ||
+                      std::find(targets.begin(), targets.end(), "all") != targets.end();
+      std::optional<std::size_t> apps;
+      std::size_t name_width = 0;
+      bool live = false;
+      std::vector<LogLine> tail;
+      auto print_line = [&](std::string_view name, std::string_view stream, std::string_view line) {
+        std::string text = a->raw ? std::string(line)
+                                  : format_log_line(name, name_width, stream, line, show_app, colour);
+        text += '\n';
+        std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
+      };
+      auto flush_tail = [&] {
+        if (a->raw) {
+          for (const LogLine& l : tail) print_line(l.app, l.stream, l.text);
+        } else {
+          const std::string text = format_log_tail(tail, show_app, colour);
+          std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
+        }
+        tail.clear();
+      };
       auto result = client.request(
           "logs", std::move(args),
           a->follow ? std::nullopt : std::optional<std::chrono::milliseconds>(kRequestTimeout),
           [&](const json::object& item) {
-            std::cout << format_log_line(field_string(item, "app"), field_string(item, "stream"),
-                                         field_string(item, "line"), prefixed, colour)
-                      << '\n';
-            if (a->follow) std::cout.flush();
+            if (const json::value* names = item.if_contains("apps");
+                names != nullptr && names->is_array()) {
+              apps = names->get_array().size();
+              show_app = show_app || *apps > 1;
+              for (const json::value& n : names->get_array()) {
+                if (n.is_string()) name_width = std::max(name_width, display_width(n.get_string()));
+              }
+              if (*apps == 0) std::cout << "no apps\n";
+              return;
+            }
+            if (item.contains("following")) {
+              flush_tail();
+              live = true;
+              std::cout.flush();
+              return;
+            }
+            const std::string name = field_string(item, "app");
+            const std::string stream = field_string(item, "stream");
+            if (live) {
+              name_width = std::max(name_width, display_width(name));
+              print_line(name, stream, protocol::get_line(item));
+              std::cout.flush();
+            } else {
+              tail.push_back({name, stream, field_string(item, "path"), protocol::get_line(item)});
+            }
           });
+      if (!tail.empty()) flush_tail();
       if (!result) return report(result.failure());
+      return kExitOk;
+    });
+  };
+}
+
+std::function<int()> define_flush(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
+  auto targets = std::make_shared<std::vector<std::string>>();
+  app.add_option("TARGET", *targets, "Whose logs: names, ids, pids, or all (the default)");
+  app.footer(
+      "Empties the current log files of the apps (NAME.out.log, NAME.err.log or their own\n"
+      "files); rotated files stay (sempre cleanlogs removes them). Running apps keep writing.");
+  return [targets, &invocation, starts_daemon] {
+    const std::vector<std::string> words = with_dashes(*targets, invocation);
+    json::object args;
+    if (!words.empty()) args["targets"] = to_array(words);
+    return with_daemon(starts_daemon, [&](Client& client) {
+      auto result = client.request("flush", std::move(args), kRequestTimeout);
+      if (!result) return report(result.failure());
+      const json::array& apps = array_at(*result, "apps");
+      if (apps.empty()) std::cout << "no apps\n";
+      for (const json::value& name : apps) {
+        if (name.is_string()) std::cout << "flushed the logs of " << name.get_string().c_str() << '\n';
+      }
       return kExitOk;
     });
   };
@@ -507,17 +798,27 @@ std::function<int()> define_cleanlogs(CLI::App& app, const Invocation&, bool sta
 
 std::function<int()> define_daemon(CLI::App& app, const Invocation&, bool) {
   auto action = std::make_shared<std::string>();
-  app.add_option("ACTION", *action, "status, stop or start")
-      ->required()
-      ->check(CLI::IsMember({"status", "stop", "start"}));
+  app.add_option("ACTION", *action, "status, stop, start or restart")->required();
   app.footer(
-      "status: print the daemon's pid, home, uptime and number of apps (exit 3 when none runs).\n"
-      "stop:   stop the daemon and its apps; they start again with the next daemon.\n"
-      "start:  start the daemon unless it runs (any other command starts it too).");
+      "status:  print the daemon's pid, home, uptime and number of apps (exit 3 when none runs).\n"
+      "stop:    stop the daemon and its apps; they start again with the next daemon.\n"
+      "start:   start the daemon unless it runs (any other command starts it too).\n"
+      "restart: stop, then start: a new daemon (after an upgrade); its apps restart with it.");
   return [action] {
     if (*action == "status") return daemon_status();
     if (*action == "stop") return stop_daemon("shutdown");
-    return daemon_start();
+    if (*action == "start") return daemon_start();
+    if (*action == "restart") {
+      if (const int code = stop_daemon("shutdown"); code != kExitOk) return code;
+      return daemon_start();
+    }
+    std::string message = "unknown action \"" + *action + "\"";
+    if (auto best = closest_word(*action, {"status", "stop", "start", "restart"})) {
+      message += "; did you mean \"" + *best + "\"?";
+    } else {
+      message += "; expected status, stop, start or restart";
+    }
+    return usage_error("daemon", message);
   };
 }
 
@@ -532,24 +833,42 @@ namespace sempre::cli {
 
 std::function<int()> define_reload(CLI::App& app, const Invocation&, bool starts_daemon) {
   auto path = std::make_shared<std::string>();
-  app.add_option("FILE", *path, "The config file (FILE.toml)")->required();
+  auto flags = std::make_shared<ApplyFlags>();
+  app.add_option("FILE", *path, "The config file (FILE.toml)")->required()->type_name("FILE");
+  app.add_flag("--dry-run", flags->dry_run, "Print what would be done, and do nothing");
+  app.add_flag("--update-env", flags->update_env,
+               "Give the apps this shell's environment instead of the one of the file's first start");
   app.footer(
       "Compares FILE with what runs: starts its new apps, restarts the changed ones (only\n"
-      "those), stops and deletes the ones no longer in it, and leaves the rest alone.\n"
-      "A file with any error changes nothing.");
-  return [path, starts_daemon] {
+      "those, saying what changed), stops and deletes the ones no longer in it, and leaves the\n"
+      "rest alone. The apps keep the environment the file was first started with, so a shell\n"
+      "with another PWD changes nothing; --update-env takes this shell's. A file with any\n"
+      "error changes nothing.");
+  return [path, flags, starts_daemon] {
+    if (!is_config_file(*path)) {
+      std::error_code ec;
+      if (!std::filesystem::exists(*path, ec)) {
+        return usage_error(
+            "reload", "\"" + *path + "\" is not a config file (FILE.toml); to restart an app, use "
+                      "sempre restart " + *path);
+      }
+    }
     auto file = read_config(*path);
     if (!file) return kExitUsage;
-    return apply_config(starts_daemon, *file, "reload", {}, false);
+    return apply_config(starts_daemon, *file, "reload", *flags);
   };
 }
 
 std::function<int()> define_save(CLI::App& app, const Invocation&, bool starts_daemon) {
   auto path = std::make_shared<std::string>();
-  app.add_option("FILE", *path, "Where to write (default SEMPRE_HOME/apps.toml)");
+  auto force = std::make_shared<bool>(false);
+  app.add_option("FILE", *path, "Where to write (default SEMPRE_HOME/apps.toml)")->type_name("FILE");
+  app.add_flag("--force", *force, "Write even an empty list over a file that holds apps");
   app.footer("Writes every app, with its full spec and environment, as a config file that\n"
-             "sempre start (or sempre resurrect) reads back to the same apps.");
-  return [path, starts_daemon] {
+             "sempre start (or sempre resurrect) reads back to the same apps; a stopped app is\n"
+             "written with autostart = false and comes back stopped. The file is mode 0600 (it\n"
+             "holds environments). An empty list never replaces a file with apps without --force.");
+  return [path, force, starts_daemon] {
     return with_daemon(starts_daemon, [&](Client& client) {
       auto result = client.request("dump", {}, kRequestTimeout);
       if (!result) return report(result.failure());
@@ -558,19 +877,23 @@ std::function<int()> define_save(CLI::App& app, const Invocation&, bool starts_d
         if (!entry.is_object()) continue;
         auto spec = protocol::app_spec_from_json(object_at(entry.get_object(), "spec"));
         if (!spec) return report(Failure{kExitFailed, spec.error().message});
+        const json::value* up = entry.get_object().if_contains("wanted_up");
+        spec->autostart = up == nullptr || !up->is_bool() || up->get_bool();
         specs.push_back(std::move(*spec));
       }
       const std::string target = saved_file(*path);
-      const std::string tmp = target + ".tmp";
-      {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << to_toml(specs);
-        if (!out.flush()) {
-          return report(Failure{kExitFailed, "cannot write " + tmp + ": " + std::strerror(errno)});
+      std::error_code ec;
+      if (specs.empty() && !*force && std::filesystem::exists(target, ec)) {
+        const AppsFile old = load_apps_file(target, {});
+        if (!old.ok() || !old.apps.empty()) {
+          return report(Failure{kExitFailed,
+                                "no apps to save, and " + target + " holds " +
+                                    std::to_string(old.apps.size()) +
+                                    " app(s); nothing was written (--force empties it)"});
         }
       }
-      if (std::rename(tmp.c_str(), target.c_str()) != 0) {
-        return report(Failure{kExitFailed, "cannot write " + target + ": " + std::strerror(errno)});
+      if (auto st = write_private_file(target, to_toml(specs)); !st) {
+        return report(Failure{kExitFailed, st.error().message});
       }
       std::cout << "saved " << specs.size() << " app" << (specs.size() == 1 ? "" : "s") << " to "
                 << target << '\n';

@@ -14,11 +14,46 @@ namespace {
 
 namespace json = boost::json;
 
-// Characters, not bytes: UTF-8 continuation bytes take no column.
-std::size_t width(std::string_view text) {
-  return static_cast<std::size_t>(
-      std::count_if(text.begin(), text.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+// The terminal columns of code point `cp`: 2 for East Asian wide and
+// emoji, 0 for combining marks, else 1.
+std::size_t columns_of(std::uint32_t cp) {
+  if ((cp >= 0x0300 && cp <= 0x036F) || (cp >= 0x200B && cp <= 0x200F) ||
+      (cp >= 0xFE00 && cp <= 0xFE0F)) {
+    return 0;
+  }
+  static constexpr std::pair<std::uint32_t, std::uint32_t> kWide[] = {
+      {0x1100, 0x115F},   {0x2E80, 0x303E},   {0x3041, 0x33FF},   {0x3400, 0x4DBF},
+      {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},
+      {0xFE30, 0xFE4F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x1F300, 0x1F64F},
+      {0x1F900, 0x1F9FF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD}};
+  for (const auto& [from, to] : kWide) {
+    if (cp >= from && cp <= to) return 2;
+  }
+  return 1;
 }
+
+}  // namespace
+
+std::size_t display_width(std::string_view text) {
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                                    : (c & 0xF8) == 0xF0 ? 4 : 1;
+    if (i + len > text.size()) len = 1;
+    std::uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+    for (std::size_t k = 1; k < len; ++k) {
+      cp = (cp << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+    }
+    total += columns_of(cp);
+    i += len;
+  }
+  return total;
+}
+
+namespace {
+
+std::size_t width(std::string_view text) { return display_width(text); }
 
 std::string styled(std::string_view text, std::string_view style, bool colour) {
   if (!colour || style.empty()) return std::string(text);
@@ -139,7 +174,7 @@ void add_spec(Report& report, const MonitorOptions& m) {
 }  // namespace
 
 bool colour_wanted(bool is_terminal, const char* no_color) {
-  return is_terminal && no_color == nullptr;
+  return is_terminal && (no_color == nullptr || *no_color == '\0');
 }
 
 bool colour_enabled(int fd) { return colour_wanted(::isatty(fd) == 1, std::getenv("NO_COLOR")); }
@@ -207,30 +242,176 @@ std::string_view status_style(std::string_view status) {
   return {};
 }
 
-std::string format_list(const json::array& apps, bool colour) {
+namespace {
+
+// One column of `sempre list`: its name (the JSON field's, or a short one),
+// its title, and how a cell and a sort key are made from an AppInfo.
+struct ListColumn {
+  std::string_view name;
+  std::string_view alias;  // the JSON field when it differs ("uptime_ms" for uptime)
+  Column column;
+  Cell (*cell)(const json::object& app, bool live);
+};
+
+bool is_live(const json::object& app) {
+  const auto pid = field_int(app, "pid");
+  return pid && *pid > 0;
+}
+
+std::string exit_text(const json::object& app) {
+  const json::object* e = field_object(app, "last_exit");
+  if (e == nullptr) return "-";
+  if (e->contains("signal")) return "signal " + field_string(*e, "signal");
+  return "code " + std::to_string(field_int(*e, "code").value_or(0));
+}
+
+const std::vector<ListColumn>& list_columns() {
+  static const std::vector<ListColumn> table = {
+      {"id", "", {"ID", true},
+       [](const json::object& a, bool) -> Cell {
+         const auto id = field_int(a, "id");
+         return {id ? std::to_string(*id) : "-"};
+       }},
+      {"name", "", {"NAME"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "name")}; }},
+      {"pid", "", {"PID", true},
+       [](const json::object& a, bool live) -> Cell {
+         return {live ? std::to_string(*field_int(a, "pid")) : "-"};
+       }},
+      {"status", "", {"STATUS"},
+       [](const json::object& a, bool) -> Cell {
+         const std::string status = field_string(a, "status");
+         const json::object* e = field_object(a, "last_exit");
+         // A program that finished with code 0 did what it should.
+         const bool clean = status == "exited" && e != nullptr && !e->contains("signal") &&
+                            field_int(*e, "code").value_or(1) == 0;
+         return {status, clean ? kDim : status_style(status)};
+       }},
+      {"wanted", "", {"WANTED"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "wanted")}; }},
+      {"uptime", "uptime_ms", {"UPTIME", true},
+       [](const json::object& a, bool live) -> Cell {
+         return {live ? format_uptime(Millis(field_int(a, "uptime_ms").value_or(0))) : "-"};
+       }},
+      {"restarts", "", {"RESTARTS", true},
+       [](const json::object& a, bool) -> Cell {
+         return {std::to_string(field_int(a, "restarts").value_or(0))};
+       }},
+      {"cpu", "", {"CPU", true},
+       [](const json::object& a, bool live) -> Cell {
+         return {live ? percent(field_double(a, "cpu")) : "-"};
+       }},
+      {"mem", "rss_bytes", {"MEM", true},
+       [](const json::object& a, bool live) -> Cell {
+         return {live ? format_size(static_cast<std::uint64_t>(field_int(a, "rss_bytes").value_or(0)))
+                      : "-"};
+       }},
+      {"cmd", "", {"CMD"},
+       [](const json::object& a, bool) -> Cell {
+         std::vector<std::string> words;
+         if (const json::value* c = a.if_contains("cmd"); c != nullptr && c->is_array()) {
+           for (const json::value& w : c->get_array()) {
+             if (w.is_string()) words.emplace_back(w.get_string());
+           }
+         }
+         return {shell_join(words)};
+       }},
+      {"cwd", "", {"CWD"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "cwd")}; }},
+      {"out_log", "", {"OUT_LOG"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "out_log")}; }},
+      {"err_log", "", {"ERR_LOG"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "err_log")}; }},
+      {"last_exit", "", {"LAST_EXIT"}, [](const json::object& a, bool) -> Cell { return {exit_text(a)}; }},
+      {"last_error", "", {"LAST_ERROR"},
+       [](const json::object& a, bool) -> Cell { return {field_string(a, "last_error")}; }},
+  };
+  return table;
+}
+
+const ListColumn* find_list_column(std::string_view name) {
+  for (const ListColumn& c : list_columns()) {
+    if (c.name == name || (!c.alias.empty() && c.alias == name)) return &c;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+const std::vector<std::string>& default_list_columns() {
+  static const std::vector<std::string> columns = {"id",     "name",     "pid", "status",
+                                                   "uptime", "restarts", "cpu", "mem"};
+  return columns;
+}
+
+std::vector<std::string> list_column_names() {
+  std::vector<std::string> names;
+  for (const ListColumn& c : list_columns()) names.emplace_back(c.name);
+  return names;
+}
+
+Result<std::vector<std::string>> parse_list_columns(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', at), text.size());
+    std::string word(text.substr(at, comma - at));
+    at = comma + 1;
+    if (word.empty()) continue;
+    if (find_list_column(word) == nullptr) {
+      std::string known;
+      for (const ListColumn& c : list_columns()) known += (known.empty() ? "" : ",") + std::string(c.name);
+      return Error{ErrorKind::kInvalidArgument,
+                   "unknown column \"" + word + "\" (columns: " + known + ")"};
+    }
+    out.push_back(word);
+  }
+  if (out.empty()) return Error{ErrorKind::kInvalidArgument, "no column given"};
+  return out;
+}
+
+Status sort_apps(json::array& apps, std::string_view field) {
+  bool descending = false;
+  if (!field.empty() && field.front() == '-') {
+    descending = true;
+    field.remove_prefix(1);
+  }
+  const ListColumn* column = find_list_column(field);
+  if (column == nullptr) {
+    return Error{ErrorKind::kInvalidArgument, "unknown field \"" + std::string(field) + "\""};
+  }
+  const std::string key(column->alias.empty() ? column->name : column->alias);
+  auto less = [&](const json::value& x, const json::value& y) {
+    const json::object* a = x.if_object();
+    const json::object* b = y.if_object();
+    if (a == nullptr || b == nullptr) return false;
+    const json::value* va = a->if_contains(key);
+    const json::value* vb = b->if_contains(key);
+    const bool na = va == nullptr || va->is_null();
+    const bool nb = vb == nullptr || vb->is_null();
+    if (na || nb) return !na && nb;  // missing values last
+    if (va->is_number() && vb->is_number()) return va->to_number<double>() < vb->to_number<double>();
+    return json::serialize(*va) < json::serialize(*vb);
+  };
+  std::vector<json::value> items(apps.begin(), apps.end());
+  std::stable_sort(items.begin(), items.end(), [&](const json::value& x, const json::value& y) {
+    return descending ? less(y, x) : less(x, y);
+  });
+  apps = json::array(items.begin(), items.end());
+  return {};
+}
+
+std::string format_list(const json::array& apps, bool colour, const std::vector<std::string>& names) {
   if (apps.empty()) return "no apps\n";
-  const std::vector<Column> columns = {{"ID", true},  {"NAME"},         {"PID", true},
-                                       {"STATUS"},    {"UPTIME", true}, {"RESTARTS", true},
-                                       {"CPU", true}, {"MEM", true}};
+  std::vector<const ListColumn*> chosen;
+  for (const std::string& n : names.empty() ? default_list_columns() : names) {
+    if (const ListColumn* c = find_list_column(n)) chosen.push_back(c);
+  }
+  std::vector<Column> columns;
+  for (const ListColumn* c : chosen) columns.push_back(c->column);
   std::vector<std::vector<Cell>> rows;
   for (const json::value& v : apps) {
     if (!v.is_object()) continue;
     const json::object& app = v.get_object();
-    const auto id = field_int(app, "id");
-    const auto pid = field_int(app, "pid");
-    const std::string status = field_string(app, "status");
-    const bool live = pid && *pid > 0;
-    rows.push_back({
-        {id ? std::to_string(*id) : "-"},
-        {field_string(app, "name")},
-        {live ? std::to_string(*pid) : "-"},
-        {status, status_style(status)},
-        {live ? format_uptime(Millis(field_int(app, "uptime_ms").value_or(0))) : "-"},
-        {std::to_string(field_int(app, "restarts").value_or(0))},
-        {live ? percent(field_double(app, "cpu")) : "-"},
-        {live ? format_size(static_cast<std::uint64_t>(field_int(app, "rss_bytes").value_or(0)))
-              : "-"},
-    });
+    const bool live = is_live(app);
+    std::vector<Cell> row;
+    for (const ListColumn* c : chosen) row.push_back(c->cell(app, live));
+    rows.push_back(std::move(row));
   }
   return render_table(columns, rows, colour);
 }
@@ -295,7 +476,7 @@ std::string format_event(std::string_view app, const json::object& event) {
     if (const std::string how = describe_exit(field_object(event, "exit")); !how.empty()) {
       out += " " + how;
     }
-    out += " uptime=" + format_duration(Millis(field_int(event, "uptime_ms").value_or(0)));
+    out += " uptime=" + format_uptime(Millis(field_int(event, "uptime_ms").value_or(0)));
   } else if (type == "restart") {
     out += " in " + format_duration(Millis(field_int(event, "delay_ms").value_or(0)));
     if (const auto attempt = field_int(event, "attempt"); attempt && *attempt > 0) {
@@ -310,12 +491,91 @@ std::string format_event(std::string_view app, const json::object& event) {
   return out;
 }
 
-std::string format_log_line(std::string_view app, std::string_view stream, std::string_view line,
-                            bool prefixed, bool colour) {
-  if (!prefixed) return std::string(line);
-  std::string prefix(app);
+std::string format_log_line(std::string_view app, std::size_t name_width, std::string_view stream,
+                            std::string_view line, bool show_app, bool colour) {
+  std::string prefix;
+  if (show_app) {
+    prefix += app;
+    prefix += std::string(name_width > width(app) ? name_width - width(app) : 0, ' ');
+    prefix += ' ';
+  }
+  prefix += stream;
   prefix += " |";
   return styled(prefix, stream == "err" ? kRed : kDim, colour) + " " + std::string(line);
+}
+
+std::optional<std::int64_t> log_stamp_ms(std::string_view line) {
+  // 2026-11-26T16:49:27.123+0000 (the writer's --log-timestamps prefix)
+  if (line.size() < 28) return std::nullopt;
+  auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (line[i] < '0' || line[i] > '9') return std::nullopt;
+      v = v * 10 + (line[i] - '0');
+    }
+    return v;
+  };
+  if (line[4] != '-' || line[7] != '-' || line[10] != 'T' || line[13] != ':' || line[16] != ':' ||
+      line[19] != '.' || (line[23] != '+' && line[23] != '-')) {
+    return std::nullopt;
+  }
+  const auto y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2),
+             mi = digits(14, 2), sec = digits(17, 2), ms = digits(20, 3), oh = digits(24, 2),
+             om = digits(26, 2);
+  if (!y || !mo || !d || !h || !mi || !sec || !ms || !oh || !om) return std::nullopt;
+  // Days from the civil date (proleptic Gregorian), then the offset undone.
+  const int yy = *y - (*mo <= 2);
+  const int era = (yy >= 0 ? yy : yy - 399) / 400;
+  const int yoe = yy - era * 400;
+  const int doy = (153 * (*mo + (*mo > 2 ? -3 : 9)) + 2) / 5 + *d - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const std::int64_t days = static_cast<std::int64_t>(era) * 146097 + doe - 719468;
+  const std::int64_t offset = (*oh * 60 + *om) * (line[23] == '-' ? -1 : 1);
+  const std::int64_t minutes = days * 1440 + *h * 60 + *mi - offset;
+  return (minutes * 60 + *sec) * 1000 + *ms;
+}
+
+std::string format_log_tail(const std::vector<LogLine>& lines, bool show_app, bool colour) {
+  std::size_t name_width = 0;
+  for (const LogLine& l : lines) name_width = std::max(name_width, width(l.app));
+  // The files, in the order they came, each with its lines.
+  struct Block {
+    const LogLine* first;
+    std::vector<const LogLine*> lines;
+  };
+  std::vector<Block> blocks;
+  for (const LogLine& l : lines) {
+    if (blocks.empty() || blocks.back().first->app != l.app || blocks.back().first->path != l.path) {
+      blocks.push_back({&l, {}});
+    }
+    blocks.back().lines.push_back(&l);
+  }
+  auto print = [&](const LogLine& l) {
+    return format_log_line(l.app, name_width, l.stream, l.text, show_app, colour) + "\n";
+  };
+  const bool all_stamped = std::all_of(lines.begin(), lines.end(), [](const LogLine& l) {
+    return log_stamp_ms(l.text).has_value();
+  });
+  std::string out;
+  if (all_stamped) {
+    // One timeline: every line has its time.
+    std::vector<const LogLine*> order;
+    for (const LogLine& l : lines) order.push_back(&l);
+    std::stable_sort(order.begin(), order.end(), [](const LogLine* a, const LogLine* b) {
+      return *log_stamp_ms(a->text) < *log_stamp_ms(b->text);
+    });
+    for (const LogLine* l : order) out += print(*l);
+    return out;
+  }
+  // Without times the files cannot be interleaved truthfully: one block
+  // per file, each under the name of the file it comes from.
+  for (const Block& block : blocks) {
+    if (blocks.size() > 1) {
+      out += styled("==> " + block.first->path + " <==", kBold, colour) + "\n";
+    }
+    for (const LogLine* l : block.lines) out += print(*l);
+  }
+  return out;
 }
 
 std::string format_daemon_status(const json::object& ping) {

@@ -12,11 +12,12 @@
 #include <vector>
 
 #include "app_spec.hpp"
+#include "sempre/result.hpp"
 
 namespace sempre::cli {
 
 // Whether output may be coloured: only on a terminal, and never when
-// NO_COLOR is set, whatever its value (https://no-color.org).
+// NO_COLOR is set to a non-empty value (https://no-color.org).
 // `no_color` is getenv("NO_COLOR").
 bool colour_wanted(bool is_terminal, const char* no_color);
 // colour_wanted() for descriptor `fd` and this process's environment.
@@ -61,9 +62,21 @@ std::string render_table(const std::vector<Column>& columns,
 // stopping; red failed, exited; dim stopped.
 std::string_view status_style(std::string_view status);
 
-// `sempre list`: ID NAME PID STATUS UPTIME RESTARTS CPU MEM, one row per
-// AppInfo; "-" where no child runs. "no apps" when there are none.
-std::string format_list(const boost::json::array& apps, bool colour);
+// `sempre list`: one row per AppInfo, the columns `columns` names (empty:
+// default_list_columns(), ID NAME PID STATUS UPTIME RESTARTS CPU MEM); "-"
+// where no child runs. "no apps" when there are none. An exited app whose
+// code was 0 is not red: it did what it should.
+std::string format_list(const boost::json::array& apps, bool colour,
+                        const std::vector<std::string>& columns = {});
+const std::vector<std::string>& default_list_columns();
+// Every column `list -o` knows, in table order.
+std::vector<std::string> list_column_names();
+// "name,pid,cmd" -> its columns; each is a column name or the JSON field it
+// shows (uptime or uptime_ms, mem or rss_bytes). Fails naming an unknown one.
+Result<std::vector<std::string>> parse_list_columns(std::string_view text);
+// Sorts AppInfos by a column or JSON field ("-cpu": descending); apps
+// lacking the field go last. Fails for an unknown field.
+Status sort_apps(boost::json::array& apps, std::string_view field);
 
 // "api (id 1)", or "api (id 1, pid 1234)" with `with_pid` and a child running.
 std::string app_label(const boost::json::object& app, bool with_pid);
@@ -78,10 +91,35 @@ std::string format_info(const boost::json::object& app, const std::optional<AppS
 // describe(Event): "2026-11-26T16:49:27.123Z api exit pid=12 code 1 uptime=20ms".
 std::string format_event(std::string_view app, const boost::json::object& event);
 
-// `sempre logs`: `line`, or "APP | line" when `prefixed` (several apps
-// shown). With colour the prefix is dim, or red for stderr ("err").
-std::string format_log_line(std::string_view app, std::string_view stream, std::string_view line,
-                            bool prefixed, bool colour);
+// The terminal columns `text` takes: UTF-8 decoded, East Asian wide
+// characters and emoji count 2, combining marks 0.
+std::size_t display_width(std::string_view text);
+
+// `sempre logs`: "STREAM | line", or "APP STREAM | line" with `show_app`,
+// the name padded to `name_width` columns. STREAM is out, err, or log (one
+// file holds both). With colour the prefix is dim, or red for err.
+std::string format_log_line(std::string_view app, std::size_t name_width, std::string_view stream,
+                            std::string_view line, bool show_app, bool colour);
+
+// The instant of a line written with --log-timestamps
+// ("2026-11-26T16:49:27.123+0000 ..."), in ms since the epoch; nullopt
+// when the line does not start with one.
+std::optional<std::int64_t> log_stamp_ms(std::string_view line);
+
+// One line of a log file, as `sempre logs` received it.
+struct LogLine {
+  std::string app;
+  std::string stream;  // out, err, log
+  std::string path;    // the file it was read from
+  std::string text;
+};
+
+// The last lines of several files (`sempre logs` without -f), in the order
+// received. When every line has a timestamp they are merged into one
+// timeline; else each file is printed as a block under "==> PATH <==" (when
+// there is more than one), since lines without times cannot be interleaved
+// truthfully. Names are padded to the longest.
+std::string format_log_tail(const std::vector<LogLine>& lines, bool show_app, bool colour);
 
 // `sempre daemon status`, from the result of a ping.
 std::string format_daemon_status(const boost::json::object& ping);

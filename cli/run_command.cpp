@@ -48,7 +48,7 @@ std::string human(const std::string& name, const Event& e) {
       std::string how = !e.exit                ? "exited"
                         : e.exit->signaled ? "was killed by signal " + signal_name(e.exit->code)
                                            : "exited with code " + std::to_string(e.exit->code);
-      return name + " (pid " + std::to_string(e.pid) + ") " + how + " after " +
+      return name + " (pid " + std::to_string(e.pid) + ") " + how + " after running " +
              format_uptime(e.uptime) + (e.reason.empty() ? "" : "; " + e.reason);
     }
     case EventType::kRestart:

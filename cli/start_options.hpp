@@ -37,14 +37,30 @@ struct StartArgs {
   std::string log_max_size;
   std::optional<int> log_keep;
   bool log_timestamps = false;
-  std::vector<std::string> watch;
-  bool watch_given = false;
+  std::string env_file;
+  bool no_env_inherit = false;
+  std::vector<std::string> watch;  // -w / --watch (".": the working directory) and --watch=PATH
+  std::vector<std::string> watch_path;
   std::vector<std::string> watch_ignore;
+  std::string watch_debounce;
   std::string pid_file;
   std::string interpreter;
   std::string ready;
   std::vector<std::string> command;  // PROGRAM [ARGS...]
+
+  // Found while parsing: the message for a mistyped option before PROGRAM
+  // (it would otherwise be taken for the program), and the words after
+  // PROGRAM that are sempre's own start options (they go to the program).
+  std::string unknown_option;
+  std::vector<std::string> late_options;
+  // Which start options the command line gave (their long names), for
+  // `start FILE.toml`, which takes none of them.
+  std::vector<std::string> given;
 };
+
+// The warning for options written after PROGRAM, or "" when there are none:
+//   sempre: warning: "--name" comes after PROGRAM, so server.js gets it; ...
+std::string late_options_warning(const StartArgs& args, const std::string& command);
 
 // Declares every start option on `app`, and PROGRAM [ARGS...] as what
 // follows them (parsing stops at PROGRAM or after `--`).

@@ -37,10 +37,11 @@ TEST(Colour, OnlyOnATerminal) {
   EXPECT_FALSE(colour_wanted(false, nullptr));
 }
 
-TEST(Colour, NeverWithNoColorWhateverItsValue) {
+TEST(Colour, NeverWithANonEmptyNoColor) {
   EXPECT_FALSE(colour_wanted(true, "1"));
-  EXPECT_FALSE(colour_wanted(true, ""));
   EXPECT_FALSE(colour_wanted(true, "0"));
+  // no-color.org: an empty NO_COLOR is as if unset.
+  EXPECT_TRUE(colour_wanted(true, ""));
 }
 
 TEST(Table, WidensColumnsToTheirContentAndRightAlignsNumbers) {
@@ -131,7 +132,11 @@ TEST(Events, KilledBySignal) {
   const auto e = json::parse(R"({"type":"exit", "time":"T", "pid":7, "exit":{"signal":"KILL"},
       "uptime_ms":5000})")
                      .as_object();
-  EXPECT_EQ(format_event("w", e), "T w exit pid=7 signal KILL uptime=5s");
+  EXPECT_EQ(format_event("w", e), "T w exit pid=7 signal KILL uptime=5.0s");
+  const auto longer = json::parse(R"({"type":"exit", "time":"T", "pid":7, "exit":{"code":0},
+      "uptime_ms":10600})")
+                          .as_object();
+  EXPECT_EQ(format_event("w", longer), "T w exit pid=7 code 0 uptime=10.6s");
 }
 
 TEST(Events, RestartShowsDelayAndAttempt) {
@@ -158,13 +163,62 @@ TEST(Events, WatchFailedAndStop) {
             "T api stop pid=3");
 }
 
-TEST(Logs, PrefixesTheAppOnlyWhenSeveralAreShown) {
-  EXPECT_EQ(format_log_line("api", "out", "hello", false, false), "hello");
-  EXPECT_EQ(format_log_line("api", "out", "hello", true, false), "api | hello");
-  EXPECT_EQ(format_log_line("api", "err", "oops", true, false), "api | oops");
-  EXPECT_EQ(format_log_line("api", "err", "oops", true, true),
-            std::string(kRed) + "api |" + std::string(kReset) + " oops");
-  EXPECT_EQ(format_log_line("api", "err", "oops", false, true), "oops");
+TEST(Logs, MarksTheStreamAndPadsTheAppWhenSeveralAreShown) {
+  EXPECT_EQ(format_log_line("api", 3, "out", "hello", false, false), "out | hello");
+  EXPECT_EQ(format_log_line("api", 3, "out", "hello", true, false), "api out | hello");
+  EXPECT_EQ(format_log_line("db", 5, "err", "oops", true, false), "db    err | oops");
+  EXPECT_EQ(format_log_line("api", 3, "err", "oops", true, true),
+            std::string(kRed) + "api err |" + std::string(kReset) + " oops");
+  EXPECT_EQ(format_log_line("api", 3, "log", "both", false, false), "log | both");
+}
+
+TEST(Logs, ReadsTheTimestampOfALogLine) {
+  EXPECT_EQ(log_stamp_ms("1970-01-01T00:00:01.250+0000 up"), std::optional<std::int64_t>(1250));
+  // The same instant written by a clock two hours east.
+  EXPECT_EQ(log_stamp_ms("1970-01-01T02:00:01.250+0200 up"), std::optional<std::int64_t>(1250));
+  EXPECT_EQ(log_stamp_ms("2026-11-26T16:49:27.123+0000 x"),
+            std::optional<std::int64_t>(1795711767123));
+  EXPECT_FALSE(log_stamp_ms("hello world, no time here").has_value());
+  EXPECT_FALSE(log_stamp_ms("2026-11-26 16:49:27").has_value());
+}
+
+TEST(Logs, MergesStreamsByTimeWhenEveryLineHasOne) {
+  const std::vector<LogLine> lines = {
+      {"web", "out", "/l/web.out.log", "2026-11-26T16:49:27.100+0000 first"},
+      {"web", "out", "/l/web.out.log", "2026-11-26T16:49:27.300+0000 third"},
+      {"web", "err", "/l/web.err.log", "2026-11-26T16:49:27.200+0000 second"},
+  };
+  EXPECT_EQ(format_log_tail(lines, false, false),
+            "out | 2026-11-26T16:49:27.100+0000 first\n"
+            "err | 2026-11-26T16:49:27.200+0000 second\n"
+            "out | 2026-11-26T16:49:27.300+0000 third\n");
+}
+
+TEST(Logs, PrintsEachFileUnderItsNameWithoutTimes) {
+  const std::vector<LogLine> lines = {
+      {"web", "out", "/l/web.out.log", "one"},
+      {"web", "err", "/l/web.err.log", "two"},
+      {"api-server", "out", "/l/api-server.out.log", "three"},
+  };
+  EXPECT_EQ(format_log_tail(lines, true, false),
+            "==> /l/web.out.log <==\n"
+            "web        out | one\n"
+            "==> /l/web.err.log <==\n"
+            "web        err | two\n"
+            "==> /l/api-server.out.log <==\n"
+            "api-server out | three\n");
+  // One file needs no heading.
+  EXPECT_EQ(format_log_tail({lines[0]}, false, false), "out | one\n");
+}
+
+TEST(Table, WideCharactersTakeTwoColumns) {
+  EXPECT_EQ(display_width("web"), 3u);
+  EXPECT_EQ(display_width("caf\xc3\xa9"), 4u);          // é: one column
+  EXPECT_EQ(display_width("\xe6\x97\xa5\xe6\x9c\xac"), 4u);  // 日本: two each
+  const std::string table = render_table({{"NAME"}, {"PID", true}},
+                                         {{{"\xe6\x97\xa5\xe6\x9c\xac"}, {"1"}}, {{"ab"}, {"22"}}},
+                                         false);
+  EXPECT_EQ(table, "NAME  PID\n\xe6\x97\xa5\xe6\x9c\xac    1\nab     22\n");
 }
 
 TEST(Info, ShowsStateLastExitLogsSpecAndEnvironment) {

@@ -1,16 +1,19 @@
 #include "start_options.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 namespace sempre::cli {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Parses `sempre run ARGS...` and converts the options.
-Result<AppOptions> parse(std::vector<std::string> args, std::vector<std::string> env = {"PATH=/bin"}) {
+// Parses `sempre run ARGS...` into `start` and converts the options.
+Result<AppOptions> parse_into(StartArgs& start, std::vector<std::string> args,
+                              std::vector<std::string> env = {"PATH=/bin"}) {
   CLI::App app;
-  StartArgs start;
   Invocation invocation;
   auto dashes = std::find(args.begin(), args.end(), "--");
   if (dashes != args.end()) {
@@ -22,6 +25,11 @@ Result<AppOptions> parse(std::vector<std::string> args, std::vector<std::string>
   std::reverse(args.begin(), args.end());
   app.parse(args);
   return to_app_options(start, env, "/work");
+}
+
+Result<AppOptions> parse(std::vector<std::string> args, std::vector<std::string> env = {"PATH=/bin"}) {
+  StartArgs start;
+  return parse_into(start, std::move(args), std::move(env));
 }
 
 TEST(StartOptions, DefaultsFollowTheDesign) {
@@ -52,7 +60,7 @@ TEST(StartOptions, EveryOptionReachesTheMonitorOptions) {
                   "--group", "nogroup", "--umask", "027", "--restart", "on-failure", "-m", "4",
                   "--min-uptime", "2s", "--restart-delay", "250ms", "--backoff-max", "1m",
                   "--kill-signal", "INT", "--kill-timeout", "10s", "-o", "out.log", "-e", "/tmp/err.log",
-                  "-a", "--log-max-size", "1M", "--log-keep", "3", "--log-timestamps", "-w", "src",
+                  "-a", "--log-max-size", "1M", "--log-keep", "3", "--log-timestamps", "--watch=src",
                   "--watch-ignore", "*.tmp", "--pid-file", "app.pid", "-c", "python3 -u", "--",
                   "app.py", "--port", "80"});
   ASSERT_TRUE(a.ok()) << a.error().message;
@@ -153,7 +161,10 @@ TEST(StartOptions, BadValuesAreRejectedNamingTheOption) {
       {{"--umask", "999", "x"}, "--umask: "},
       {{"-m", "-1", "x"}, "--max-restarts: "},
       {{"-l", "a.log", "-o", "b.log", "x"}, "--log: "},
-      {{"--kil-timeout", "5s", "x"}, "--kil-timeout: unknown option"},
+      {{"--kil-timeout", "5s", "x"}, "unknown option \"--kil-timeout\"; did you mean \"--kill-timeout\"?"},
+      {{"--name", "", "x"}, "--name: the name must not be empty"},
+      {{"--watch-debounce", "later", "x"}, "--watch-debounce: "},
+      {{"--env-file", "/nonexistent/.env", "x"}, "--env-file: /nonexistent/.env: cannot read"},
   };
   for (const auto& c : cases) {
     auto a = parse(c.args);
@@ -161,6 +172,53 @@ TEST(StartOptions, BadValuesAreRejectedNamingTheOption) {
     EXPECT_EQ(a.error().message.rfind(c.expected, 0), 0u) << a.error().message;
     EXPECT_EQ(a.error().kind, ErrorKind::kInvalidArgument);
   }
+}
+
+TEST(StartOptions, WatchIsAFlagAndNeverSwallowsTheProgram) {
+  // Issue 7: `sempre start -w server.js` ran nothing ("no program to run").
+  auto a = parse({"-w", "server.js"});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->monitor.argv, std::vector<std::string>{"server.js"});
+  EXPECT_EQ(a->monitor.watch, std::vector<std::string>{"/work"});
+}
+
+TEST(StartOptions, WatchPathsComeWithEqualsOrWatchPath) {
+  auto a = parse({"--watch=src", "--watch-path", "lib", "--watch-path", "/etc/app", "server"});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->monitor.watch, (std::vector<std::string>{"/work/src", "/work/lib", "/etc/app"}));
+  auto d = parse({"-w", "--watch-debounce", "1s", "server"});
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->monitor.watch_debounce, 1s);
+}
+
+TEST(StartOptions, OptionsAfterTheProgramAreReportedUnlessDashesSayItIsMeant) {
+  StartArgs late;
+  ASSERT_TRUE(parse_into(late, {"server.js", "--name", "web", "--watch", "--port=80"}).ok());
+  EXPECT_EQ(late.late_options, (std::vector<std::string>{"--name", "--watch"}));
+  const std::string warning = late_options_warning(late, "start");
+  EXPECT_NE(warning.find("\"--name\", \"--watch\" come after PROGRAM"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("server.js gets them"), std::string::npos) << warning;
+
+  StartArgs meant;
+  ASSERT_TRUE(parse_into(meant, {"--", "server.js", "--name", "web"}).ok());
+  EXPECT_TRUE(meant.late_options.empty());
+  EXPECT_EQ(late_options_warning(meant, "start"), "");
+}
+
+TEST(StartOptions, EnvFileAndNoEnvInherit) {
+  char tmpl[] = "/tmp/sempre-envfile-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  const std::string text = "# comment\nexport DB=postgres://x\nQUOTED=\"a b\"\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  auto a = parse({"--env-file", tmpl, "--env", "DB=override", "server"}, {"PATH=/bin", "HOME=/h"});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->monitor.env, (std::vector<std::string>{"PATH=/bin", "HOME=/h", "QUOTED=a b", "DB=override"}));
+  auto bare = parse({"--no-env-inherit", "--env-file", tmpl, "server"}, {"PATH=/bin", "HOME=/h"});
+  ASSERT_TRUE(bare.ok()) << bare.error().message;
+  EXPECT_EQ(bare->monitor.env, (std::vector<std::string>{"DB=postgres://x", "QUOTED=a b"}));
+  ::unlink(tmpl);
 }
 
 }  // namespace

@@ -382,7 +382,8 @@ TEST(AppSpecJson, WritesTheDocumentedKeysAndTypes) {
   EXPECT_EQ(keys_of(j),
             "name cmd interpreter cwd env user group umask restart max_restarts min_uptime_ms "
             "restart_delay_ms backoff_max_ms kill_signal kill_timeout_ms out err append "
-            "log_max_size log_keep log_timestamps watch watch_ignore watch_debounce_ms pid_file ready");
+            "log_max_size log_keep log_timestamps watch watch_ignore watch_debounce_ms pid_file ready "
+            "autostart");
   EXPECT_EQ(j.at("kill_signal"), "INT");
   EXPECT_EQ(j.at("restart"), "on-failure");
   EXPECT_EQ(j.at("umask"), 027);

@@ -1645,3 +1645,328 @@ TEST_F(SempreDaemon, ReadyTcpKeepsTheAppStartingUntilThePortAccepts) {
 
 }  // namespace
 }  // namespace sempre
+
+// --- a new user's first hour ---------------------------------------------
+
+namespace sempre {
+namespace {
+
+TEST_F(SempreDaemon, NumericTargetNeverMatchesTheZeroPidOfAStoppedApp) {
+  // Issue 7: `sempre delete 0` deleted a stopped app (its pid reads 0).
+  const Started web = start(sleeper("web"));
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  ASSERT_EQ(sempre({"stop", "web"}).code, 0);
+  for (const char* target : {"0", "00"}) {
+    const Outcome o = sempre({"delete", target});
+    EXPECT_EQ(o.code, 1) << target << ": " << describe(o);
+  }
+  EXPECT_TRUE(find("web").has_value()) << "the stopped app must survive";
+  const Outcome digits = sempre({"start", "-n", "123", "--", kChild, "sleep", "forever"});
+  EXPECT_NE(digits.code, 0) << describe(digits);
+}
+
+TEST_F(SempreDaemon, AFailedStartConsumesNoId) {
+  const Outcome ghost = sempre({"start", "-n", "ghost", "--", "/nonexistent/program"});
+  ASSERT_EQ(ghost.code, 1) << describe(ghost);
+  const Started web = start(sleeper("web"));
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  EXPECT_EQ(web.id, 1) << web.outcome.out;
+}
+
+TEST_F(SempreDaemon, AStreamWithoutAFileOfItsOwnKeepsItsDefaultLog) {
+  // Issue 7: `-o FILE` alone threw stderr away.
+  const std::string out = dir_ + "/mine.out";
+  const Started app = start({"-n", "both", "-o", out, "--", "/bin/sh", "-c",
+                             "echo to-stdout; echo to-stderr >&2; exec sleep 1000"});
+  ASSERT_EQ(app.outcome.code, 0) << describe(app.outcome);
+  EXPECT_TRUE(wait_for_file(out, holds("to-stdout\n")));
+  EXPECT_TRUE(wait_for_file(home_ + "/logs/both.err.log", holds("to-stderr\n")));
+  const Outcome logs = sempre({"logs", "both"});
+  EXPECT_NE(logs.out.find("to-stdout"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("err | to-stderr"), std::string::npos) << logs.out;
+}
+
+TEST_F(SempreDaemon, LogsCarryBytesThatAreNotUtf8) {
+  // Issue 7: one byte 0xff in a log broke `sempre logs` for every app (exit 3).
+  const std::string bad = "caf\xe9 \xff\xfe end";
+  const Started app = start({"-n", "latin1", "--restart", "never", "--", "/bin/sh", "-c",
+                             "printf 'caf\\351 \\377\\376 end\\n'"});
+  ASSERT_EQ(app.outcome.code, 0) << describe(app.outcome);
+  ASSERT_TRUE(await_app("latin1", status_is("exited")).ok);
+  const Outcome raw = sempre({"logs", "latin1", "--raw"});
+  EXPECT_EQ(raw.code, 0) << describe(raw);
+  EXPECT_EQ(raw.out, bad + "\n");
+  const Outcome all = sempre({"logs"});
+  EXPECT_EQ(all.code, 0) << describe(all);
+  EXPECT_NE(all.out.find(bad), std::string::npos) << all.out;
+}
+
+TEST_F(SempreDaemon, LogsFilterStreamsAndTakeSeveralTargets) {
+  for (const char* name : {"a", "bb", "c"}) {
+    const Started s = start({"-n", name, "--restart", "never", "--", "/bin/sh", "-c",
+                             std::string("echo out-") + name + "; echo err-" + name + " >&2"});
+    ASSERT_EQ(s.outcome.code, 0) << describe(s.outcome);
+  }
+  for (const char* name : {"a", "bb", "c"}) ASSERT_TRUE(await_app(name, status_is("exited")).ok);
+  const Outcome o = sempre({"logs", "a", "bb", "--err"});
+  EXPECT_EQ(o.code, 0) << describe(o);
+  EXPECT_NE(o.out.find("a  err | err-a"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("bb err | err-bb"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("out-"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("err-c"), std::string::npos) << o.out;
+  const Outcome out = sempre({"log", "c", "--out"});  // `log`: the habit's spelling
+  EXPECT_EQ(out.code, 0) << describe(out);
+  EXPECT_EQ(out.out, "out | out-c\n");
+}
+
+TEST_F(SempreDaemon, LogsWithNoAppSaySo) {
+  const Outcome o = sempre({"logs"});
+  EXPECT_EQ(o.code, 0) << describe(o);
+  EXPECT_EQ(o.out, "no apps\n");
+}
+
+TEST_F(SempreDaemon, FlushEmptiesTheCurrentLogsAndTheAppWritesOn) {
+  const Started app = start({"-n", "talker", "--", kChild, "signals"});
+  ASSERT_EQ(app.outcome.code, 0) << describe(app.outcome);
+  ASSERT_EQ(sempre({"signal", "HUP", "talker"}).code, 0);
+  ASSERT_TRUE(wait_for_file(out_log("talker"), holds("got HUP\n")));
+  const Outcome flush = sempre({"flush", "talker"});
+  EXPECT_EQ(flush.code, 0) << describe(flush);
+  EXPECT_EQ(test::read_file(out_log("talker")), "");
+  ASSERT_EQ(sempre({"signal", "USR1", "talker"}).code, 0);
+  EXPECT_TRUE(wait_for_file(out_log("talker"), [](const std::string& c) { return c == "got USR1\n"; }))
+      << test::read_file(out_log("talker"));
+}
+
+TEST_F(SempreDaemon, SignalTakesKillsSpellings) {
+  // Issue 7: `sempre signal -HUP app` was refused though --help lists it.
+  const Started app = start({"-n", "sig", "--", kChild, "signals"});
+  ASSERT_EQ(app.outcome.code, 0) << describe(app.outcome);
+  const Outcome dash = sempre({"signal", "-HUP", "sig"});
+  EXPECT_EQ(dash.code, 0) << describe(dash);
+  EXPECT_TRUE(wait_for_file(out_log("sig"), holds("got HUP\n")));
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"signal", "-SIGUSR1", "sig"}, {"signal", "-10", "sig"}}) {
+    const Outcome o = sempre(args);
+    EXPECT_EQ(o.code, 0) << args[1] << ": " << describe(o);
+  }
+  EXPECT_TRUE(wait_for_file(out_log("sig"), holds("got USR1\ngot USR1\n")));
+}
+
+TEST_F(SempreDaemon, HabitsFromOtherManagersWork) {
+  const Started web = start(sleeper("web"));
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  for (const char* alias : {"ls", "ps", "status"}) {
+    const Outcome o = sempre({alias});
+    EXPECT_EQ(o.code, 0) << alias << ": " << describe(o);
+    EXPECT_NE(o.out.find("web"), std::string::npos) << alias << ": " << o.out;
+  }
+  for (const char* alias : {"describe", "show"}) {
+    const Outcome o = sempre({alias, "web"});
+    EXPECT_EQ(o.code, 0) << alias << ": " << describe(o);
+  }
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"version"}, {"-v"}, {"-V"}, {"--version"}}) {
+    const Outcome o = sempre(args);
+    EXPECT_EQ(o.code, 0) << args[0];
+    EXPECT_EQ(o.out.rfind("sempre ", 0), 0u) << args[0] << ": " << o.out;
+  }
+  const Outcome help = sempre({"help", "stop"});
+  EXPECT_EQ(help.code, 0) << describe(help);
+  EXPECT_NE(help.out.find("Usage: sempre stop TARGET..."), std::string::npos) << help.out;
+  const Outcome typo = sempre({"lsit"});
+  EXPECT_EQ(typo.code, 2);
+  EXPECT_NE(typo.err.find("did you mean \"list\"?"), std::string::npos) << typo.err;
+  const Outcome option = sempre({"start", "--nmae", "x", "--", kChild, "sleep", "forever"});
+  EXPECT_EQ(option.code, 2);
+  EXPECT_NE(option.err.find("unknown option \"--nmae\"; did you mean \"--name\"?"),
+            std::string::npos)
+      << option.err;
+  const Outcome number = sempre({"start", "-m", "abc", "--", kChild, "sleep", "forever"});
+  EXPECT_EQ(number.code, 2);
+  EXPECT_NE(number.err.find("sempre: --max-restarts: \"abc\" is not a number"), std::string::npos)
+      << number.err;
+  for (const char* alias : {"rm", "del"}) {
+    const Started s = start(sleeper(std::string("gone-") + alias));
+    ASSERT_EQ(s.outcome.code, 0) << describe(s.outcome);
+    EXPECT_EQ(sempre({alias, std::string("gone-") + alias}).code, 0) << alias;
+    EXPECT_FALSE(find(std::string("gone-") + alias).has_value()) << alias;
+  }
+}
+
+TEST_F(SempreDaemon, DaemonRestartReplacesTheDaemonAndBringsTheAppsBack) {
+  const Started web = start(sleeper("web"));
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  const pid_t before = daemon_pid();
+  const Outcome o = sempre({"daemon", "restart"});
+  EXPECT_EQ(o.code, 0) << describe(o);
+  const pid_t after = daemon_pid();
+  EXPECT_GT(after, 0);
+  EXPECT_NE(after, before);
+  EXPECT_TRUE(await_app("web", has_pid).ok);
+}
+
+TEST_F(SempreDaemon, RestartFailsWhenTheProgramCanNoLongerRun) {
+  // Issue 7: restart answered 0, then the app was failed.
+  const std::string program = dir_ + "/server";
+  fs::copy_file(kChild, program);
+  const Started app = start({"-n", "doomed", "--", program, "sleep", "forever"});
+  ASSERT_EQ(app.outcome.code, 0) << describe(app.outcome);
+  const Started other = start(sleeper("fine"));
+  ASSERT_EQ(other.outcome.code, 0) << describe(other.outcome);
+  fs::remove(program);
+  const Outcome o = sempre({"restart", "doomed", "fine"});
+  EXPECT_EQ(o.code, 1) << describe(o);
+  EXPECT_NE(o.err.find("No such file or directory"), std::string::npos) << o.err;
+  EXPECT_NE(o.out.find("restarted fine"), std::string::npos) << o.out;
+}
+
+TEST_F(SempreDaemon, StartWaitReturnsOnceRunningOrReportsTheCrash) {
+  const Started up = start({"--wait", "--min-uptime", "300ms", "-n", "up", "--", kChild, "sleep",
+                            "forever"});
+  ASSERT_EQ(up.outcome.code, 0) << describe(up.outcome);
+  const auto listed = find("up");
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(text(*listed, "status"), "running") << *listed;
+
+  const Outcome crash = sempre({"start", "--wait", "-n", "crash", "--", "/bin/sh", "-c",
+                                "echo about-to-fail >&2; exit 3"});
+  EXPECT_EQ(crash.code, 1) << describe(crash);
+  EXPECT_NE(crash.err.find("exited with code 3"), std::string::npos) << crash.err;
+  EXPECT_NE(crash.err.find("about-to-fail"), std::string::npos) << crash.err;
+}
+
+TEST_F(SempreDaemon, StartNameStartsAStoppedAppAgain) {
+  const Started web = start(sleeper("web"));
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  ASSERT_EQ(sempre({"stop", "web"}).code, 0);
+  const Outcome again = sempre({"start", "web"});
+  EXPECT_EQ(again.code, 0) << describe(again);
+  EXPECT_TRUE(await_app("web", has_pid).ok);
+  const auto apps = list();
+  ASSERT_TRUE(apps);
+  EXPECT_EQ(apps->size(), 1u) << json::serialize(*apps);
+}
+
+TEST_F(SempreDaemon, StartFindsAProgramOfTheWorkingDirectory) {
+  // As forever and PM2: `sempre start worker` runs ./worker when PATH has none.
+  const std::string dir = dir_ + "/app";
+  fs::create_directories(dir);
+  fs::copy_file(kChild, dir + "/worker");
+  const Started w = start({"--cwd", dir, "--", "worker", "sleep", "forever"});
+  EXPECT_EQ(w.outcome.code, 0) << describe(w.outcome);
+  EXPECT_GT(w.pid, 0);
+}
+
+TEST_F(SempreDaemon, ConfusingStartsAreUsageErrors) {
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"a"}));
+  const Outcome options = sempre({"start", "--name", "x", "--watch", file});
+  EXPECT_EQ(options.code, 2) << describe(options);
+  EXPECT_NE(options.err.find("--name, --watch do not apply to a config file"), std::string::npos)
+      << options.err;
+  const Outcome json_file = sempre({"start", "ecosystem.json"});
+  EXPECT_EQ(json_file.code, 2) << describe(json_file);
+  EXPECT_NE(json_file.err.find("config files are TOML"), std::string::npos) << json_file.err;
+  const Outcome late = sempre({"start", kChild, "sleep", "forever", "--name", "web"});
+  EXPECT_EQ(late.code, 0) << describe(late);
+  EXPECT_NE(late.err.find("warning: \"--name\" comes after PROGRAM"), std::string::npos) << late.err;
+  ASSERT_EQ(sempre({"start", file}).code, 0);
+  const Outcome reload = sempre({"reload", "a"});
+  EXPECT_EQ(reload.code, 2) << describe(reload);
+  EXPECT_NE(reload.err.find("sempre restart a"), std::string::npos) << reload.err;
+  const Outcome watch = sempre({"start", "-w", "-n", "watched", kChild, "sleep", "forever"});
+  EXPECT_EQ(watch.code, 0) << describe(watch);
+}
+
+TEST_F(SempreDaemon, ReloadComparesOnlyWhatTheFileSaysAndTellsWhy) {
+  // Issue 7: another shell's environment made reload restart every app.
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"web"}, "env = { PORT = \"1\" }\n"));
+  ASSERT_EQ(sempre({"start", file}, {"SHELL_THING=a"}).code, 0);
+  const auto before = find("web");
+  ASSERT_TRUE(before);
+  const Outcome same = sempre({"reload", file}, {"SHELL_THING=b", "PWD=/elsewhere"});
+  EXPECT_EQ(same.code, 0) << describe(same);
+  EXPECT_NE(same.out.find("unchanged web"), std::string::npos) << same.out;
+
+  test::write_file(file, sleepers_toml({"web"}, "env = { PORT = \"2\" }\n"));
+  const Outcome dry = sempre({"reload", file, "--dry-run"});
+  EXPECT_EQ(dry.code, 0) << describe(dry);
+  EXPECT_NE(dry.out.find("would restart web (env.PORT changed)"), std::string::npos) << dry.out;
+  const auto still = find("web");
+  ASSERT_TRUE(still);
+  EXPECT_EQ(pid_of(*still), pid_of(*before)) << "--dry-run changes nothing";
+
+  const Outcome real = sempre({"reload", file});
+  EXPECT_EQ(real.code, 0) << describe(real);
+  EXPECT_NE(real.out.find("restarted web (env.PORT changed)"), std::string::npos) << real.out;
+  const Outcome update = sempre({"reload", file, "--update-env"}, {"SHELL_THING=c"});
+  EXPECT_NE(update.out.find("restarted web (env.SHELL_THING changed)"), std::string::npos)
+      << update.out;
+}
+
+TEST_F(SempreDaemon, SaveNeverEmptiesADumpKeepsItPrivateAndStoppedAppsStayStopped) {
+  const Started up = start(sleeper("up"));
+  const Started down = start(sleeper("down"));
+  ASSERT_EQ(up.outcome.code, 0);
+  ASSERT_EQ(down.outcome.code, 0);
+  ASSERT_EQ(sempre({"stop", "down"}).code, 0);
+  ASSERT_EQ(sempre({"save"}).code, 0);
+  const std::string dump = home_ + "/apps.toml";
+  EXPECT_EQ(fs::status(dump).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  ASSERT_EQ(sempre({"delete", "all"}).code, 0);
+  const Outcome empty = sempre({"save"});
+  EXPECT_EQ(empty.code, 1) << describe(empty);
+  EXPECT_NE(test::read_file(dump).find("name = \"up\""), std::string::npos) << "the dump survives";
+  const Outcome resurrect = sempre({"resurrect"});
+  EXPECT_EQ(resurrect.code, 0) << describe(resurrect);
+  EXPECT_TRUE(await_app("up", has_pid).ok);
+  const auto stopped = find("down");
+  ASSERT_TRUE(stopped);
+  EXPECT_EQ(text(*stopped, "status"), "stopped") << *stopped;
+  EXPECT_EQ(text(*stopped, "wanted"), "down") << *stopped;
+  ASSERT_EQ(sempre({"delete", "all"}).code, 0);
+  EXPECT_EQ(sempre({"save", "--force"}).code, 0);
+  EXPECT_EQ(test::read_file(dump).find("[[app]]"), std::string::npos);
+}
+
+TEST_F(SempreDaemon, KillCountsOnlyTheAppsItStopped) {
+  ASSERT_EQ(start(sleeper("a")).outcome.code, 0);
+  ASSERT_EQ(start(sleeper("b")).outcome.code, 0);
+  ASSERT_EQ(sempre({"stop", "b"}).code, 0);
+  const Outcome o = sempre({"kill"});
+  EXPECT_EQ(o.code, 0) << describe(o);
+  EXPECT_NE(o.out.find("stopped 1 app and the daemon"), std::string::npos) << o.out;
+}
+
+TEST_F(SempreDaemon, ListShowsTheColumnsAndOrderAsked) {
+  ASSERT_EQ(start(sleeper("zeta")).outcome.code, 0);
+  ASSERT_EQ(start(sleeper("alpha")).outcome.code, 0);
+  const Outcome o = sempre({"list", "-o", "name,cmd", "--sort", "name"});
+  EXPECT_EQ(o.code, 0) << describe(o);
+  const auto lines = test::split_lines(o.out);
+  ASSERT_EQ(lines.size(), 3u) << o.out;
+  EXPECT_EQ(lines[0].rfind("NAME", 0), 0u) << o.out;
+  EXPECT_NE(lines[0].find("CMD"), std::string::npos) << o.out;
+  EXPECT_EQ(lines[1].rfind("alpha", 0), 0u) << o.out;
+  EXPECT_NE(lines[1].find("sleep forever"), std::string::npos) << o.out;
+  EXPECT_EQ(lines[2].rfind("zeta", 0), 0u) << o.out;
+  EXPECT_EQ(sempre({"list", "-o", "name,bogus"}).code, 2);
+  test::write_file(home_ + "/config.toml", "[list]\ncolumns = \"name,pid\"\nsort = \"-name\"\n");
+  const Outcome configured = sempre({"list"});
+  const auto rows = test::split_lines(configured.out);
+  ASSERT_EQ(rows.size(), 3u) << configured.out;
+  EXPECT_EQ(rows[1].rfind("zeta", 0), 0u) << configured.out;
+}
+
+TEST_F(SempreDaemon, PythonRunsUnbuffered) {
+  const Started py = start({"-n", "py", "--restart", "never", "--", "python3", "-c",
+                            "import os; print('unbuffered=' + os.environ.get('PYTHONUNBUFFERED', ''))"});
+  ASSERT_EQ(py.outcome.code, 0) << describe(py.outcome);
+  EXPECT_TRUE(wait_for_file(out_log("py"), holds("unbuffered=1\n")));
+}
+
+}  // namespace
+}  // namespace sempre
