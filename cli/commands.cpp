@@ -39,7 +39,7 @@ const std::vector<Command>& commands() {
       daemon_row("list", "[--json] [-o COLUMNS] [--sort FIELD]",
                  "List the apps: id, name, pid, status, uptime, restarts, cpu, mem", true,
                  define_list, {"ls", "ps", "status"}),
-      daemon_row("info", "TARGET [--json]",
+      daemon_row("info", "TARGET... [--json]",
                  "Everything known of an app: spec, state, last exit, log paths, environment", true,
                  define_info, {"describe", "show"}),
       daemon_row("logs", "[TARGET...] [-f] [-n N] [--out|--err]",

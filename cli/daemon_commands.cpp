@@ -600,7 +600,7 @@ std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_d
       json::array apps = array_at(*result, "apps");
       if (!sort.empty()) (void)sort_apps(apps, sort);
       if (a->json) {
-        std::cout << json::serialize(apps) << '\n';
+        std::cout << json_text(apps) << '\n';
       } else {
         std::cout << format_list(apps, colour_enabled(STDOUT_FILENO), columns);
       }
@@ -610,29 +610,67 @@ std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_d
 }
 
 std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
-  auto target = std::make_shared<std::string>();
+  auto targets = std::make_shared<std::vector<std::string>>();
   auto as_json = std::make_shared<bool>(false);
-  app.add_option("TARGET", *target, "The app: a name, an id or a pid");
-  app.add_flag("--json", *as_json, "Print the app and its spec as one JSON object");
-  app.footer(kTargetHelp);
-  return [target, as_json, &invocation, starts_daemon] {
-    const auto targets = with_dashes(
-        target->empty() ? std::vector<std::string>{} : std::vector<std::string>{*target},
-        invocation);
-    if (targets.size() != 1) return usage_error("info", "expected one TARGET");
+  app.add_option("TARGET", *targets, "The apps: names, ids, pids, or all");
+  app.add_flag("--json", *as_json,
+               "Print each app and its spec as one JSON object (several: a JSON array)");
+  app.footer(std::string(kTargetHelp) + " Several apps are shown one after the other.");
+  return [targets, as_json, &invocation, starts_daemon] {
+    const auto words = with_dashes(*targets, invocation);
+    if (words.empty()) return usage_error("info", "TARGET is required");
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.request("info", {{"target", targets[0]}}, kRequestTimeout);
-      if (!result) return report(result.failure());
-      const json::object& info = object_at(*result, "app");
-      if (*as_json) {
-        std::cout << json::serialize(info) << '\n';
-        return kExitOk;
+      // The apps meant, in id order, each once: `all` and several TARGETs
+      // resolve as stop's do.
+      std::vector<std::string> ids;
+      if (words.size() == 1 && words[0] != "all") {
+        ids = words;
+      } else {
+        auto listed = client.request("list", {}, kRequestTimeout);
+        if (!listed) return report(listed.failure());
+        for (const std::string& w : words) {
+          if (w == "all") continue;
+          auto one = client.request("info", {{"target", w}}, kRequestTimeout);
+          if (!one) return report(one.failure());
+        }
+        for (const json::value& a : array_at(*listed, "apps")) {
+          if (!a.is_object()) continue;
+          const json::object& o = a.get_object();
+          const std::string id = std::to_string(field_int(o, "id").value_or(0));
+          const std::string name = field_string(o, "name");
+          const std::string pid = std::to_string(field_int(o, "pid").value_or(-1));
+          const bool wanted = std::any_of(words.begin(), words.end(), [&](const std::string& w) {
+            return w == "all" || w == name || w == id || w == pid;
+          });
+          if (wanted) ids.push_back(id);
+        }
+        if (ids.empty()) {
+          std::cout << (*as_json ? "[]\n" : "no apps\n");
+          return kExitOk;
+        }
       }
-      std::optional<AppSpec> spec;
-      if (info.contains("spec")) {
-        if (auto parsed = protocol::app_spec_from_json(object_at(info, "spec"))) spec = *parsed;
+      json::array all;
+      bool first = true;
+      for (const std::string& id : ids) {
+        auto result = client.request("info", {{"target", id}}, kRequestTimeout);
+        if (!result) return report(result.failure());
+        const json::object& info = object_at(*result, "app");
+        if (*as_json) {
+          all.push_back(info);
+          continue;
+        }
+        std::optional<AppSpec> spec;
+        if (info.contains("spec")) {
+          if (auto parsed = protocol::app_spec_from_json(object_at(info, "spec"))) spec = *parsed;
+        }
+        if (!first) std::cout << '\n';
+        first = false;
+        std::cout << format_info(info, spec, colour_enabled(STDOUT_FILENO));
       }
-      std::cout << format_info(info, spec, colour_enabled(STDOUT_FILENO));
+      if (*as_json) std::cout << json_text(ids.size() == 1 && words.size() == 1 && words[0] != "all"
+                                               ? all.front()
+                                               : json::value(all))
+                              << '\n';
       return kExitOk;
     });
   };
@@ -769,7 +807,7 @@ std::function<int()> define_events(CLI::App& app, const Invocation& invocation,
       auto result =
           client.request("events", std::move(args), std::nullopt, [&](const json::object& item) {
             if (*as_json) {
-              std::cout << json::serialize(item) << '\n';
+              std::cout << json_text(item) << '\n';
             } else {
               std::cout << format_event(field_string(item, "app"), object_at(item, "event"))
                         << '\n';

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -33,6 +34,33 @@ std::size_t columns_of(std::uint32_t cp) {
 }
 
 }  // namespace
+
+std::string json_text(const json::value& value) {
+  switch (value.kind()) {
+    case json::kind::double_: {
+      const double d = value.get_double();
+      if (!std::isfinite(d)) return "null";
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.15g", d);
+      return buf;
+    }
+    case json::kind::array: {
+      std::string out = "[";
+      for (const json::value& v : value.get_array()) out += (out.size() > 1 ? "," : "") + json_text(v);
+      return out + "]";
+    }
+    case json::kind::object: {
+      std::string out = "{";
+      for (const auto& [k, v] : value.get_object()) {
+        if (out.size() > 1) out += ',';
+        out += json::serialize(json::string(k)) + ":" + json_text(v);
+      }
+      return out + "}";
+    }
+    default:
+      return json::serialize(value);
+  }
+}
 
 std::size_t display_width(std::string_view text) {
   std::size_t total = 0;
@@ -168,7 +196,9 @@ void add_spec(Report& report, const MonitorOptions& m) {
   report.row("ready when", m.ready.empty() ? "up for min uptime" : m.ready);
   report.heading("environment");
   if (m.env.empty()) report.item("(the daemon's)");
-  for (const auto& kv : m.env) report.item(kv);
+  std::vector<std::string> env = m.env;
+  std::sort(env.begin(), env.end());
+  for (const auto& kv : env) report.item(kv);
 }
 
 }  // namespace
@@ -455,6 +485,10 @@ std::string format_info(const json::object& app, const std::optional<AppSpec>& s
   }
   report.row("command", shell_join(cmd));
   report.row("cwd", field_string(app, "cwd"));
+  if (app.contains("source")) {
+    const std::string source = field_string(app, "source");
+    report.row("from", source.empty() ? "the command line" : source);
+  }
   const std::string out_log = field_string(app, "out_log");
   const std::string err_log = field_string(app, "err_log");
   report.row("out log", out_log.empty() ? "-" : out_log);

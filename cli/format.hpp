@@ -91,6 +91,10 @@ std::string format_info(const boost::json::object& app, const std::optional<AppS
 // describe(Event): "2026-11-26T16:49:27.123Z api exit pid=12 code 1 uptime=20ms".
 std::string format_event(std::string_view app, const boost::json::object& event);
 
+// `value` as compact JSON, with numbers written as people read them (0,
+// 12.5), where Boost.JSON writes doubles in exponent form (0E0, 1.25E1).
+std::string json_text(const boost::json::value& value);
+
 // The terminal columns `text` takes: UTF-8 decoded, East Asian wide
 // characters and emoji count 2, combining marks 0.
 std::size_t display_width(std::string_view text);

@@ -137,6 +137,7 @@ class AppManager::Impl {
       next_id_ = std::max(next_id_, saved.id + 1);
       App& app = add_app(saved.id, std::move(saved.spec), saved.wanted_up, /*resume=*/true);
       app.source = saved.source;
+      app.restarts_before = saved.restarts;
       log_->info("restored app {} (id {}), wanted {}", app.spec.name, app.id,
                  app.wanted_up ? "up" : "down");
       if (!app.wanted_up) continue;
@@ -210,7 +211,19 @@ class AppManager::Impl {
     std::unique_ptr<Monitor> monitor;
     // Called with each event until they return true (--wait).
     std::vector<std::function<bool(const Event&)>> waiters;
+    // Restarts of earlier Monitors of this app (before a reload replaced
+    // it, or under an earlier daemon): the count shown adds the current one's.
+    int restarts_before = 0;
+    // CPU% over a window the daemon owns, the same for every client that
+    // asks within it: the last sample and the percentage it gave.
+    std::chrono::steady_clock::time_point cpu_at{};
+    std::uint64_t cpu_ms = 0;
+    pid_t cpu_pid = 0;
+    double cpu_percent = 0;
   };
+
+  // At most one new CPU sample per app within this long.
+  static constexpr auto kCpuWindow = std::chrono::seconds(1);
 
   // A config file the daemon remembers.
   struct Source {
@@ -329,7 +342,23 @@ class AppManager::Impl {
     info.name = app.spec.name;
     info.status = app.monitor->status();
     info.status.wanted_up = app.wanted_up;
+    info.status.restarts += app.restarts_before;
     info.usage = app.monitor->usage();
+    const auto now = std::chrono::steady_clock::now();
+    if (info.status.pid != app.cpu_pid) {
+      // A new run: its first figure is its average since it started.
+      app.cpu_pid = info.status.pid;
+      app.cpu_at = now;
+      app.cpu_ms = info.usage.cpu_ms;
+      app.cpu_percent = info.usage.cpu_percent;
+    } else if (now - app.cpu_at >= kCpuWindow) {
+      const auto elapsed = std::chrono::duration_cast<Millis>(now - app.cpu_at).count();
+      const std::uint64_t used = info.usage.cpu_ms >= app.cpu_ms ? info.usage.cpu_ms - app.cpu_ms : 0;
+      app.cpu_percent = elapsed > 0 ? 100.0 * static_cast<double>(used) / static_cast<double>(elapsed) : 0;
+      app.cpu_at = now;
+      app.cpu_ms = info.usage.cpu_ms;
+    }
+    info.usage.cpu_percent = app.cpu_percent;
     info.cmd = app.spec.monitor.argv;
     info.cwd = app.spec.monitor.cwd;
     return info;
@@ -354,6 +383,7 @@ class AppManager::Impl {
         saved.pid_start_time = process_start_time(pid);
       }
       saved.source = app->source;
+      saved.restarts = app->restarts_before + app->monitor->status().restarts;
       state.apps.push_back(std::move(saved));
     }
     for (const auto& [path, source] : sources_) state.sources.push_back({path, source.env, source.watch});
@@ -716,6 +746,7 @@ class AppManager::Impl {
     if (app == nullptr) return;
     json::object result = protocol::to_json(info_of(*app));
     result["spec"] = protocol::to_json(app->spec);
+    result["source"] = app->source;
     reply(session, request, {{"app", std::move(result)}});
   }
 
@@ -1126,6 +1157,7 @@ class AppManager::Impl {
         if (App* a = find_id(id)) {
           // The old Monitor finished its stop; it is not on the stack here.
           std::unique_ptr<Monitor> old = std::move(a->monitor);
+          a->restarts_before += old->status().restarts + 1;  // the reload's own restart counts
           a->spec = spec;
           make_monitor(*a, /*resume=*/true);
           boost::asio::post(executor_, [gone = std::shared_ptr<Monitor>(std::move(old))] {});

@@ -21,7 +21,8 @@
 //             {"targets":[TARGET...]}             -> {"apps":[AppInfo...]}
 //   signal    {"signal":N, "targets":[TARGET...]} -> {"apps":[AppInfo...]}
 //   list      {}                                  -> {"apps":[AppInfo...]}
-//   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec}
+//   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec +
+//                                                     "source":PATH ("": the command line)}
 //   logs      {"targets":[TARGET...] (none or missing: all), "lines":N, "follow":bool,
 //              "streams":["out"|"err"...] (missing: both)}
 //             items: {"apps":[NAME...]} first; then the last lines of each file,

@@ -72,6 +72,7 @@ json::object to_json(const SavedApp& app) {
     json["pid_start_time"] = nullptr;
   }
   if (!app.source.empty()) json["source"] = app.source;
+  if (app.restarts != 0) json["restarts"] = app.restarts;
   json["spec"] = protocol::to_json(app.spec);
   return json;
 }
@@ -169,6 +170,13 @@ std::string parse_state(std::string_view text, SavedState& state) {
     if (const json::value* source = object.if_contains("source")) {
       if (!source->is_string()) return where + ".source: expected a string";
       app.source = std::string(source->get_string());
+    }
+    if (const json::value* restarts = object.if_contains("restarts")) {
+      if (!restarts->is_int64() || restarts->get_int64() < 0 ||
+          restarts->get_int64() > std::numeric_limits<int>::max()) {
+        return where + ".restarts: expected a count";
+      }
+      app.restarts = static_cast<int>(restarts->get_int64());
     }
 
     const json::value* spec = object.if_contains("spec");

@@ -28,6 +28,7 @@ struct SavedApp {
   std::optional<pid_t> pid;                     // the child running when saved
   std::optional<std::uint64_t> pid_start_time;  // its start time, /proc/PID/stat field 22
   std::string source;                           // the config file it came from, if any
+  int restarts = 0;                             // restarts so far, kept across daemons
 };
 
 // A config file the daemon remembers: reloaded on SIGHUP, and on every

@@ -476,7 +476,7 @@ TEST(AppConfigExample, ParsesToTheDocumentedApps) {
   web.name = "web";
   web.monitor.argv = {"python3", "-m", "http.server", "8000"};
   web.monitor.cwd = dir + "/public";
-  web.monitor.env = {"PATH=/bin", "APP_ENV=demo", "PYTHONUNBUFFERED=1"};
+  web.monitor.env = {"PATH=/bin", "APP_ENV=demo", "HTTP_ROOT=public"};
   web.monitor.restart = RestartMode::kAlways;
   web.monitor.kill_timeout = 10s;
   web.monitor.logs.max_size = 10 * 1024 * 1024;
@@ -499,14 +499,14 @@ TEST(AppConfigExample, ParsesToTheDocumentedApps) {
 
   AppSpec api;
   api.name = "api";
-  api.monitor.argv = {"node", "server.js"};
+  api.monitor.argv = {"python3", "server.py"};
   api.monitor.cwd = dir + "/api";
   api.monitor.env = {"PATH=/bin", "APP_ENV=demo", "PORT=3000"};
   api.monitor.restart = RestartMode::kOnFailure;
   api.monitor.kill_timeout = 10s;
   api.monitor.kill_signal = SIGINT;
   api.monitor.watch = {dir + "/api"};
-  api.monitor.watch_ignore = {"node_modules", "*.log", ".git"};
+  api.monitor.watch_ignore = {"__pycache__", "*.log", ".git"};
   api.monitor.logs.out_path = dir + "/logs/api.log";
   api.monitor.logs.err_path = dir + "/logs/api.log";
   api.monitor.logs.append = true;

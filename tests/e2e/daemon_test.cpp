@@ -1970,3 +1970,65 @@ TEST_F(SempreDaemon, PythonRunsUnbuffered) {
 
 }  // namespace
 }  // namespace sempre
+
+namespace sempre {
+namespace {
+
+TEST_F(SempreDaemon, TheExampleAppsFileStartsAsItsHeaderSays) {
+  // `sempre start examples/apps.toml` (a copy, so that its logs stay out of the tree).
+  const std::string copy = dir_ + "/examples";
+  fs::copy(SEMPRE_SOURCE_DIR "/examples", copy, fs::copy_options::recursive);
+  const Outcome o = sempre({"start", copy + "/apps.toml"});
+  ASSERT_EQ(o.code, 0) << describe(o);
+  for (const char* name : {"web", "worker", "api"}) {
+    EXPECT_NE(o.out.find(std::string("started ") + name), std::string::npos) << o.out;
+    const Awaited up = await_app(name, status_is("running"), 20s);
+    EXPECT_TRUE(up.ok) << up.last_seen;
+  }
+  EXPECT_TRUE(wait_for_file(copy + "/logs/api.log", holds("api listening on 127.0.0.1:3000")));
+}
+
+}  // namespace
+}  // namespace sempre
+
+namespace sempre {
+namespace {
+
+TEST_F(SempreDaemon, RestartCountsSurviveReloadAndADaemonRestart) {
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, sleepers_toml({"web"}, "env = { V = \"1\" }\n"));
+  ASSERT_EQ(sempre({"start", file}).code, 0);
+  ASSERT_EQ(sempre({"restart", "web"}).code, 0);
+  ASSERT_EQ(number(*find("web"), "restarts"), 1);
+  test::write_file(file, sleepers_toml({"web"}, "env = { V = \"2\" }\n"));
+  ASSERT_EQ(sempre({"reload", file}).code, 0);
+  EXPECT_EQ(number(*find("web"), "restarts"), 2);
+  ASSERT_EQ(sempre({"daemon", "restart"}).code, 0);
+  const Awaited back = await_app("web", has_pid);
+  ASSERT_TRUE(back.ok) << back.last_seen;
+  EXPECT_GE(number(back.app, "restarts"), 2) << back.last_seen;
+}
+
+TEST_F(SempreDaemon, InfoTakesAllAndSeveralAndShowsWhereAnAppCameFrom) {
+  ASSERT_EQ(start(sleeper("one")).outcome.code, 0);
+  ASSERT_EQ(start(sleeper("two")).outcome.code, 0);
+  const Outcome all = sempre({"info", "all"});
+  EXPECT_EQ(all.code, 0) << describe(all);
+  EXPECT_NE(all.out.find("one (id 1)"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("two (id 2)"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("the command line"), std::string::npos) << all.out;
+  const Outcome json_out = sempre({"info", "one", "two", "--json"});
+  const auto parsed = parse_json(json_out.out);
+  ASSERT_TRUE(parsed && parsed->is_array()) << json_out.out;
+  EXPECT_EQ(parsed->as_array().size(), 2u);
+}
+
+TEST_F(SempreDaemon, ListJsonWritesCpuAsAPlainDecimal) {
+  ASSERT_EQ(start(sleeper("idle")).outcome.code, 0);
+  const Outcome o = sempre({"list", "--json"});
+  EXPECT_EQ(o.code, 0) << describe(o);
+  EXPECT_TRUE(std::regex_search(o.out, std::regex(R"("cpu":[0-9]+(\.[0-9]+)?[,}])"))) << o.out;
+}
+
+}  // namespace
+}  // namespace sempre
