@@ -98,6 +98,7 @@ int run_foreground(const StartArgs& args) {
     say(app.error().message + "\nRun 'sempre run --help' for usage.");
     return kExitUsage;
   }
+  if (const std::string warning = late_options_warning(args, "run"); !warning.empty()) say(warning);
   const std::string name = app->name;
 
   // Orphans of the child's tree are re-parented here rather than to init,
