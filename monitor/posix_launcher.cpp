@@ -1,10 +1,13 @@
-// The real launcher: fork and exec done here, exit detection by Boost.Process
-// v2's pidfd-based process handle. v2's own launchers are not used because of
-// their 1.81 bugs (research/tech.md 2.4): leaked descriptors, exit() instead
-// of _exit() after a failed exec, zombies of failed spawns, inherited signal
-// mask and dispositions, notify_fork in the child.
+// The real launcher: fork, exec and exit detection done here. Boost.Process
+// v2's launchers are not used because of their 1.81 bugs: leaked
+// descriptors, exit() instead of _exit() after a failed exec, zombies of
+// failed spawns, inherited signal mask and dispositions, notify_fork in the
+// child. Nor is its process handle: its async_wait calls a blocking waitpid
+// whenever the pidfd looks readable, and a stale reactor event can make it
+// look so while the child runs, which hangs the whole thread.
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -17,7 +20,6 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/process/v2/process.hpp>
 #include <cerrno>
 #include <chrono>
 #include <memory>
@@ -26,14 +28,13 @@
 #include <utility>
 #include <vector>
 
-#include "sempre/proc_stats.hpp"
 #include "sempre/launcher.hpp"
+#include "sempre/proc_stats.hpp"
 
 namespace sempre {
 namespace {
 
 namespace asio = boost::asio;
-using Process = boost::process::v2::basic_process<asio::any_io_executor>;
 
 // What the child reports through the error pipe when a step before exec, or
 // exec itself, fails.
@@ -155,6 +156,53 @@ void reap(pid_t pid) {
   }
 }
 
+// P_PIDFD (Linux 5.4), spelled out because older glibc lacks it in idtype_t.
+constexpr idtype_t kByPidfd = static_cast<idtype_t>(3);
+
+// waitid on our child `pid` through its pidfd, retried on EINTR. Kernels
+// before 5.4 refuse P_PIDFD with EINVAL and are asked by pid instead, which
+// is sound while the child is unreaped: its pid cannot be reused until then.
+int wait_child(int pidfd, pid_t pid, int options, siginfo_t& info) {
+  for (;;) {
+    info = siginfo_t{};
+    int rc = ::waitid(kByPidfd, static_cast<id_t>(pidfd), &info, options);
+    if (rc < 0 && errno == EINVAL) rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, options);
+    if (rc == 0 || errno != EINTR) return rc;
+  }
+}
+
+// Reaps the child if it has exited; nullopt while it still runs. Never
+// blocks, since a wake-up of the pidfd proves nothing: the reactor can apply
+// a stale event of a closed descriptor to the state it reuses for a pidfd.
+std::optional<ExitStatus> reap_if_exited(int pidfd, pid_t pid) {
+  siginfo_t info;
+  if (wait_child(pidfd, pid, WEXITED | WNOHANG, info) < 0) {
+    // ECHILD: someone else reaped it (SIGCHLD set to SIG_IGN, a waitpid(-1)
+    // elsewhere). It is gone, but its status is lost.
+    return ExitStatus{false, -1};
+  }
+  if (info.si_pid == 0) return std::nullopt;
+  ExitStatus status;
+  // The raw status keeps a death by SIGKILL apart from exit(9).
+  status.signaled = info.si_code != CLD_EXITED;  // CLD_KILLED or CLD_DUMPED
+  status.code = info.si_status;
+  return status;
+}
+
+// Waits up to `limit` for the process behind `pidfd` to end; returns early
+// when poll fails, since the caller's look afterwards does not block anyway.
+void await_end(int pidfd, std::chrono::milliseconds limit) {
+  using std::chrono::milliseconds;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{pidfd, POLLIN, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0)));
+    if (n >= 0 || errno != EINTR) return;
+  }
+}
+
 void close_fd(int fd) {
   if (fd >= 0) ::close(fd);
 }
@@ -197,60 +245,53 @@ Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
 // (cancelled, or already queued) touches valid memory and sees `closed`.
 class PosixChild final : public ChildProcess {
  public:
-  PosixChild(asio::any_io_executor executor, pid_t pid, Process process)
-      : state_(std::make_shared<State>(std::move(executor), pid, std::move(process))) {}
+  // REQUIRES: `pidfd` is the open pidfd of `pid`, an unreaped child of ours.
+  PosixChild(asio::any_io_executor executor, pid_t pid, asio::posix::stream_descriptor pidfd)
+      : state_(std::make_shared<State>(std::move(executor), pid, std::move(pidfd))) {}
 
   ~PosixChild() override {
     State& s = *state_;
     s.closed = true;
+    s.on_exit = nullptr;
     s.group_done = nullptr;
     s.members.clear();
     if (s.retry) s.retry->cancel();
     if (!s.reaped) {
-      // Detached first, so that the handle's own destructor kills and reaps
-      // nothing; destroying it closes the pidfd and aborts a pending wait.
-      auto handle = s.process.detach();
-      // A wait whose result is queued but not yet delivered may have reaped
-      // the child already. Only an unreaped leader (running or zombie) keeps
-      // the pgid reserved, so the group is killed only while waitid sees it.
-      siginfo_t info{};
-      if (::waitid(P_PID, static_cast<id_t>(s.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0) {
+      const int fd = s.pidfd.native_handle();
+      // Only an unreaped leader (running or zombie) keeps the pgid reserved,
+      // so the group is killed only while waitid still sees the leader.
+      siginfo_t info;
+      if (wait_child(fd, s.pid, WEXITED | WNOHANG | WNOWAIT, info) == 0) {
         ::kill(-s.pid, SIGKILL);
-        reap(s.pid);
+        // A SIGKILLed process ends within milliseconds unless it is stuck in
+        // an uninterruptible sleep (a dead NFS server or FUSE daemon), where
+        // it may stay for good. Rather than hang the caller's thread with
+        // it, such a child is left a zombie for a subreaper's sweep
+        // (sempred reaps every child it no longer owns).
+        await_end(fd, kReapAfterKill);
+        reap_if_exited(fd, s.pid);
       }
       s.reaped = true;
     }
+    // Aborts a pending wait, whose handler then sees `closed`.
+    boost::system::error_code ignored;
+    s.pidfd.close(ignored);
   }
 
   pid_t pid() const override { return state_->pid; }
 
   void async_wait(std::function<void(ExitStatus)> done) override {
-    std::shared_ptr<State> state = state_;
-    state->process.async_wait(
-        [state, done = std::move(done)](const boost::system::error_code& ec, int) {
-          if (state->closed) return;
-          ExitStatus status;
-          if (!ec) {
-            // The raw status, not v2's evaluated code, which gives 9 for
-            // both SIGKILL and exit(9).
-            int native = state->process.native_exit_code();
-            if (WIFSIGNALED(native)) {
-              status.signaled = true;
-              status.code = WTERMSIG(native);
-            } else {
-              status.code = WEXITSTATUS(native);
-            }
-          } else {
-            // Someone else reaped the child (SIGCHLD set to SIG_IGN, a
-            // waitpid(-1) elsewhere): it is gone, but its status is lost.
-            status.code = -1;
-          }
-          state->reaped = true;
-          // The handle still holds the pid, which may be recycled from now
-          // on; detached, nothing can signal it any more.
-          state->process.detach();
-          done(status);
-        });
+    state_->on_exit = std::move(done);
+    // The child may have exited before anyone waited: its pidfd's edge is
+    // gone by now, so look before waiting for one.
+    if (std::optional<ExitStatus> status =
+            reap_if_exited(state_->pidfd.native_handle(), state_->pid)) {
+      state_->reaped = true;
+      asio::post(state_->executor,
+                 [state = state_, status = *status] { deliver_exit(state, status); });
+      return;
+    }
+    wait_exit(state_);
   }
 
   bool signal_group(int sig) override {
@@ -281,12 +322,13 @@ class PosixChild final : public ChildProcess {
 
  private:
   struct State {
-    State(asio::any_io_executor ex, pid_t p, Process proc)
-        : executor(std::move(ex)), pid(p), process(std::move(proc)) {}
+    State(asio::any_io_executor ex, pid_t p, asio::posix::stream_descriptor fd)
+        : executor(std::move(ex)), pid(p), pidfd(std::move(fd)) {}
 
     asio::any_io_executor executor;
     pid_t pid;
-    Process process;
+    asio::posix::stream_descriptor pidfd;  // closed once the child is reaped
+    std::function<void(ExitStatus)> on_exit;
     bool reaped = false;
     bool group_gone = false;
     bool closed = false;  // the PosixChild is gone: no callback may run
@@ -300,8 +342,33 @@ class PosixChild final : public ChildProcess {
 
   // Out of descriptors for pidfds: look again after this long.
   static constexpr auto kRetryAfter = std::chrono::milliseconds(100);
+  // How long the destructor waits for a SIGKILLed child to end.
+  static constexpr auto kReapAfterKill = std::chrono::seconds(2);
   // Rounds in which every member vanished before it could be watched.
   static constexpr int kMaxQuickRescans = 64;
+
+  // Waits for the pidfd to become readable, then reaps the child if it has
+  // exited and waits again if it has not.
+  static void wait_exit(const std::shared_ptr<State>& state) {
+    state->pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
+                            [state](const boost::system::error_code& ec) {
+                              if (ec == asio::error::operation_aborted || state->closed) return;
+                              std::optional<ExitStatus> status =
+                                  reap_if_exited(state->pidfd.native_handle(), state->pid);
+                              if (!status) return wait_exit(state);  // a spurious wake-up
+                              state->reaped = true;
+                              deliver_exit(state, *status);
+                            });
+  }
+
+  static void deliver_exit(const std::shared_ptr<State>& state, ExitStatus status) {
+    if (state->closed) return;
+    // Reaped, the child has nothing more to tell: its descriptor goes now.
+    boost::system::error_code ignored;
+    state->pidfd.close(ignored);
+    std::function<void(ExitStatus)> done = std::exchange(state->on_exit, nullptr);
+    if (done) done(status);
+  }
 
   static void finish_group_wait(const std::shared_ptr<State>& state) {
     state->group_gone = true;
@@ -457,8 +524,6 @@ class PosixLauncher final : public Launcher {
       return launch_error(failure, request);
     }
 
-    // The pidfd is opened here rather than by v2's (executor, pid)
-    // constructor, which would register -1 and lose the errno on failure.
     int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd < 0) {
       int err = errno;
@@ -467,17 +532,18 @@ class PosixLauncher final : public Launcher {
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
     }
-    try {
-      Process process(executor_, pid, pidfd);
-      return std::unique_ptr<ChildProcess>(
-          std::make_unique<PosixChild>(executor_, pid, std::move(process)));
-    } catch (const boost::system::system_error& e) {
+    asio::posix::stream_descriptor watched(executor_);
+    boost::system::error_code ec;
+    watched.assign(pidfd, ec);
+    if (ec) {
       close_fd(pidfd);  // not adopted when registering failed
       abandon(pid);
-      Error error = os_error(e.code().value(), program + ": watching the process");
+      Error error = os_error(ec.value(), program + ": watching the process");
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
     }
+    return std::unique_ptr<ChildProcess>(
+        std::make_unique<PosixChild>(executor_, pid, std::move(watched)));
   }
 
  private:

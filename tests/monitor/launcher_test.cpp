@@ -3,20 +3,27 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sempre/proc_stats.hpp"
@@ -50,6 +57,55 @@ bool is_alive(pid_t pid) {
   std::size_t close = stat.rfind(')');
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
 }
+
+// Waits until `pid` (a child of ours) has exited, without reaping it.
+bool wait_until_exited(pid_t pid) {
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  int n;
+  do {
+    n = ::poll(&p, 1, 15000);
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  return n == 1;
+}
+
+// SIGKILLs its target unless disarmed in time: a test whose code under test
+// blocks on a live child then ends, and fails, instead of hanging.
+class Watchdog {
+ public:
+  explicit Watchdog(std::chrono::milliseconds limit)
+      : thread_([this, limit] {
+          std::unique_lock lock(mutex_);
+          if (wake_.wait_for(lock, limit, [this] { return disarmed_; })) return;
+          if (const pid_t pid = target_.load(); pid > 0) ::kill(pid, SIGKILL);
+          fired_ = true;
+        }) {}
+  ~Watchdog() { disarm(); }
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  void aim_at(pid_t pid) { target_ = pid; }
+  // Returns whether it fired.
+  bool disarm() {
+    {
+      std::lock_guard lock(mutex_);
+      disarmed_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+ private:
+  std::atomic<pid_t> target_{0};
+  std::atomic<bool> fired_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool disarmed_ = false;
+  std::thread thread_;
+};
 
 // The read end of a child's stdout, collected until EOF.
 class Capture {
@@ -158,6 +214,94 @@ TEST_F(PosixLauncher, ReportsSignalDeathApartFromExitCode) {
   ASSERT_TRUE(exited);
   EXPECT_EQ(*exited, (ExitStatus{false, 9}));
   EXPECT_NE(*killed, *exited);
+}
+
+TEST_F(PosixLauncher, ReportsCodesAboveTheSignalRangeAsExitCodes) {
+  auto [out, status] = run(child_request({"exit", "200"}));
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, (ExitStatus{false, 200}));
+}
+
+// A core dump ends the child with CLD_DUMPED rather than CLD_KILLED; it is a
+// death by signal all the same.
+TEST_F(PosixLauncher, ReportsADeathWithACoreDumpAsASignal) {
+  test::TempDir dir;  // where a "core" pattern puts the dump
+  LaunchRequest request = child_request({"sleep", "forever"});
+  request.cwd = dir.path().string();
+  struct rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_CORE, &saved), 0);
+  struct rlimit dump = saved;
+  dump.rlim_cur = dump.rlim_max;
+  ::setrlimit(RLIMIT_CORE, &dump);
+  auto child = launch(request);
+  ::setrlimit(RLIMIT_CORE, &saved);
+  ASSERT_TRUE(child);
+  ASSERT_EQ(::kill(child->pid(), SIGQUIT), 0);
+  auto status = wait_exit(*child);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, (ExitStatus{true, SIGQUIT}));
+}
+
+// The pidfd's edge came and went while nobody waited; the wait must not
+// depend on it.
+TEST_F(PosixLauncher, ReportsAnExitThatHappenedBeforeTheWait) {
+  auto child = launch(child_request({"exit", "4"}));
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(wait_until_exited(child->pid()));
+  io_.poll();  // the reactor sees the edge now, with no wait pending
+  std::optional<ExitStatus> status;
+  child->async_wait([&](ExitStatus s) { status = s; });
+  EXPECT_FALSE(status);  // posted, never called from inside
+  ASSERT_TRUE(run_until(io_, [&] { return status.has_value(); }));
+  EXPECT_EQ(*status, (ExitStatus{false, 4}));
+  EXPECT_FALSE(has_zombie_child());
+}
+
+// Regression: a descriptor closed while its readiness event was still queued
+// left that event to the reactor state reused by the next child's pidfd. The
+// wait took it for the child's exit and blocked in waitpid on a live child,
+// and with it the whole daemon. Readiness alone must prove nothing.
+TEST_F(PosixLauncher, StaleReadinessNeitherBlocksNorReportsAnExit) {
+  // Two sockets whose peers are gone are readable at once, so that one
+  // epoll_wait reports both and queues both events.
+  int a[2];
+  int b[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+  ::close(a[1]);
+  ::close(b[1]);
+  boost::asio::posix::stream_descriptor first(io_, a[0]);
+  boost::asio::posix::stream_descriptor second(io_, b[0]);
+
+  // Whichever is handled first closes the other, whose event is still
+  // queued, and launches a child, whose pidfd gets the freed state.
+  Watchdog watchdog(std::chrono::seconds(5));
+  std::unique_ptr<ChildProcess> child;
+  std::optional<ExitStatus> status;
+  const auto on_ready = [&](boost::asio::posix::stream_descriptor& other) {
+    return [&](const boost::system::error_code& ec) {
+      if (ec || child) return;
+      other.close();
+      child = launch(child_request({"sleep", "forever"}));
+      if (!child) return;
+      watchdog.aim_at(child->pid());
+      child->async_wait([&](ExitStatus s) { status = s; });
+    };
+  };
+  first.async_wait(boost::asio::posix::stream_descriptor::wait_read, on_ready(second));
+  second.async_wait(boost::asio::posix::stream_descriptor::wait_read, on_ready(first));
+
+  EXPECT_FALSE(run_until(
+      io_, [&] { return status.has_value(); }, std::chrono::milliseconds(300)))
+      << "an exit was reported for a live child";
+  EXPECT_FALSE(watchdog.disarm()) << "the wait blocked on a live child";
+  ASSERT_TRUE(child);
+  EXPECT_TRUE(is_alive(child->pid()));
+
+  // The wait is still armed and reports the real exit.
+  ASSERT_EQ(::kill(child->pid(), SIGKILL), 0);
+  ASSERT_TRUE(run_until(io_, [&] { return status.has_value(); }));
+  EXPECT_EQ(*status, (ExitStatus{true, SIGKILL}));
 }
 
 // With SIGCHLD ignored the kernel reaps children itself and the status is
@@ -489,6 +633,16 @@ TEST_F(PosixLauncher, DestroyingRunningChildKillsAndReapsIt) {
   // The aborted wait completes without calling back into a freed object.
   io_.poll();
   EXPECT_FALSE(called);
+}
+
+TEST_F(PosixLauncher, DestroyingStoppedChildKillsAndReapsIt) {
+  auto child = launch(child_request({"sleep", "forever"}));
+  ASSERT_TRUE(child);
+  pid_t pid = child->pid();
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  child.reset();
+  EXPECT_FALSE(has_zombie_child());
+  EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(pid)));
 }
 
 TEST_F(PosixLauncher, DestroyingChildCancelsGroupWait) {
