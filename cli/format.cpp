@@ -406,21 +406,21 @@ Status sort_apps(json::array& apps, std::string_view field) {
     return Error{ErrorKind::kInvalidArgument, "unknown field \"" + std::string(field) + "\""};
   }
   const std::string key(column->alias.empty() ? column->name : column->alias);
-  auto less = [&](const json::value& x, const json::value& y) {
-    const json::object* a = x.if_object();
-    const json::object* b = y.if_object();
-    if (a == nullptr || b == nullptr) return false;
-    const json::value* va = a->if_contains(key);
-    const json::value* vb = b->if_contains(key);
-    const bool na = va == nullptr || va->is_null();
-    const bool nb = vb == nullptr || vb->is_null();
-    if (na || nb) return !na && nb;  // missing values last
-    if (va->is_number() && vb->is_number()) return va->to_number<double>() < vb->to_number<double>();
-    return json::serialize(*va) < json::serialize(*vb);
+  auto value_of = [&](const json::value& x) -> const json::value* {
+    const json::object* o = x.if_object();
+    const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
+    return v != nullptr && !v->is_null() ? v : nullptr;
+  };
+  auto less = [](const json::value& a, const json::value& b) {
+    if (a.is_number() && b.is_number()) return a.to_number<double>() < b.to_number<double>();
+    return json::serialize(a) < json::serialize(b);
   };
   std::vector<json::value> items(apps.begin(), apps.end());
   std::stable_sort(items.begin(), items.end(), [&](const json::value& x, const json::value& y) {
-    return descending ? less(y, x) : less(x, y);
+    const json::value* a = value_of(x);
+    const json::value* b = value_of(y);
+    if (a == nullptr || b == nullptr) return a != nullptr && b == nullptr;  // missing ones last
+    return descending ? less(*b, *a) : less(*a, *b);
   });
   apps = json::array(items.begin(), items.end());
   return {};

@@ -104,6 +104,35 @@ TEST(List, ColoursTheStatusOnlyWhenAsked) {
   EXPECT_EQ(strip_sgr(coloured), plain);
 }
 
+TEST(List, AnExitWithCodeZeroIsNotRed) {
+  auto done = json::parse(R"({"id":3, "name":"job", "pid":null, "status":"exited",
+      "last_exit":{"code":0}})").as_object();
+  auto crashed = json::parse(R"({"id":4, "name":"bad", "pid":null, "status":"exited",
+      "last_exit":{"code":2}})").as_object();
+  const std::string out = format_list(json::array{done, crashed}, true, {"name", "status"});
+  EXPECT_NE(out.find(std::string(kDim) + "exited"), std::string::npos) << out;
+  EXPECT_NE(out.find(std::string(kRed) + "exited"), std::string::npos) << out;
+  EXPECT_EQ(out.find(std::string(kRed) + "exited") , out.rfind(std::string(kRed) + "exited")) << out;
+}
+
+TEST(List, SortsByAColumnOrField) {
+  json::array apps{json::parse(R"({"name":"b", "cpu":5})"), json::parse(R"({"name":"a", "cpu":9})"),
+                   json::parse(R"({"name":"c"})")};
+  ASSERT_TRUE(sort_apps(apps, "name").ok());
+  EXPECT_EQ(apps[0].at("name"), "a");
+  ASSERT_TRUE(sort_apps(apps, "-cpu").ok());
+  EXPECT_EQ(apps[0].at("name"), "a");
+  EXPECT_EQ(apps[2].at("name"), "c");  // no figure: last
+  EXPECT_FALSE(sort_apps(apps, "bogus").ok());
+  EXPECT_FALSE(parse_list_columns("name,nope").ok());
+  EXPECT_EQ(*parse_list_columns("name,uptime_ms"), (std::vector<std::string>{"name", "uptime_ms"}));
+}
+
+TEST(Json, NumbersReadAsPeopleWriteThem) {
+  EXPECT_EQ(json_text(json::parse(R"({"cpu":0.0, "mem":12.5, "n":3, "s":"x"})")),
+            R"({"cpu":0,"mem":12.5,"n":3,"s":"x"})");
+}
+
 TEST(List, SaysSoWhenThereAreNoApps) { EXPECT_EQ(format_list(json::array{}, false), "no apps\n"); }
 
 TEST(List, StatusColoursFollowTheLifecycle) {
@@ -219,6 +248,19 @@ TEST(Table, WideCharactersTakeTwoColumns) {
                                          {{{"\xe6\x97\xa5\xe6\x9c\xac"}, {"1"}}, {{"ab"}, {"22"}}},
                                          false);
   EXPECT_EQ(table, "NAME  PID\n\xe6\x97\xa5\xe6\x9c\xac    1\nab     22\n");
+}
+
+TEST(Info, ListsTheEnvironmentSortedAndWhereTheAppCameFrom) {
+  AppSpec spec;
+  spec.name = "api";
+  spec.monitor.argv = {"node"};
+  spec.monitor.env = {"ZED=1", "ALPHA=2", "MID=3"};
+  json::object app = running_api();
+  app["source"] = "/srv/apps.toml";
+  const std::string out = format_info(app, spec, false);
+  EXPECT_LT(out.find("ALPHA=2"), out.find("MID=3")) << out;
+  EXPECT_LT(out.find("MID=3"), out.find("ZED=1")) << out;
+  EXPECT_NE(out.find("/srv/apps.toml"), std::string::npos) << out;
 }
 
 TEST(Info, ShowsStateLastExitLogsSpecAndEnvironment) {
