@@ -96,7 +96,7 @@ class ChurningClients {
   ChurningClients(const ChurningClients&) = delete;
   ChurningClients& operator=(const ChurningClients&) = delete;
 
-  // Returns the number of connections the daemon accepted.
+  // Returns how many connections reached the daemon's socket.
   int stop() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
