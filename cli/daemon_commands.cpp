@@ -211,9 +211,7 @@ int stop_daemon(const std::string& cmd) {
 }
 
 
-bool is_config_file(const std::string& arg) {
-  return arg.size() > 5 && arg.compare(arg.size() - 5, 5, ".toml") == 0;
-}
+bool is_config_file(const std::string& arg) { return arg.size() > 5 && arg.ends_with(".toml"); }
 
 // Parses a config file, printing every error in the compiler's form.
 std::optional<AppsFile> read_config(const std::string& path) {
@@ -371,10 +369,6 @@ bool report_outcome(Client& client, const json::object& app, const std::string& 
   return false;
 }
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 std::function<int()> define_start(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
@@ -418,8 +412,8 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
     }
     // A PM2 or foreman habit: their config files are JSON, YAML or JS.
     if (words.size() == 1 && !invocation.has_dashes &&
-        (ends_with(words[0], ".json") || ends_with(words[0], ".yaml") ||
-         ends_with(words[0], ".yml") || ends_with(words[0], ".config.js"))) {
+        (words[0].ends_with(".json") || words[0].ends_with(".yaml") ||
+         words[0].ends_with(".yml") || words[0].ends_with(".config.js"))) {
       return usage_error("start", words[0] + ": config files are TOML (sempre start FILE.toml, "
                                              "see sempre.toml(5)); to run it as a program, write "
                                              "sempre start -- " + words[0]);
@@ -620,45 +614,19 @@ std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bo
     const auto words = with_dashes(*targets, invocation);
     if (words.empty()) return usage_error("info", "TARGET is required");
     return with_daemon(starts_daemon, [&](Client& client) {
-      // The apps meant, in id order, each once: `all` and several TARGETs
-      // resolve as stop's do.
-      std::vector<std::string> ids;
-      if (words.size() == 1 && words[0] != "all") {
-        ids = words;
-      } else {
-        auto listed = client.request("list", {}, kRequestTimeout);
-        if (!listed) return report(listed.failure());
-        for (const std::string& w : words) {
-          if (w == "all") continue;
-          auto one = client.request("info", {{"target", w}}, kRequestTimeout);
-          if (!one) return report(one.failure());
-        }
-        for (const json::value& a : array_at(*listed, "apps")) {
-          if (!a.is_object()) continue;
-          const json::object& o = a.get_object();
-          const std::string id = std::to_string(field_int(o, "id").value_or(0));
-          const std::string name = field_string(o, "name");
-          const std::string pid = std::to_string(field_int(o, "pid").value_or(-1));
-          const bool wanted = std::any_of(words.begin(), words.end(), [&](const std::string& w) {
-            return w == "all" || w == name || w == id || w == pid;
-          });
-          if (wanted) ids.push_back(id);
-        }
-        if (ids.empty()) {
-          std::cout << (*as_json ? "[]\n" : "no apps\n");
-          return kExitOk;
-        }
+      auto result = client.request("info", {{"targets", to_array(words)}}, kRequestTimeout);
+      if (!result) return report(result.failure());
+      const json::array& apps = array_at(*result, "apps");
+      if (*as_json) {
+        const bool one = words.size() == 1 && words[0] != "all" && apps.size() == 1;
+        std::cout << json_text(one ? apps.front() : json::value(apps)) << '\n';
+        return kExitOk;
       }
-      json::array all;
+      if (apps.empty()) std::cout << "no apps\n";
       bool first = true;
-      for (const std::string& id : ids) {
-        auto result = client.request("info", {{"target", id}}, kRequestTimeout);
-        if (!result) return report(result.failure());
-        const json::object& info = object_at(*result, "app");
-        if (*as_json) {
-          all.push_back(info);
-          continue;
-        }
+      for (const json::value& entry : apps) {
+        if (!entry.is_object()) continue;
+        const json::object& info = entry.get_object();
         std::optional<AppSpec> spec;
         if (info.contains("spec")) {
           if (auto parsed = protocol::app_spec_from_json(object_at(info, "spec"))) spec = *parsed;
@@ -667,10 +635,6 @@ std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bo
         first = false;
         std::cout << format_info(info, spec, colour_enabled(STDOUT_FILENO));
       }
-      if (*as_json) std::cout << json_text(ids.size() == 1 && words.size() == 1 && words[0] != "all"
-                                               ? all.front()
-                                               : json::value(all))
-                              << '\n';
       return kExitOk;
     });
   };

@@ -7,7 +7,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
-#include <cstring>
 #include <map>
 #include <spdlog/spdlog.h>
 
@@ -741,13 +740,27 @@ class AppManager::Impl {
     return apps->front();
   }
 
+  // "target": one app -> {"app":...}; "targets": those apps, resolved as
+  // stop's are -> {"apps":[...]}.
   void info(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+    auto full_info = [this](App& app) {
+      json::object result = protocol::to_json(info_of(app));
+      result["spec"] = protocol::to_json(app.spec);
+      result["source"] = app.source;
+      return result;
+    };
+    if (request.args.contains("targets")) {
+      auto targets = targets_of(request);
+      if (!targets) return fail(session, request, ErrorCode::kBadRequest, targets.error().message);
+      auto apps = resolve(*targets);
+      if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
+      json::array out;
+      for (App* app : *apps) out.push_back(full_info(*app));
+      return reply(session, request, {{"apps", std::move(out)}});
+    }
     App* app = one_target(request, session);
     if (app == nullptr) return;
-    json::object result = protocol::to_json(info_of(*app));
-    result["spec"] = protocol::to_json(app->spec);
-    result["source"] = app->source;
-    reply(session, request, {{"app", std::move(result)}});
+    reply(session, request, {{"app", full_info(*app)}});
   }
 
   // The TARGETs of a request that may name none: "targets" (an array) or
@@ -898,9 +911,7 @@ class AppManager::Impl {
       const json::value* old = a.if_contains(key);
       if (old == nullptr || *old != value) {
         std::string name(key);
-        for (const char* suffix : {"_ms"}) {
-          if (name.ends_with(suffix)) name.erase(name.size() - std::strlen(suffix));
-        }
+        if (name.ends_with("_ms")) name.resize(name.size() - 3);  // the file's key
         changes.push_back(name);
       }
     }

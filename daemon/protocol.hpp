@@ -23,6 +23,7 @@
 //   list      {}                                  -> {"apps":[AppInfo...]}
 //   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec +
 //                                                     "source":PATH ("": the command line)}
+//             {"targets":[TARGET...]}             -> {"apps":[the same, in id order]}
 //   logs      {"targets":[TARGET...] (none or missing: all), "lines":N, "follow":bool,
 //              "streams":["out"|"err"...] (missing: both)}
 //             items: {"apps":[NAME...]} first; then the last lines of each file,

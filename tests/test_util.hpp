@@ -2,9 +2,16 @@
 // directories, small file I/O.
 #pragma once
 
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -91,6 +98,34 @@ inline std::vector<std::string> current_env() {
   std::vector<std::string> env;
   for (char** e = ::environ; *e; ++e) env.emplace_back(*e);
   return env;
+}
+
+// Whether `pid` is a live process; a zombie counts as dead.
+inline bool alive(pid_t pid) {
+  if (pid <= 0) return false;
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  const char state = stat[paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+// Waits for any process (not only a child of ours) to end, through a pidfd.
+// True at once when it is gone already.
+inline bool wait_for_exit(pid_t pid, std::chrono::milliseconds limit = 15s) {
+  if (pid <= 0) return true;
+  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  pollfd p{fd, POLLIN, 0};
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  int n = 0;
+  do {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    n = ::poll(&p, 1, static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count(), 0)));
+  } while (n < 0 && errno == EINTR);
+  ::close(fd);
+  return n == 1 || !alive(pid);
 }
 
 }  // namespace sempre::test

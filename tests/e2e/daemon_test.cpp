@@ -85,32 +85,8 @@ std::string command_line(pid_t pid) {
   return line;
 }
 
-// Whether `pid` is a live process; a zombie counts as dead.
-bool alive(pid_t pid) {
-  if (pid <= 0) return false;
-  const std::string stat = proc_file(pid, "stat");
-  const auto paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
-  const char state = stat[paren + 2];
-  return state != 'Z' && state != 'X';
-}
-
-// Waits for any process (not only a child of ours) to end. True at once when
-// it is gone already.
-bool wait_for_exit(pid_t pid, milliseconds limit = 15s) {
-  if (pid <= 0) return true;
-  const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) return errno == ESRCH;
-  pollfd p{fd, POLLIN, 0};
-  const auto deadline = SteadyClock::now() + limit;
-  int n = 0;
-  do {
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
-    n = ::poll(&p, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0)));
-  } while (n < 0 && errno == EINTR);
-  ::close(fd);
-  return n == 1 || !alive(pid);
-}
+using test::alive;
+using test::wait_for_exit;
 
 std::vector<pid_t> all_processes() {
   std::vector<pid_t> pids;

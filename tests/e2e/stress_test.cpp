@@ -50,14 +50,7 @@ constexpr int kStartsPerRound = 20;
 // burst of commands within a few seconds, even under a sanitizer.
 constexpr milliseconds kBurstLimit = 40s;
 
-// Whether `pid` is a live process; a zombie counts as dead.
-bool alive(pid_t pid) {
-  if (pid <= 0) return false;
-  const std::string stat = test::read_file("/proc/" + std::to_string(pid) + "/stat");
-  const auto paren = stat.rfind(')');
-  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
-         stat[paren + 2] != 'X';
-}
+using test::alive;
 
 // The live processes other than this one whose environment holds `entry`.
 std::vector<pid_t> processes_with_env(const std::string& entry) {
@@ -167,7 +160,7 @@ class Stress : public ::testing::Test {
       const int code = kill.wait(30s).value_or(-1);
       EXPECT_TRUE(code == 0 || code == kExitNoDaemon) << "sempre kill: " << code << kill.err();
     }
-    if (daemon > 0 && (hung_ || !wait_gone(daemon))) ::kill(daemon, SIGKILL);
+    if (daemon > 0 && (hung_ || !test::wait_for_exit(daemon))) ::kill(daemon, SIGKILL);
     for (pid_t pid : processes_with_env("SEMPRE_HOME=" + home_)) {
       if (!hung_) ADD_FAILURE() << "left behind after `sempre kill`: " << pid;
       ::kill(pid, SIGKILL);
@@ -228,15 +221,6 @@ class Stress : public ::testing::Test {
     return alive(pid) ? pid : 0;
   }
 
-  // Waits for a process that is not our child to end.
-  static bool wait_gone(pid_t pid) {
-    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0) return true;
-    pollfd p{fd, POLLIN, 0};
-    const int n = ::poll(&p, 1, 15000);
-    ::close(fd);
-    return n == 1 || !alive(pid);
-  }
 
   std::string dir_;
   std::string home_;
