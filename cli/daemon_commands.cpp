@@ -374,12 +374,10 @@ bool report_outcome(Client& client, const json::object& app, const std::string& 
 std::function<int()> define_start(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
   auto args = std::make_shared<StartArgs>();
   auto wait = std::make_shared<bool>(false);
-  auto no_autostart = std::make_shared<bool>(false);
-  add_start_options(app, *args, invocation);
+  add_start_options(app, *args, invocation, StartCommand::kStart);
   app.add_flag("--wait", *wait,
                "Answer once the app is running (its --ready check passed, or it lasted "
                "--min-uptime); exit 1 with its last lines if it ended first");
-  app.add_flag("--no-autostart", *no_autostart, "Add the app stopped; sempre restart starts it");
   app.footer(
       "sempre start answers once the program was spawned, or with the reason it could not be.\n"
       "The program gets sempre's environment plus --env. Its stdout goes to\n"
@@ -394,13 +392,12 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
       "alone. With --watch-config the daemon applies every saved change of the file, as sempre\n"
       "reload does. The file's apps keep the environment of its first start unless\n"
       "--update-env takes the current one.");
-  return [args, wait, no_autostart, &invocation, starts_daemon] {
+  return [args, wait, &invocation, starts_daemon] {
     const std::vector<std::string>& words = args->command;
     if (!args->unknown_option.empty()) return usage_error("start", args->unknown_option);
     if (!words.empty() && is_config_file(words[0])) {
       std::vector<std::string> given = args->given;
       if (*wait) given.emplace_back("--wait");
-      if (*no_autostart) given.emplace_back("--no-autostart");
       if (!given.empty()) {
         std::string names;
         for (const auto& g : given) names += (names.empty() ? "" : ", ") + g;
@@ -455,8 +452,7 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
     }
     auto options = to_app_options(*args, current_env(), cwd, &defaults.options);
     if (!options) return usage_error("start", options.error().message);
-    AppSpec spec{options->name, options->monitor};
-    spec.autostart = !*no_autostart;
+    const AppSpec& spec = *options;
     return with_daemon(starts_daemon, [&](Client& client) {
       auto result = client.request("start", {{"spec", protocol::to_json(spec)}, {"wait", *wait}},
                                    *wait ? kStopTimeout : kRequestTimeout);

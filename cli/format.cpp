@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "option_schema.hpp"
 #include "sempre/units.hpp"
 
 namespace sempre::cli {
@@ -113,8 +114,6 @@ std::string describe_exit(const json::object* exit) {
   return "";
 }
 
-std::string yes_no(bool value) { return value ? "yes" : "no"; }
-
 std::string join(const std::vector<std::string>& items, std::string_view separator) {
   std::string out;
   for (const auto& item : items) {
@@ -169,31 +168,13 @@ class Report {
   std::vector<Line> lines_;
 };
 
-void add_spec(Report& report, const MonitorOptions& m) {
+void add_spec(Report& report, const AppSpec& spec) {
+  const MonitorOptions& m = spec.monitor;
   report.heading("spec");
-  report.row_if("interpreter", m.interpreter);
-  report.row_if("user", m.user);
-  report.row_if("group", m.group);
-  if (m.umask) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%03o", static_cast<unsigned>(*m.umask));
-    report.row("umask", buf);
+  for (const OptionRow& row : option_rows()) {
+    if (auto value = display_value(row, spec)) report.row(std::string(row.label), *value);
   }
-  report.row("restart", restart_mode_name(m.restart));
-  report.row("max restarts", m.max_restarts ? std::to_string(*m.max_restarts) : "unlimited");
-  report.row("min uptime", format_duration(m.min_uptime));
-  report.row("restart delay", format_duration(m.restart_delay));
-  report.row("backoff max", format_duration(m.backoff_max));
-  report.row("kill signal", signal_name(m.kill_signal));
-  report.row("kill timeout", format_duration(m.kill_timeout));
-  report.row("log max size", m.logs.max_size == 0 ? "never rotate" : format_size(m.logs.max_size));
-  report.row("log keep", std::to_string(m.logs.keep));
-  report.row("log append", yes_no(m.logs.append));
-  report.row("log timestamps", yes_no(m.logs.timestamps));
   report.row("watch", m.watch.empty() ? "no" : join(m.watch, ", "));
-  report.row_if("watch ignore", join(m.watch_ignore, ", "));
-  report.row_if("pid file", m.pid_file);
-  report.row("ready when", m.ready.empty() ? "up for min uptime" : m.ready);
   report.heading("environment");
   if (m.env.empty()) report.item("(the daemon's)");
   std::vector<std::string> env = m.env;
@@ -493,7 +474,7 @@ std::string format_info(const json::object& app, const std::optional<AppSpec>& s
   const std::string err_log = field_string(app, "err_log");
   report.row("out log", out_log.empty() ? "-" : out_log);
   report.row("err log", err_log.empty() ? "-" : err_log);
-  if (spec) add_spec(report, spec->monitor);
+  if (spec) add_spec(report, *spec);
   return report.render(colour);
 }
 

@@ -169,7 +169,7 @@ int run_foreground(const StartArgs& args) {
 
 std::function<int()> define_run(CLI::App& app, const Invocation& invocation) {
   auto args = std::make_shared<StartArgs>();
-  add_start_options(app, *args, invocation);
+  add_start_options(app, *args, invocation, StartCommand::kRun);
   app.footer(
       "sempre run prints the program's output and its lifecycle events, restarts it by the\n"
       "restart policy, and on SIGINT or SIGTERM stops it (kill signal to its process group,\n"

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "app_config.hpp"
+#include "option_schema.hpp"
 
 namespace sempre::cli {
 namespace {
@@ -12,15 +13,6 @@ namespace fs = std::filesystem;
 
 Error invalid(const std::string& option, const std::string& message) {
   return Error{ErrorKind::kInvalidArgument, option + ": " + message};
-}
-
-// Applies a parsed duration to `out` unless the text is empty (not given).
-Status set_duration(const std::string& option, const std::string& text, Millis& out) {
-  if (text.empty()) return {};
-  auto d = parse_duration(text);
-  if (!d) return invalid(option, d.error().message);
-  out = *d;
-  return {};
 }
 
 std::string absolute(const std::string& path, const std::string& base) {
@@ -32,7 +24,13 @@ std::string absolute(const std::string& path, const std::string& base) {
 
 }  // namespace
 
-void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation) {
+StartArgs::StartArgs()
+    : row_text(option_rows().size()),
+      row_items(option_rows().size()),
+      row_given(option_rows().size(), false) {}
+
+void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation,
+                       StartCommand command) {
   app.add_option("-n,--name", a.name, "Name of the app (default: the program's base name)")
       ->type_name("NAME");
   app.add_option("--cwd", a.cwd, "Working directory of the child (default: the current one)")
@@ -47,31 +45,6 @@ void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation
       ->type_name("FILE");
   app.add_flag("--no-env-inherit", a.no_env_inherit,
                "Start the child with only --env-file and --env, not sempre's environment");
-  app.add_option("--user", a.user, "Run as this user (name or uid; needs root)")->type_name("USER");
-  app.add_option("--group", a.group, "Run with this group (name or gid; needs root)")
-      ->type_name("GROUP");
-  app.add_option("--umask", a.umask, "File mode creation mask of the child, in octal (e.g. 027)")
-      ->type_name("MODE");
-  app.add_option("--restart", a.restart,
-                 "When to restart: always, on-failure or never (default always)")
-      ->type_name("WHEN");
-  app.add_option("-m,--max-restarts", a.max_restarts,
-                 "Give up (status failed) after N consecutive crash-loop restarts (default: unlimited)")
-      ->type_name("N");
-  app.add_option("--min-uptime", a.min_uptime,
-                 "A run shorter than this is a crash loop (default 1s)")
-      ->type_name("DUR");
-  app.add_option("--restart-delay", a.restart_delay,
-                 "Wait before restarting a run that lasted (default 0)")
-      ->type_name("DUR");
-  app.add_option("--backoff-max", a.backoff_max,
-                 "Longest wait between crash-loop restarts (default 30s)")
-      ->type_name("DUR");
-  app.add_option("--kill-signal", a.kill_signal, "Signal that asks the app to stop (default TERM)")
-      ->type_name("SIG");
-  app.add_option("--kill-timeout", a.kill_timeout,
-                 "Wait this long after the kill signal, then SIGKILL (default 5s)")
-      ->type_name("DUR");
   app.add_option("-o,--out", a.out,
                  "Write the child's stdout to FILE instead of its default log (stderr keeps its own)")
       ->type_name("FILE");
@@ -80,13 +53,6 @@ void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation
       ->type_name("FILE");
   app.add_option("-l,--log", a.log, "Write both stdout and stderr to FILE, lines interleaved")
       ->type_name("FILE");
-  app.add_flag("-a,--append", a.append, "Append to the log files instead of truncating them");
-  app.add_option("--log-max-size", a.log_max_size,
-                 "Rotate a log file when it would pass SIZE (default 10M; 0: never)")
-      ->type_name("SIZE");
-  app.add_option("--log-keep", a.log_keep, "Rotated log files to keep (default 5)")->type_name("N");
-  app.add_flag("--log-timestamps", a.log_timestamps,
-               "Prefix each log line with its time (ISO 8601, milliseconds)");
   // A flag: `-w server.js` watches and runs server.js. A path comes with
   // --watch=PATH or --watch-path PATH.
   app.add_flag("-w{.},--watch{.}", a.watch,
@@ -96,28 +62,33 @@ void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation
       ->expected(1)
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--watch-ignore", a.watch_ignore, "Ignore changes to paths matching GLOB (repeatable)")
-      ->type_name("GLOB")
-      ->expected(1)
-      ->allow_extra_args(false)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--watch-debounce", a.watch_debounce,
-                 "Wait until files have been quiet this long before restarting (default 200ms)")
-      ->type_name("DUR");
-  app.add_option("--pid-file", a.pid_file, "Write the child's pid to FILE while it runs")
-      ->type_name("FILE");
-  app.add_option("--ready", a.ready,
-                 "When the app is up: notify (it sends READY=1 to $NOTIFY_SOCKET), tcp:PORT "
-                 "(127.0.0.1:PORT accepts) or exec:CMD (sh -c CMD exits 0); default: once it "
-                 "has lasted --min-uptime")
-      ->type_name("CHECK");
-  app.add_option("-c,--interpreter", a.interpreter,
-                 "Run the program with this interpreter (e.g. node, \"python3 -u\")")
-      ->type_name("CMD");
+  // Every row of the option schema.
+  std::vector<std::pair<std::size_t, const CLI::Option*>> rows;
+  const auto schema = option_rows();
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    const OptionRow& row = schema[i];
+    if (row.flags.empty() || (row.start_only && command != StartCommand::kStart)) continue;
+    const std::string flags(row.flags);
+    const std::string help(row.help);
+    CLI::Option* option = nullptr;
+    if (row.kind == OptionKind::kFlag) {
+      option = app.add_flag(flags, help);
+    } else if (row.kind == OptionKind::kList) {
+      option = app.add_option(flags, a.row_items[i], help)
+                   ->expected(1)
+                   ->allow_extra_args(false)
+                   ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    } else {
+      option = app.add_option(flags, a.row_text[i], help);
+    }
+    if (!row.metavar.empty()) option->type_name(std::string(row.metavar));
+    rows.emplace_back(i, option);
+  }
   // Everything from PROGRAM on belongs to the child, options included: CLI11
   // stops at the first argument it does not know and leaves the rest.
   app.prefix_command();
-  app.parse_complete_callback([&a, &app, &invocation] {
+  app.parse_complete_callback([&a, &app, &invocation, rows] {
+    for (const auto& [i, option] : rows) a.row_given[i] = option->count() > 0;
     a.command = app.remaining();
     a.given.clear();
     for (const CLI::Option* o : app.get_options()) {
@@ -201,41 +172,26 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
     std::erase_if(m.env, [&](const std::string& e) { return e.rfind(prefix, 0) == 0; });
     m.env.push_back(kv);
   }
-  if (!a.user.empty()) m.user = a.user;
-  if (!a.group.empty()) m.group = a.group;
-  if (!a.umask.empty()) {
-    std::size_t used = 0;
-    unsigned long mask = 0;
-    try {
-      mask = std::stoul(a.umask, &used, 8);
-    } catch (const std::exception&) {
-      used = 0;
+  const auto schema = option_rows();
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    if (!a.row_given[i]) continue;
+    const OptionRow& row = schema[i];
+    const std::string option = "--" + std::string(long_flag(row));
+    if (row.kind == OptionKind::kList) {
+      field_of<std::vector<std::string>>(row, app).clear();
+      for (const auto& item : a.row_items[i]) {
+        if (auto st = set_from_text(row, item, app, cwd); !st) {
+          return invalid(option, st.error().message);
+        }
+      }
+    } else if (auto st = set_from_text(row, a.row_text[i], app, cwd); !st) {
+      return invalid(option, st.error().message);
     }
-    if (used != a.umask.size() || mask > 0777) {
-      return invalid("--umask", "expected an octal mode such as 022, got \"" + a.umask + "\"");
+  }
+  for (const OptionRow& row : schema) {
+    if (auto st = check_value(row, app); !st) {
+      return invalid("--" + std::string(long_flag(row)), st.error().message);
     }
-    m.umask = static_cast<mode_t>(mask);
-  }
-
-  if (!a.restart.empty()) {
-    auto mode = parse_restart_mode(a.restart);
-    if (!mode) return invalid("--restart", mode.error().message);
-    m.restart = *mode;
-  }
-  if (a.max_restarts) {
-    if (*a.max_restarts < 0) return invalid("--max-restarts", "must be 0 or more");
-    m.max_restarts = a.max_restarts;
-  }
-  if (auto st = set_duration("--min-uptime", a.min_uptime, m.min_uptime); !st) return st.error();
-  if (auto st = set_duration("--restart-delay", a.restart_delay, m.restart_delay); !st) return st.error();
-  if (auto st = set_duration("--backoff-max", a.backoff_max, m.backoff_max); !st) return st.error();
-  if (auto st = set_duration("--kill-timeout", a.kill_timeout, m.kill_timeout); !st) return st.error();
-  if (m.kill_timeout.count() <= 0) return invalid("--kill-timeout", "must be longer than 0");
-  if (m.backoff_max.count() <= 0) return invalid("--backoff-max", "must be longer than 0");
-  if (!a.kill_signal.empty()) {
-    auto sig = parse_signal(a.kill_signal);
-    if (!sig) return invalid("--kill-signal", sig.error().message);
-    m.kill_signal = *sig;
   }
 
   if (!a.log.empty() && (!a.out.empty() || !a.err.empty())) {
@@ -245,18 +201,6 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
     m.logs.out_path = absolute(a.log.empty() ? a.out : a.log, cwd);
     m.logs.err_path = absolute(a.log.empty() ? a.err : a.log, cwd);
   }
-  if (a.append) m.logs.append = true;
-  if (!a.log_max_size.empty()) {
-    auto size = parse_size(a.log_max_size);
-    if (!size) return invalid("--log-max-size", size.error().message);
-    m.logs.max_size = *size;
-  }
-  if (a.log_keep) {
-    if (*a.log_keep < 0) return invalid("--log-keep", "must be 0 or more");
-    m.logs.keep = *a.log_keep;
-  }
-  if (a.log_timestamps) m.logs.timestamps = true;
-
   if (!a.watch.empty() || !a.watch_path.empty()) {
     m.watch.clear();
     for (const auto* list : {&a.watch, &a.watch_path}) {
@@ -267,14 +211,6 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
       }
     }
   }
-  if (!a.watch_ignore.empty()) m.watch_ignore = a.watch_ignore;
-  if (auto st = set_duration("--watch-debounce", a.watch_debounce, m.watch_debounce); !st) {
-    return st.error();
-  }
-  if (!a.pid_file.empty()) m.pid_file = absolute(a.pid_file, cwd);
-  if (!a.interpreter.empty()) m.interpreter = a.interpreter;
-  if (!a.ready.empty()) m.ready = a.ready;
-
   if (auto st = validate(m); !st) return st.error();
   return app;
 }

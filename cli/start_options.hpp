@@ -15,38 +15,29 @@
 
 namespace sempre::cli {
 
-// The options as typed, before validation.
+// The options as typed, before validation. The rows of the option schema
+// (common/option_schema.hpp) keep their text by row index; the keys the
+// schema leaves to each reader have their own members.
 struct StartArgs {
+  StartArgs();
+
   std::string name;
   std::string cwd;
   std::vector<std::string> env;  // K=V
-  std::string user;
-  std::string group;
-  std::string umask;
-  std::string restart;
-  std::optional<int> max_restarts;
-  std::string min_uptime;
-  std::string restart_delay;
-  std::string backoff_max;
-  std::string kill_signal;
-  std::string kill_timeout;
   std::string out;
   std::string err;
   std::string log;
-  bool append = false;
-  std::string log_max_size;
-  std::optional<int> log_keep;
-  bool log_timestamps = false;
   std::string env_file;
   bool no_env_inherit = false;
   std::vector<std::string> watch;  // -w / --watch (".": the working directory) and --watch=PATH
   std::vector<std::string> watch_path;
-  std::vector<std::string> watch_ignore;
-  std::string watch_debounce;
-  std::string pid_file;
-  std::string interpreter;
-  std::string ready;
   std::vector<std::string> command;  // PROGRAM [ARGS...]
+
+  // By row of option_rows(): the text of a single-valued option, the items
+  // of a list, and whether the command line gave it at all.
+  std::vector<std::string> row_text;
+  std::vector<std::vector<std::string>> row_items;
+  std::vector<bool> row_given;
 
   // Found while parsing: the message for a mistyped option before PROGRAM
   // (it would otherwise be taken for the program), and the words after
@@ -62,9 +53,13 @@ struct StartArgs {
 //   sempre: warning: "--name" comes after PROGRAM, so server.js gets it; ...
 std::string late_options_warning(const StartArgs& args, const std::string& command);
 
+// Which command the options are declared on: a few exist on `start` only.
+enum class StartCommand { kRun, kStart };
+
 // Declares every start option on `app`, and PROGRAM [ARGS...] as what
 // follows them (parsing stops at PROGRAM or after `--`).
-void add_start_options(CLI::App& app, StartArgs& args, const Invocation& invocation);
+void add_start_options(CLI::App& app, StartArgs& args, const Invocation& invocation,
+                       StartCommand command);
 
 // One app, resolved: its name and how to run it.
 using AppOptions = AppSpec;

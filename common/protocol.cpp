@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "option_schema.hpp"
+
 namespace sempre::protocol {
 namespace json = boost::json;
 
@@ -382,67 +384,6 @@ class SpecReader {
     out = std::move(strings);
   }
 
-  void boolean(std::string_view key, bool& out) {
-    const json::value* value = find(key);
-    if (value == nullptr) return;
-    if (!value->is_bool()) return fail(key, "expected true or false");
-    out = value->get_bool();
-  }
-
-  template <class Int>
-  void integer(std::string_view key, Int& out, Int min = std::numeric_limits<Int>::min(),
-               Int max = std::numeric_limits<Int>::max()) {
-    const json::value* value = find(key);
-    if (value == nullptr) return;
-    const std::optional<Int> n = as_integer<Int>(*value, min, max);
-    if (!n) {
-      if (min == std::numeric_limits<Int>::min() && max == std::numeric_limits<Int>::max()) {
-        return fail(
-            key, std::is_signed_v<Int> ? "expected an integer" : "expected a non-negative integer");
-      }
-      return fail(key,
-                  "expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
-    }
-    out = *n;
-  }
-
-  template <class Int>
-  void optional_integer(std::string_view key, std::optional<Int>& out,
-                        Int min = std::numeric_limits<Int>::min(),
-                        Int max = std::numeric_limits<Int>::max()) {
-    const json::value* value = find(key);
-    if (value == nullptr) return;
-    if (value->is_null()) {
-      out.reset();
-      return;
-    }
-    Int n{};
-    integer(key, n, min, max);
-    if (!error_) out = n;
-  }
-
-  void millis(std::string_view key, Millis& out) {
-    Millis::rep count = out.count();
-    integer(key, count);
-    out = Millis{count};
-  }
-
-  void signal(std::string_view key, int& out) {
-    const json::value* value = find(key);
-    if (value == nullptr) return;
-    std::string text;
-    if (value->is_string()) {
-      text = std::string(value->get_string());
-    } else if (const auto n = as_integer<int>(*value, 1, std::numeric_limits<int>::max())) {
-      text = std::to_string(*n);
-    } else {
-      return fail(key, "expected a signal name or number");
-    }
-    auto sig = parse_signal(text);
-    if (!sig) return fail(key, sig.error().message);
-    out = *sig;
-  }
-
  private:
   const json::object& json_;
   std::optional<Error> error_;
@@ -450,44 +391,19 @@ class SpecReader {
 
 }  // namespace
 
+// The keys of a spec that are not rows of the option schema are written
+// here; every row writes itself.
 json::object to_json(const AppSpec& spec) {
   const MonitorOptions& m = spec.monitor;
   json::object json;
   json["name"] = spec.name;
   json["cmd"] = string_array(m.argv);
-  json["interpreter"] = m.interpreter;
   json["cwd"] = m.cwd;
   json["env"] = string_array(m.env);
-  json["user"] = m.user;
-  json["group"] = m.group;
-  if (m.umask) {
-    json["umask"] = static_cast<std::uint64_t>(*m.umask);
-  } else {
-    json["umask"] = nullptr;
-  }
-  json["restart"] = restart_mode_name(m.restart);
-  if (m.max_restarts) {
-    json["max_restarts"] = *m.max_restarts;
-  } else {
-    json["max_restarts"] = nullptr;
-  }
-  json["min_uptime_ms"] = m.min_uptime.count();
-  json["restart_delay_ms"] = m.restart_delay.count();
-  json["backoff_max_ms"] = m.backoff_max.count();
-  json["kill_signal"] = signal_name(m.kill_signal);
-  json["kill_timeout_ms"] = m.kill_timeout.count();
   json["out"] = m.logs.out_path;
   json["err"] = m.logs.err_path;
-  json["append"] = m.logs.append;
-  json["log_max_size"] = m.logs.max_size;
-  json["log_keep"] = m.logs.keep;
-  json["log_timestamps"] = m.logs.timestamps;
   json["watch"] = string_array(m.watch);
-  json["watch_ignore"] = string_array(m.watch_ignore);
-  json["watch_debounce_ms"] = m.watch_debounce.count();
-  json["pid_file"] = m.pid_file;
-  json["ready"] = m.ready;
-  json["autostart"] = spec.autostart;
+  for (const OptionRow& row : option_rows()) put_json(row, spec, json);
   return json;
 }
 
@@ -500,42 +416,15 @@ Result<AppSpec> app_spec_from_json(const json::object& json) {
   SpecReader read(json);
   read.string("name", spec.name);
   read.strings("cmd", m.argv);
-  read.string("interpreter", m.interpreter);
   read.string("cwd", m.cwd);
   read.strings("env", m.env);
-  read.string("user", m.user);
-  read.string("group", m.group);
-  std::optional<std::uint32_t> umask;
-  read.optional_integer<std::uint32_t>("umask", umask, 0, 0777);
-  if (umask) m.umask = static_cast<mode_t>(*umask);
-  if (const json::value* restart = read.find("restart")) {
-    if (!restart->is_string()) {
-      read.fail("restart", "expected always, on-failure or never");
-    } else if (auto mode = parse_restart_mode(restart->get_string())) {
-      m.restart = *mode;
-    } else {
-      read.fail("restart", mode.error().message);
-    }
-  }
-  read.optional_integer<int>("max_restarts", m.max_restarts);
-  read.millis("min_uptime_ms", m.min_uptime);
-  read.millis("restart_delay_ms", m.restart_delay);
-  read.millis("backoff_max_ms", m.backoff_max);
-  read.signal("kill_signal", m.kill_signal);
-  read.millis("kill_timeout_ms", m.kill_timeout);
   read.string("out", m.logs.out_path);
   read.string("err", m.logs.err_path);
-  read.boolean("append", m.logs.append);
-  read.integer<std::uint64_t>("log_max_size", m.logs.max_size);
-  read.integer<int>("log_keep", m.logs.keep);
-  read.boolean("log_timestamps", m.logs.timestamps);
   read.strings("watch", m.watch);
-  read.strings("watch_ignore", m.watch_ignore);
-  read.millis("watch_debounce_ms", m.watch_debounce);
-  read.string("pid_file", m.pid_file);
-  read.string("ready", m.ready);
-  read.boolean("autostart", spec.autostart);
   if (read.error()) return *read.error();
+  for (const OptionRow& row : option_rows()) {
+    if (auto st = get_json(row, json, spec); !st) return st.error();
+  }
   return spec;
 }
 

@@ -12,6 +12,8 @@
 #include <map>
 #include <sstream>
 
+#include "option_schema.hpp"
+
 // Choices the header leaves open (man/sempre.toml.5 documents them):
 // - [defaults] takes every app key but `name` and `cmd`. An app's key replaces
 //   the default, except `env`, whose variables merge (the app's win), and
@@ -25,15 +27,14 @@
 //   certainly a mistake for 022 and is refused rather than read as 0o26.
 // - Keys of a table are checked in the order they appear in the file, so the
 //   errors come out in file order; env variables keep their file order too.
-// - watch_debounce (a duration) is accepted in addition to the start options
-//   so that every MonitorOptions field survives a round trip.
+// - Every key that is a row of the option schema (common/option_schema.hpp)
+//   is read by its kind, with the same checks as its command-line flag; the
+//   other keys are read here by hand.
 
 namespace sempre {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr Millis kDefaultWatchDebounce = MonitorOptions{}.watch_debounce;
 
 std::string in_quotes(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
@@ -404,8 +405,11 @@ struct Watch {
 };
 
 // What one table ([defaults] or one [[app]]) says, each key checked and
-// converted; unset keys are empty.
+// converted; unset keys are empty. The rows of the option schema keep their
+// values in `values`, and `given` says which the table set.
 struct Settings {
+  Settings() : given(option_rows().size(), false) {}
+
   std::optional<std::string> name;
   const toml::node* name_node = nullptr;
   std::optional<std::vector<std::string>> cmd;
@@ -413,30 +417,12 @@ struct Settings {
   std::vector<std::string> env;  // "K=V" from the env table, in file order
   std::optional<std::vector<std::string>> env_file_vars;
   std::optional<bool> env_inherit;
-  std::optional<bool> autostart;
-  std::optional<std::string> user;
-  std::optional<std::string> group;
-  std::optional<mode_t> umask;
-  std::optional<RestartMode> restart;
-  std::optional<int> max_restarts;
-  std::optional<Millis> min_uptime;
-  std::optional<Millis> restart_delay;
-  std::optional<Millis> backoff_max;
-  std::optional<int> kill_signal;
-  std::optional<Millis> kill_timeout;
   std::optional<std::string> out;
   std::optional<std::string> err;
   std::optional<std::string> log;
-  std::optional<bool> append;
-  std::optional<std::uint64_t> log_max_size;
-  std::optional<int> log_keep;
-  std::optional<bool> log_timestamps;
   std::optional<Watch> watch;
-  std::optional<std::vector<std::string>> watch_ignore;
-  std::optional<Millis> watch_debounce;
-  std::optional<std::string> pid_file;
-  std::optional<std::string> interpreter;
-  std::optional<std::string> ready;
+  AppSpec values;
+  std::vector<bool> given;
 };
 
 using KeyReader = void (*)(const toml::node&, std::string_view, const Context&, Settings&);
@@ -526,83 +512,6 @@ void read_env_file_key(const toml::node& node, std::string_view key, const Conte
   if (ctx.errors.size() == before) s.env_file_vars = std::move(vars);
 }
 
-void read_umask(const toml::node& node, std::string_view key, const Context& ctx, Settings& s) {
-  unsigned long mask = 0;
-  if (const auto* text = node.as_string()) {
-    const std::string& t = text->get();
-    std::size_t used = 0;
-    try {
-      mask = std::stoul(t, &used, 8);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (t.empty() || used != t.size() || mask > 0777 ||
-        t.find_first_of("+- \t") != std::string::npos) {
-      ctx.error(node,
-                std::string(key) + ": expected an octal mode such as \"022\", got " + in_quotes(t));
-      return;
-    }
-  } else if (const auto* i = node.as_integer()) {
-    const bool octal = (i->flags() & toml::value_flags::format_as_octal) != toml::value_flags::none;
-    if (!octal && i->get() != 0) {
-      ctx.error(node, std::string(key) + ": write the mode in octal, as 0o" +
-                          std::to_string(i->get()) + " or \"" + std::to_string(i->get()) + "\"");
-      return;
-    }
-    if (i->get() < 0 || i->get() > 0777) {
-      ctx.error(node, std::string(key) + ": expected a mode from 0o000 to 0o777");
-      return;
-    }
-    mask = static_cast<unsigned long>(i->get());
-  } else {
-    type_error(node, key, "an octal mode (a string such as \"022\" or an integer such as 0o022)",
-               ctx);
-    return;
-  }
-  s.umask = static_cast<mode_t>(mask);
-}
-
-void read_restart(const toml::node& node, std::string_view key, const Context& ctx, Settings& s) {
-  auto text = read_string(node, key, ctx);
-  if (!text) return;
-  auto mode = parse_restart_mode(*text);
-  if (!mode) {
-    ctx.error(node, std::string(key) + ": " + mode.error().message);
-    return;
-  }
-  s.restart = *mode;
-}
-
-void read_kill_signal(const toml::node& node, std::string_view key, const Context& ctx,
-                      Settings& s) {
-  std::string text;
-  if (const auto* str = node.as_string()) {
-    text = str->get();
-  } else if (const auto* i = node.as_integer()) {
-    text = std::to_string(i->get());
-  } else {
-    type_error(node, key, "a signal (a name such as \"TERM\" or a number)", ctx);
-    return;
-  }
-  auto sig = parse_signal(text);
-  if (!sig) {
-    ctx.error(node, std::string(key) + ": " + sig.error().message);
-    return;
-  }
-  s.kill_signal = *sig;
-}
-
-// A duration that must be longer than 0 (kill_timeout, backoff_max).
-std::optional<Millis> read_positive_duration(const toml::node& node, std::string_view key,
-                                             const Context& ctx) {
-  auto d = read_duration(node, key, ctx);
-  if (d && d->count() <= 0) {
-    ctx.error(node, std::string(key) + ": must be longer than 0");
-    return std::nullopt;
-  }
-  return d;
-}
-
 // An array of strings or a single string, none empty (an empty path or glob is never
 // meant); `paths` makes each absolute.
 std::optional<std::vector<std::string>> read_string_list(const toml::node& node,
@@ -651,14 +560,129 @@ void read_watch(const toml::node& node, std::string_view key, const Context& ctx
   s.watch = std::move(watch);
 }
 
+// A mode in octal: a string ("022") or an integer written in octal (0o022).
+std::optional<std::string> read_octal(const toml::node& node, std::string_view key,
+                                      const Context& ctx) {
+  if (const auto* text = node.as_string()) {
+    const std::string& t = text->get();
+    // A sign or blank would slip past the number's parser.
+    if (t.find_first_of("+- \t") != std::string::npos) {
+      ctx.error(node,
+                std::string(key) + ": expected an octal mode such as \"022\", got " + in_quotes(t));
+      return std::nullopt;
+    }
+    return t;
+  }
+  if (const auto* i = node.as_integer()) {
+    const bool octal = (i->flags() & toml::value_flags::format_as_octal) != toml::value_flags::none;
+    if (!octal && i->get() != 0) {
+      ctx.error(node, std::string(key) + ": write the mode in octal, as 0o" +
+                          std::to_string(i->get()) + " or \"" + std::to_string(i->get()) + "\"");
+      return std::nullopt;
+    }
+    if (i->get() < 0 || i->get() > 0777) {
+      ctx.error(node, std::string(key) + ": expected a mode from 0o000 to 0o777");
+      return std::nullopt;
+    }
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%o", static_cast<unsigned>(i->get()));
+    return std::string(buf);
+  }
+  type_error(node, key, "an octal mode (a string such as \"022\" or an integer such as 0o022)",
+             ctx);
+  return std::nullopt;
+}
+
+// A key of the option schema: the node is checked for the row's kind, then
+// its value set as the command line's text would be.
+void read_option(const OptionRow& row, const toml::node& node, const Context& ctx, Settings& s) {
+  const std::string_view key = row.key;
+  std::optional<std::string> text;  // to set as the command line would
+  bool set = false;                 // or set here already
+  switch (row.kind) {
+    case OptionKind::kText:
+      text = read_string(node, key, ctx);
+      break;
+    case OptionKind::kPath:
+      if (auto path = read_path(node, key, ctx)) {
+        field_of<std::string>(row, s.values) = *path;
+        set = true;
+      }
+      break;
+    case OptionKind::kFlag:
+      if (auto b = read_bool(node, key, ctx)) {
+        field_of<bool>(row, s.values) = *b;
+        set = true;
+      }
+      break;
+    case OptionKind::kCount:
+      if (auto n = read_count(node, key, ctx)) text = std::to_string(*n);
+      break;
+    case OptionKind::kInteger:
+      if (const auto* i = node.as_integer()) {
+        text = std::to_string(i->get());
+      } else {
+        type_error(node, key, "an integer", ctx);
+      }
+      break;
+    case OptionKind::kDuration:
+      if (auto d = read_duration(node, key, ctx)) {
+        field_of<Millis>(row, s.values) = *d;
+        set = true;
+      }
+      break;
+    case OptionKind::kSize:
+      if (auto size = read_size(node, key, ctx)) {
+        field_of<std::uint64_t>(row, s.values) = *size;
+        set = true;
+      }
+      break;
+    case OptionKind::kSignal:
+      if (const auto* str = node.as_string()) {
+        text = str->get();
+      } else if (const auto* i = node.as_integer()) {
+        text = std::to_string(i->get());
+      } else {
+        type_error(node, key, "a signal (a name such as \"TERM\" or a number)", ctx);
+      }
+      break;
+    case OptionKind::kOctal:
+      text = read_octal(node, key, ctx);
+      break;
+    case OptionKind::kRestart:
+      text = read_string(node, key, ctx);
+      break;
+    case OptionKind::kList:
+      if (auto items = read_string_list(node, key, ctx, false)) {
+        field_of<std::vector<std::string>>(row, s.values) = std::move(*items);
+        set = true;
+      }
+      break;
+  }
+  if (text) {
+    if (auto st = set_from_text(row, *text, s.values, ctx.dir.string()); !st) {
+      ctx.error(node, std::string(key) + ": " + st.error().message);
+      return;
+    }
+    set = true;
+  }
+  if (!set) return;
+  if (auto st = check_value(row, s.values); !st) {
+    ctx.error(node, std::string(key) + ": " + st.error().message);
+    return;
+  }
+  s.given[static_cast<std::size_t>(&row - option_rows().data())] = true;
+}
+
 // Assigns `value` to `field` when the reader succeeded.
 template <class T, class U>
 void set(std::optional<T>& field, std::optional<U>&& value) {
   if (value) field = std::move(*value);
 }
 
-// Every key an app (or [defaults]) may hold, in the order to_toml writes them.
-constexpr Key kAppKeys[] = {
+// The keys an app (or [defaults]) may hold beside the rows of the option
+// schema.
+constexpr Key kSpecialKeys[] = {
     {"name",
      [](const toml::node& n, std::string_view k, const Context& c, Settings& s) {
        auto name = read_string(n, k, c);
@@ -676,78 +700,45 @@ constexpr Key kAppKeys[] = {
     {"env_file", read_env_file_key},
     {"env_inherit", [](const toml::node& n, std::string_view k, const Context& c,
                        Settings& s) { set(s.env_inherit, read_bool(n, k, c)); }},
-    {"autostart", [](const toml::node& n, std::string_view k, const Context& c,
-                     Settings& s) { set(s.autostart, read_bool(n, k, c)); }},
-    {"user", [](const toml::node& n, std::string_view k, const Context& c,
-                Settings& s) { set(s.user, read_string(n, k, c)); }},
-    {"group", [](const toml::node& n, std::string_view k, const Context& c,
-                 Settings& s) { set(s.group, read_string(n, k, c)); }},
-    {"umask", read_umask},
-    {"restart", read_restart},
-    {"max_restarts", [](const toml::node& n, std::string_view k, const Context& c,
-                        Settings& s) { set(s.max_restarts, read_count(n, k, c)); }},
-    {"min_uptime", [](const toml::node& n, std::string_view k, const Context& c,
-                      Settings& s) { set(s.min_uptime, read_duration(n, k, c)); }},
-    {"restart_delay", [](const toml::node& n, std::string_view k, const Context& c,
-                         Settings& s) { set(s.restart_delay, read_duration(n, k, c)); }},
-    {"backoff_max", [](const toml::node& n, std::string_view k, const Context& c,
-                       Settings& s) { set(s.backoff_max, read_positive_duration(n, k, c)); }},
-    {"kill_signal", read_kill_signal},
-    {"kill_timeout", [](const toml::node& n, std::string_view k, const Context& c,
-                        Settings& s) { set(s.kill_timeout, read_positive_duration(n, k, c)); }},
     {"out", [](const toml::node& n, std::string_view k, const Context& c,
                Settings& s) { set(s.out, read_path(n, k, c)); }},
     {"err", [](const toml::node& n, std::string_view k, const Context& c,
                Settings& s) { set(s.err, read_path(n, k, c)); }},
     {"log", [](const toml::node& n, std::string_view k, const Context& c,
                Settings& s) { set(s.log, read_path(n, k, c)); }},
-    {"append", [](const toml::node& n, std::string_view k, const Context& c,
-                  Settings& s) { set(s.append, read_bool(n, k, c)); }},
-    {"log_max_size", [](const toml::node& n, std::string_view k, const Context& c,
-                        Settings& s) { set(s.log_max_size, read_size(n, k, c)); }},
-    {"log_keep", [](const toml::node& n, std::string_view k, const Context& c,
-                    Settings& s) { set(s.log_keep, read_count(n, k, c)); }},
-    {"log_timestamps", [](const toml::node& n, std::string_view k, const Context& c,
-                          Settings& s) { set(s.log_timestamps, read_bool(n, k, c)); }},
     {"watch", read_watch},
-    {"watch_ignore", [](const toml::node& n, std::string_view k, const Context& c,
-                        Settings& s) { set(s.watch_ignore, read_string_list(n, k, c, false)); }},
-    {"watch_debounce", [](const toml::node& n, std::string_view k, const Context& c,
-                          Settings& s) { set(s.watch_debounce, read_duration(n, k, c)); }},
-    {"pid_file", [](const toml::node& n, std::string_view k, const Context& c,
-                    Settings& s) { set(s.pid_file, read_path(n, k, c)); }},
-    {"interpreter", [](const toml::node& n, std::string_view k, const Context& c,
-                       Settings& s) { set(s.interpreter, read_string(n, k, c)); }},
-    {"ready", [](const toml::node& n, std::string_view k, const Context& c,
-                 Settings& s) { set(s.ready, read_string(n, k, c)); }},
 };
 
-std::vector<std::string_view> names_of(const Key* begin, const Key* end,
-                                       std::initializer_list<std::string_view> except = {}) {
+// Every key an app may hold (but `name` and `cmd` for [defaults]).
+std::vector<std::string_view> app_keys(bool is_defaults) {
   std::vector<std::string_view> names;
-  for (const Key* k = begin; k != end; ++k) {
-    if (std::find(except.begin(), except.end(), k->name) == except.end()) names.push_back(k->name);
+  for (const Key& k : kSpecialKeys) {
+    if (!is_defaults || (k.name != "name" && k.name != "cmd")) names.push_back(k.name);
   }
+  for (const OptionRow& row : option_rows()) names.push_back(row.key);
   return names;
 }
 
 Settings read_settings(const toml::table& table, bool is_defaults, const Context& ctx) {
   Settings s;
-  const auto known = is_defaults
-                         ? names_of(std::begin(kAppKeys), std::end(kAppKeys), {"name", "cmd"})
-                         : names_of(std::begin(kAppKeys), std::end(kAppKeys));
+  const auto known = app_keys(is_defaults);
   const toml::key* log_key = nullptr;
   bool has_out_or_err = false;
   for (const Entry& e : in_file_order(table)) {
     const std::string_view name = e.key->str();
-    const Key* key = std::find_if(std::begin(kAppKeys), std::end(kAppKeys),
+    const Key* key = std::find_if(std::begin(kSpecialKeys), std::end(kSpecialKeys),
                                   [&](const Key& k) { return k.name == name; });
+    const OptionRow* row = find_option(name);
     if (is_defaults && (name == "name" || name == "cmd")) {
       ctx.error(e.key->source(),
                 std::string(name) + ": not allowed in [defaults]; each app sets its own");
       continue;
     }
-    if (key == std::end(kAppKeys)) {
+    if (row != nullptr) {
+      read_option(*row, *e.node, ctx, s);
+      continue;
+    }
+    if (key == std::end(kSpecialKeys)) {
       ctx.error(e.key->source(), unknown_key_message(name, known, ""));
       continue;
     }
@@ -775,38 +766,27 @@ Settings with_defaults(Settings app, const Settings& defaults) {
   app.env = std::move(env);
   inherit(app.env_file_vars, defaults.env_file_vars);
   inherit(app.env_inherit, defaults.env_inherit);
-  inherit(app.autostart, defaults.autostart);
-  inherit(app.user, defaults.user);
-  inherit(app.group, defaults.group);
-  inherit(app.umask, defaults.umask);
-  inherit(app.restart, defaults.restart);
-  inherit(app.max_restarts, defaults.max_restarts);
-  inherit(app.min_uptime, defaults.min_uptime);
-  inherit(app.restart_delay, defaults.restart_delay);
-  inherit(app.backoff_max, defaults.backoff_max);
-  inherit(app.kill_signal, defaults.kill_signal);
-  inherit(app.kill_timeout, defaults.kill_timeout);
   if (!app.log && !app.out && !app.err) {
     app.out = defaults.out;
     app.err = defaults.err;
     app.log = defaults.log;
   }
-  inherit(app.append, defaults.append);
-  inherit(app.log_max_size, defaults.log_max_size);
-  inherit(app.log_keep, defaults.log_keep);
-  inherit(app.log_timestamps, defaults.log_timestamps);
   inherit(app.watch, defaults.watch);
-  inherit(app.watch_ignore, defaults.watch_ignore);
-  inherit(app.watch_debounce, defaults.watch_debounce);
-  inherit(app.pid_file, defaults.pid_file);
-  inherit(app.interpreter, defaults.interpreter);
-  inherit(app.ready, defaults.ready);
+  const auto rows = option_rows();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (app.given[i] || !defaults.given[i]) continue;
+    copy_value(rows[i], defaults.values, app.values);
+    app.given[i] = true;
+  }
   return app;
 }
 
-MonitorOptions to_monitor_options(const Settings& s, const std::vector<std::string>& base_env,
-                                  const Context& ctx) {
-  MonitorOptions m;
+// The spec the settings describe (its name aside).
+AppSpec to_app_spec(const Settings& s, const std::vector<std::string>& base_env,
+                    const Context& ctx) {
+  AppSpec spec;
+  for (const OptionRow& row : option_rows()) copy_value(row, s.values, spec);
+  MonitorOptions& m = spec.monitor;
   m.argv = *s.cmd;
   m.cwd = s.cwd && !s.cwd->empty() ? *s.cwd : ctx.dir.lexically_normal().string();
   if (s.env_inherit.value_or(true)) m.env = base_env;
@@ -814,16 +794,6 @@ MonitorOptions to_monitor_options(const Settings& s, const std::vector<std::stri
     for (const auto& kv : *s.env_file_vars) set_env(m.env, kv);
   }
   for (const auto& kv : s.env) set_env(m.env, kv);
-  m.user = s.user.value_or("");
-  m.group = s.group.value_or("");
-  m.umask = s.umask;
-  m.restart = s.restart.value_or(m.restart);
-  m.max_restarts = s.max_restarts;
-  m.min_uptime = s.min_uptime.value_or(m.min_uptime);
-  m.restart_delay = s.restart_delay.value_or(m.restart_delay);
-  m.backoff_max = s.backoff_max.value_or(m.backoff_max);
-  m.kill_signal = s.kill_signal.value_or(m.kill_signal);
-  m.kill_timeout = s.kill_timeout.value_or(m.kill_timeout);
   if (s.log && !s.log->empty()) {
     m.logs.out_path = *s.log;
     m.logs.err_path = *s.log;
@@ -831,20 +801,11 @@ MonitorOptions to_monitor_options(const Settings& s, const std::vector<std::stri
     m.logs.out_path = s.out.value_or("");
     m.logs.err_path = s.err.value_or("");
   }
-  m.logs.append = s.append.value_or(m.logs.append);
-  m.logs.max_size = s.log_max_size.value_or(m.logs.max_size);
-  m.logs.keep = s.log_keep.value_or(m.logs.keep);
-  m.logs.timestamps = s.log_timestamps.value_or(m.logs.timestamps);
   if (s.watch) {
     m.watch = s.watch->paths;
     if (s.watch->app_cwd) m.watch = {m.cwd};
   }
-  m.watch_ignore = s.watch_ignore.value_or(std::vector<std::string>{});
-  m.watch_debounce = s.watch_debounce.value_or(m.watch_debounce);
-  m.pid_file = s.pid_file.value_or("");
-  m.interpreter = s.interpreter.value_or("");
-  m.ready = s.ready.value_or("");
-  return m;
+  return spec;
 }
 
 void read_apps(const toml::table& root, const std::vector<std::string>& base_env,
@@ -905,8 +866,9 @@ void read_apps(const toml::table& root, const std::vector<std::string>& base_env
       continue;
     }
     if (ctx.errors.size() != errors_before) continue;
-    spec.monitor = to_monitor_options(s, base_env, ctx);
-    spec.autostart = s.autostart.value_or(true);
+    const std::string name = std::move(spec.name);
+    spec = to_app_spec(s, base_env, ctx);
+    spec.name = name;
     if (auto st = validate(spec.monitor); !st) {
       ctx.error(*table, "app " + in_quotes(spec.name) + ": " + st.error().message);
       continue;
@@ -987,6 +949,43 @@ std::string octal(mode_t mode) {
   return buf;
 }
 
+// A row's value as a TOML value, or nullopt when it is an empty string or
+// an unset optional (the file then says nothing of it).
+std::optional<std::string> toml_value(const OptionRow& row, const AppSpec& spec) {
+  switch (row.kind) {
+    case OptionKind::kText:
+    case OptionKind::kPath: {
+      const std::string& text = field_of<std::string>(row, spec);
+      if (text.empty()) return std::nullopt;
+      return toml_string(text);
+    }
+    case OptionKind::kFlag:
+      return field_of<bool>(row, spec) ? "true" : "false";
+    case OptionKind::kCount:
+    case OptionKind::kInteger: {
+      const auto n = integer_value(row, spec);
+      if (!n) return std::nullopt;
+      return std::to_string(*n);
+    }
+    case OptionKind::kDuration:
+      return toml_string(format_duration(field_of<Millis>(row, spec)));
+    case OptionKind::kSize:
+      return std::to_string(field_of<std::uint64_t>(row, spec));
+    case OptionKind::kSignal:
+      return toml_string(signal_name(field_of<int>(row, spec)));
+    case OptionKind::kOctal: {
+      const auto& mode = field_of<std::optional<mode_t>>(row, spec);
+      if (!mode) return std::nullopt;
+      return toml_string(octal(*mode));
+    }
+    case OptionKind::kRestart:
+      return toml_string(restart_mode_name(field_of<RestartMode>(row, spec)));
+    case OptionKind::kList:
+      return toml_array(field_of<std::vector<std::string>>(row, spec));
+  }
+  return std::nullopt;
+}
+
 // The [defaults] table of SEMPRE_HOME/config.toml, or none. Its errors are
 // added to `errors`, named by that file.
 Settings read_home_defaults(const std::string& config_path, std::vector<ConfigError>& errors) {
@@ -1064,51 +1063,29 @@ AppsFile load_apps_file(const std::string& path, const std::vector<std::string>&
 
 std::string to_toml(const std::vector<AppSpec>& apps) {
   std::string out = "# sempre apps file (see sempre.toml(5)).\n";
+  auto line = [&out](std::string_view key, const std::string& value) {
+    out += key;
+    out += " = ";
+    out += value;
+    out += '\n';
+  };
   for (const AppSpec& app : apps) {
     const MonitorOptions& m = app.monitor;
-    auto line = [&out](std::string_view key, const std::string& value) {
-      out += key;
-      out += " = ";
-      out += value;
-      out += '\n';
-    };
-    auto line_if = [&](std::string_view key, const std::string& value) {
-      if (!value.empty()) line(key, toml_string(value));
-    };
     out += "\n[[app]]\n";
     line("name", toml_string(app.name));
     line("cmd", toml_array(m.argv));
     line("cwd", toml_string(m.cwd));
-    line_if("interpreter", m.interpreter);
-    line_if("user", m.user);
-    line_if("group", m.group);
-    if (m.umask) line("umask", toml_string(octal(*m.umask)));
-    line("restart", toml_string(restart_mode_name(m.restart)));
-    if (m.max_restarts) line("max_restarts", std::to_string(*m.max_restarts));
-    line("min_uptime", toml_string(format_duration(m.min_uptime)));
-    line("restart_delay", toml_string(format_duration(m.restart_delay)));
-    line("backoff_max", toml_string(format_duration(m.backoff_max)));
-    line("kill_signal", toml_string(signal_name(m.kill_signal)));
-    line("kill_timeout", toml_string(format_duration(m.kill_timeout)));
     if (!m.logs.out_path.empty() && m.logs.out_path == m.logs.err_path) {
       line("log", toml_string(m.logs.out_path));
     } else {
-      line_if("out", m.logs.out_path);
-      line_if("err", m.logs.err_path);
+      if (!m.logs.out_path.empty()) line("out", toml_string(m.logs.out_path));
+      if (!m.logs.err_path.empty()) line("err", toml_string(m.logs.err_path));
     }
-    line("append", m.logs.append ? "true" : "false");
-    line("log_max_size", std::to_string(m.logs.max_size));
-    line("log_keep", std::to_string(m.logs.keep));
-    line("log_timestamps", m.logs.timestamps ? "true" : "false");
     line("watch", toml_array(m.watch));
-    line("watch_ignore", toml_array(m.watch_ignore));
-    if (m.watch_debounce != kDefaultWatchDebounce) {
-      line("watch_debounce", toml_string(format_duration(m.watch_debounce)));
+    for (const OptionRow& row : option_rows()) {
+      if (auto value = toml_value(row, app)) line(row.key, *value);
     }
-    line_if("pid_file", m.pid_file);
-    line_if("ready", m.ready);
     line("env_inherit", "false");
-    if (!app.autostart) line("autostart", "false");
     out += "\n[app.env]\n";
     for (const std::string& kv : m.env) {
       const std::size_t eq = kv.find('=');
@@ -1203,7 +1180,7 @@ AppDefaults load_app_defaults(const std::string& home_config,
   const bool has_cwd = settings.cwd.has_value();
   settings.cmd = std::vector<std::string>{};
   const Context ctx{home_config, fs::path(absolute_path(home_config)).parent_path(), result.errors};
-  result.options = to_monitor_options(settings, base_env, ctx);
+  result.options = to_app_spec(settings, base_env, ctx).monitor;
   // Without a cwd in [defaults], `sempre start` runs the app where it is typed.
   if (!has_cwd) result.options.cwd.clear();
   return result;

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "commands.hpp"
+#include "option_schema.hpp"
 #include "test_util.hpp"
 
 namespace sempre::cli {
@@ -48,6 +49,14 @@ TEST(ManPage, ReadmeShowsEveryOptionOfRun) {
       if (name == "help") continue;
       EXPECT_TRUE(mentions(readme, "--" + name)) << "--" << name;
     }
+  }
+}
+
+TEST(ManPage, ConfigPageDocumentsEveryKeyOfTheOptionSchema) {
+  const std::string page = test::read_file(SEMPRE_SOURCE_DIR "/man/sempre.toml.5");
+  ASSERT_FALSE(page.empty());
+  for (const OptionRow& row : option_rows()) {
+    EXPECT_NE(page.find("\\fB" + std::string(row.key) + "\\fR"), std::string::npos) << row.key;
   }
 }
 

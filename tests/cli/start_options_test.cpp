@@ -21,7 +21,7 @@ Result<AppOptions> parse_into(StartArgs& start, std::vector<std::string> args,
     invocation.after_dashes.assign(dashes + 1, args.end());
     args.erase(dashes, args.end());
   }
-  add_start_options(app, start, invocation);
+  add_start_options(app, start, invocation, StartCommand::kStart);
   std::reverse(args.begin(), args.end());
   app.parse(args);
   return to_app_options(start, env, "/work");
@@ -132,7 +132,7 @@ TEST(StartOptions, WhatTheCommandLineLeavesUnsaidComesFromTheDefaults) {
   CLI::App app;
   StartArgs start;
   Invocation invocation;
-  add_start_options(app, start, invocation);
+  add_start_options(app, start, invocation, StartCommand::kStart);
   std::vector<std::string> args = {"--restart", "never", "server"};
   std::reverse(args.begin(), args.end());
   app.parse(args);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <string>
 #include <vector>
@@ -37,6 +38,16 @@ std::string keys_of(const json::object& object) {
     keys += kv.key();
   }
   return keys;
+}
+
+// The keys in alphabetical order: a JSON object has no order.
+std::string sorted_keys_of(const json::object& object) {
+  std::vector<std::string> keys;
+  for (const auto& kv : object) keys.emplace_back(kv.key());
+  std::sort(keys.begin(), keys.end());
+  std::string out;
+  for (const auto& k : keys) out += (out.empty() ? "" : " ") + k;
+  return out;
 }
 
 // --- framing ------------------------------------------------------------
@@ -379,11 +390,11 @@ TEST(AppSpecJson, RoundTripsTheDefaults) {
 
 TEST(AppSpecJson, WritesTheDocumentedKeysAndTypes) {
   const json::object j = to_json(unusual_spec());
-  EXPECT_EQ(keys_of(j),
-            "name cmd interpreter cwd env user group umask restart max_restarts min_uptime_ms "
-            "restart_delay_ms backoff_max_ms kill_signal kill_timeout_ms out err append "
-            "log_max_size log_keep log_timestamps watch watch_ignore watch_debounce_ms pid_file ready "
-            "autostart");
+  EXPECT_EQ(sorted_keys_of(j),
+            "append autostart backoff_max_ms cmd cwd env err group interpreter kill_signal "
+            "kill_timeout_ms limit_nofile log_keep log_max_size log_timestamps max_restarts "
+            "min_uptime_ms name nice out pid_file ready restart restart_delay_ms umask user watch "
+            "watch_debounce_ms watch_ignore");
   EXPECT_EQ(j.at("kill_signal"), "INT");
   EXPECT_EQ(j.at("restart"), "on-failure");
   EXPECT_EQ(j.at("umask"), 027);

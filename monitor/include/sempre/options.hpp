@@ -45,6 +45,8 @@ struct MonitorOptions {
   std::string user;              // name or uid; only when running as root
   std::string group;             // name or gid
   std::optional<mode_t> umask;   // empty: inherited
+  std::optional<int> nice;       // the child's niceness, -20..19; empty: inherited
+  std::optional<std::uint64_t> limit_nofile;  // RLIMIT_NOFILE, soft and hard; empty: inherited
 
   RestartMode restart = RestartMode::kAlways;
   std::optional<int> max_restarts;  // consecutive crash-loop restarts; empty = unlimited
