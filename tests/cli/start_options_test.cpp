@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "option_schema.hpp"
+
 namespace sempre::cli {
 namespace {
 
@@ -27,7 +29,8 @@ Result<AppOptions> parse_into(StartArgs& start, std::vector<std::string> args,
   return to_app_options(start, env, "/work");
 }
 
-Result<AppOptions> parse(std::vector<std::string> args, std::vector<std::string> env = {"PATH=/bin"}) {
+Result<AppOptions> parse(std::vector<std::string> args,
+                         std::vector<std::string> env = {"PATH=/bin"}) {
   StartArgs start;
   return parse_into(start, std::move(args), std::move(env));
 }
@@ -56,13 +59,55 @@ TEST(StartOptions, DefaultNameIsTheProgramsBaseName) {
 }
 
 TEST(StartOptions, EveryOptionReachesTheMonitorOptions) {
-  auto a = parse({"-n", "api", "--cwd", "srv", "--env", "A=1", "--env", "PATH=/x", "--user", "nobody",
-                  "--group", "nogroup", "--umask", "027", "--restart", "on-failure", "-m", "4",
-                  "--min-uptime", "2s", "--restart-delay", "250ms", "--backoff-max", "1m",
-                  "--kill-signal", "INT", "--kill-timeout", "10s", "-o", "out.log", "-e", "/tmp/err.log",
-                  "-a", "--log-max-size", "1M", "--log-keep", "3", "--log-timestamps", "--watch=src",
-                  "--watch-ignore", "*.tmp", "--pid-file", "app.pid", "-c", "python3 -u", "--",
-                  "app.py", "--port", "80"});
+  auto a = parse({"-n",
+                  "api",
+                  "--cwd",
+                  "srv",
+                  "--env",
+                  "A=1",
+                  "--env",
+                  "PATH=/x",
+                  "--user",
+                  "nobody",
+                  "--group",
+                  "nogroup",
+                  "--umask",
+                  "027",
+                  "--restart",
+                  "on-failure",
+                  "-m",
+                  "4",
+                  "--min-uptime",
+                  "2s",
+                  "--restart-delay",
+                  "250ms",
+                  "--backoff-max",
+                  "1m",
+                  "--kill-signal",
+                  "INT",
+                  "--kill-timeout",
+                  "10s",
+                  "-o",
+                  "out.log",
+                  "-e",
+                  "/tmp/err.log",
+                  "-a",
+                  "--log-max-size",
+                  "1M",
+                  "--log-keep",
+                  "3",
+                  "--log-timestamps",
+                  "--watch=src",
+                  "--watch-ignore",
+                  "*.tmp",
+                  "--pid-file",
+                  "app.pid",
+                  "-c",
+                  "python3 -u",
+                  "--",
+                  "app.py",
+                  "--port",
+                  "80"});
   ASSERT_TRUE(a.ok()) << a.error().message;
   const MonitorOptions& m = a->monitor;
   EXPECT_EQ(a->name, "api");
@@ -89,6 +134,43 @@ TEST(StartOptions, EveryOptionReachesTheMonitorOptions) {
   EXPECT_EQ(m.pid_file, "/work/app.pid");
   EXPECT_EQ(m.interpreter, "python3 -u");
   EXPECT_EQ(m.argv, (std::vector<std::string>{"app.py", "--port", "80"}));
+}
+
+TEST(StartOptions, NiceAndLimitNofileReachTheMonitorOptions) {
+  auto a = parse({"--nice", "7", "--limit-nofile", "512", "server"});
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->monitor.nice, 7);
+  EXPECT_EQ(a->monitor.limit_nofile, 512u);
+  auto unset = parse({"server"});
+  ASSERT_TRUE(unset.ok()) << unset.error().message;
+  EXPECT_FALSE(unset->monitor.nice.has_value());
+  EXPECT_FALSE(unset->monitor.limit_nofile.has_value());
+  auto bad = parse({"--nice", "99", "server"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message, "--nice: must be from -20 to 19");
+}
+
+TEST(StartOptions, EveryRowOfTheOptionSchemaIsAFlagOfStart) {
+  // A row is a flag without any code of its own: each changes its field.
+  for (const OptionRow& row : option_rows()) {
+    if (row.flags.empty()) continue;
+    std::vector<std::string> args = {"--" + std::string(long_flag(row))};
+    if (row.kind != OptionKind::kFlag) {
+      args.push_back(row.kind == OptionKind::kInteger    ? "3"
+                     : row.kind == OptionKind::kText     ? "tcp:1"
+                     : row.kind == OptionKind::kSignal   ? "HUP"
+                     : row.kind == OptionKind::kOctal    ? "077"
+                     : row.kind == OptionKind::kRestart  ? "never"
+                     : row.kind == OptionKind::kSize     ? "1K"
+                     : row.kind == OptionKind::kDuration ? "9s"
+                     : row.kind == OptionKind::kCount    ? "9"
+                                                         : "x.y");
+    }
+    args.emplace_back("server");
+    auto a = parse(args);
+    ASSERT_TRUE(a.ok()) << row.key << ": " << a.error().message;
+    EXPECT_FALSE(same_value(row, *a, AppSpec{})) << row.key;
+  }
 }
 
 TEST(StartOptions, OptionsAfterTheProgramBelongToTheProgram) {
@@ -161,7 +243,8 @@ TEST(StartOptions, BadValuesAreRejectedNamingTheOption) {
       {{"--umask", "999", "x"}, "--umask: "},
       {{"-m", "-1", "x"}, "--max-restarts: "},
       {{"-l", "a.log", "-o", "b.log", "x"}, "--log: "},
-      {{"--kil-timeout", "5s", "x"}, "unknown option \"--kil-timeout\"; did you mean \"--kill-timeout\"?"},
+      {{"--kil-timeout", "5s", "x"},
+       "unknown option \"--kil-timeout\"; did you mean \"--kill-timeout\"?"},
       {{"--name", "", "x"}, "--name: the name must not be empty"},
       {{"--watch-debounce", "later", "x"}, "--watch-debounce: "},
       {{"--env-file", "/nonexistent/.env", "x"}, "--env-file: /nonexistent/.env: cannot read"},
@@ -196,7 +279,8 @@ TEST(StartOptions, OptionsAfterTheProgramAreReportedUnlessDashesSayItIsMeant) {
   ASSERT_TRUE(parse_into(late, {"server.js", "--name", "web", "--watch", "--port=80"}).ok());
   EXPECT_EQ(late.late_options, (std::vector<std::string>{"--name", "--watch"}));
   const std::string warning = late_options_warning(late, "start");
-  EXPECT_NE(warning.find("\"--name\", \"--watch\" come after PROGRAM"), std::string::npos) << warning;
+  EXPECT_NE(warning.find("\"--name\", \"--watch\" come after PROGRAM"), std::string::npos)
+      << warning;
   EXPECT_NE(warning.find("server.js gets them"), std::string::npos) << warning;
 
   StartArgs meant;
@@ -214,7 +298,8 @@ TEST(StartOptions, EnvFileAndNoEnvInherit) {
   ::close(fd);
   auto a = parse({"--env-file", tmpl, "--env", "DB=override", "server"}, {"PATH=/bin", "HOME=/h"});
   ASSERT_TRUE(a.ok()) << a.error().message;
-  EXPECT_EQ(a->monitor.env, (std::vector<std::string>{"PATH=/bin", "HOME=/h", "QUOTED=a b", "DB=override"}));
+  EXPECT_EQ(a->monitor.env,
+            (std::vector<std::string>{"PATH=/bin", "HOME=/h", "QUOTED=a b", "DB=override"}));
   auto bare = parse({"--no-env-inherit", "--env-file", tmpl, "server"}, {"PATH=/bin", "HOME=/h"});
   ASSERT_TRUE(bare.ok()) << bare.error().message;
   EXPECT_EQ(bare->monitor.env, (std::vector<std::string>{"DB=postgres://x", "QUOTED=a b"}));

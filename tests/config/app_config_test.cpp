@@ -46,6 +46,19 @@ std::string only_error(const std::string& text) {
 
 // --- defaults and each key ---------------------------------------------------
 
+TEST(AppConfig, NiceAndLimitNofileAreKeysAndDefaults) {
+  const AppSpec app = parse_one("nice = 5\nlimit_nofile = 256\n");
+  EXPECT_EQ(app.monitor.nice, 5);
+  EXPECT_EQ(app.monitor.limit_nofile, 256u);
+  const AppsFile f = parse("[defaults]\nnice = 10\n[[app]]\ncmd = \"a\"\n[[app]]\ncmd = \"b\"\nnice = 1\n");
+  ASSERT_TRUE(f.ok()) << errors_of(f);
+  EXPECT_EQ(f.apps[0].monitor.nice, 10);
+  EXPECT_EQ(f.apps[1].monitor.nice, 1);
+  EXPECT_EQ(only_error("[[app]]\ncmd = \"x\"\nnice = 40\n"), "3:8: nice: must be from -20 to 19");
+  EXPECT_EQ(only_error("[[app]]\ncmd = \"x\"\nlimit_nofile = \"many\"\n"),
+            "3:16: limit_nofile: expected an integer, got a string");
+}
+
 TEST(AppConfig, DefaultsAreTheCommandLines) {
   const AppSpec app = parse_one("");
   MonitorOptions expected;
@@ -549,6 +562,8 @@ AppSpec unusual_app() {
   m.watch_debounce = 1500ms;
   m.pid_file = "/run/api.pid";
   m.ready = "exec:test -e /run/api.sock";
+  m.nice = -3;
+  m.limit_nofile = 4096;
   return app;
 }
 
