@@ -10,7 +10,7 @@
 
 namespace sempre::cli {
 
-// Exit codes (DESIGN "Conventions"), part of the interface.
+// Exit codes, part of the interface (sempre(1), EXIT STATUS).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;    // the request failed
 inline constexpr int kExitUsage = 2;     // bad command line

@@ -1,6 +1,6 @@
 // The commands that talk to sempred: each sends one request (client.hpp)
-// and prints the answer (format.hpp) or the error, with the exit code of
-// DESIGN "Conventions".
+// and prints the answer (format.hpp) or the error, with the exit codes of
+// commands.hpp.
 #include <unistd.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
-// The start options shared by `sempre run` and `sempre start` (DESIGN
-// "Command line"): declared once on a CLI11 command, converted to the
-// MonitorOptions of one app.
+// The start options shared by `sempre run` and `sempre start`: the rows of
+// the option schema and the keys it leaves to the command line, declared once
+// on a CLI11 command and converted to the AppSpec of one app.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -1,5 +1,5 @@
 // SEMPRE_HOME: where one daemon keeps its socket, lock, log, state and the
-// apps' logs (DESIGN "Where state lives"). Shared by sempre and sempred.
+// apps' logs (sempred(8), FILES). Shared by sempre and sempred.
 #pragma once
 
 #include <string>
