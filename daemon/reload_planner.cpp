@@ -43,13 +43,19 @@ ReloadPlan plan_reload(const std::string& path, const std::vector<CurrentApp>& c
   }
   // Everything is checked before anything is planned: a file with one bad
   // app changes nothing.
-  for (const AppSpec& spec : specs) {
+  for (auto it = specs.begin(); it != specs.end(); ++it) {
+    const AppSpec& spec = *it;
     if (auto problem = check_app_name(spec.name); !problem.empty()) {
       return refused(PlanError::Kind::kInvalidApp, path + ": " + problem);
     }
     if (auto st = validate(spec.monitor); !st) {
       return refused(PlanError::Kind::kInvalidApp,
                      path + ": app \"" + spec.name + "\": " + st.error().message);
+    }
+    // A file cannot hold one twice (its parser says so); a request could.
+    if (std::any_of(specs.begin(), it, [&](const AppSpec& s) { return s.name == spec.name; })) {
+      return refused(PlanError::Kind::kInvalidApp,
+                     path + ": duplicate app name \"" + spec.name + "\"");
     }
     const CurrentApp* existing = find_name(current, spec.name);
     if (existing == nullptr || existing->spec == spec) continue;

@@ -56,7 +56,7 @@ struct PlannedDelete {
 struct PlanError {
   enum class Kind {
     kUnknownOnly,  // an `only` name the file does not have
-    kInvalidApp,   // a bad name, or a spec that does not validate
+    kInvalidApp,   // a bad name (or one given twice), or a spec that does not validate
     kNameTaken,    // an app of that name exists with another spec and may not change
   };
   Kind kind = Kind::kInvalidApp;
@@ -75,8 +75,8 @@ struct ReloadPlan {
 // and, in kReload mode, the file's other apps count as gone. The first
 // problem found, in the file's order (an unknown `only` name before
 // anything), makes the plan an error: a bad name, a spec that does not
-// validate, or an app of that name with another spec that is not this
-// file's to reload.
+// validate, a name given twice, or an app of that name with another spec
+// that is not this file's to reload.
 ReloadPlan plan_reload(const std::string& path, const std::vector<CurrentApp>& current,
                        std::vector<AppSpec> specs, ApplyMode mode,
                        const std::vector<std::string>& only);

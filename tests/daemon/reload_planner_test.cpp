@@ -253,6 +253,15 @@ TEST(ReloadPlanner, ProblemsAreReportedInTheFilesOrder) {
   EXPECT_EQ(plan.error->message, "/srv/apps.toml: app \"worker\": no program to run");
 }
 
+// A config file cannot name an app twice; a request built by hand could,
+// and must not make two apps of one name.
+TEST(ReloadPlanner, ANameGivenTwiceRefusesTheWholeFile) {
+  const ReloadPlan plan = start({}, {spec_of("web"), spec_of("worker"), spec_of("web")});
+  ASSERT_TRUE(plan.error);
+  EXPECT_EQ(plan.error->kind, PlanError::Kind::kInvalidApp);
+  EXPECT_EQ(plan.error->message, "/srv/apps.toml: duplicate app name \"web\"");
+}
+
 TEST(ReloadPlanner, AnAppNotInOnlyIsNotChecked) {
   AppSpec bad = spec_of("worker");
   bad.monitor.argv.clear();
