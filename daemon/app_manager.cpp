@@ -11,11 +11,14 @@
 #include <spdlog/spdlog.h>
 
 #include "app_config.hpp"
+#include "app_registry.hpp"
+#include "config_sources.hpp"
 #include "protocol.hpp"
-#include "sempre/file_watcher.hpp"
+#include "reload_planner.hpp"
 #include "sempre/log_files.hpp"
 #include "sempre/monitor.hpp"
 #include "state_store.hpp"
+#include "subscriptions.hpp"
 
 namespace sempre {
 namespace {
@@ -24,19 +27,6 @@ namespace json = boost::json;
 using protocol::ErrorCode;
 
 constexpr std::size_t kDefaultLogLines = 15;
-
-// Names double as log file names and must not read as an id, a pid or `all`.
-std::string check_name(const std::string& name) {
-  if (name.empty()) return "the app name must not be empty";
-  if (name == "all") return "\"all\" cannot name an app: it means every app";
-  if (name.find('/') != std::string::npos || name == "." || name == "..") {
-    return "invalid app name \"" + name + "\": it must not contain '/'";
-  }
-  if (name.find_first_not_of("0123456789") == std::string::npos) {
-    return "invalid app name \"" + name + "\": a number would read as an id or a pid";
-  }
-  return {};
-}
 
 // Sends `sig`, then SIGKILL after `timeout`, to the group of `pid`, a
 // process left running by an earlier daemon (not our child: watched through
@@ -109,16 +99,22 @@ struct Countdown {
 
 class AppManager::Impl {
  public:
-  Impl(boost::asio::any_io_executor executor, HomePaths paths, std::shared_ptr<spdlog::logger> log)
+  Impl(boost::asio::any_io_executor executor, HomePaths paths, std::shared_ptr<spdlog::logger> log,
+       MonitorSeams seams)
       : executor_(std::move(executor)),
         paths_(std::move(paths)),
         log_(std::move(log)),
-        clock_(make_asio_clock(executor_)),
+        seams_(seams),
+        own_clock_(seams.clock != nullptr ? nullptr : make_asio_clock(executor_)),
+        clock_(seams.clock != nullptr ? *seams.clock : *own_clock_),
+        sources_(
+            executor_, clock_, log_,
+            [this](const std::string& path, const std::string& why) { reload_source(path, why); }),
         started_(std::chrono::steady_clock::now()) {}
 
   ~Impl() {
     // Monitors kill what still runs; subscribers are only weak references.
-    apps_.clear();
+    registry_.clear();
   }
 
   void restore() {
@@ -128,13 +124,13 @@ class AppManager::Impl {
       return;
     }
     if (!loaded->warning.empty()) log_->warn("{}", loaded->warning);
-    next_id_ = std::max<std::uint64_t>(loaded->state.next_id, 1);
+    registry_.skip_ids_below(loaded->state.next_id);
     for (SavedSource& source : loaded->state.sources) {
-      remember_source(source.path, std::move(source.env), source.watch);
+      sources_.remember(source.path, std::move(source.env), source.watch);
     }
     for (SavedApp& saved : loaded->state.apps) {
-      next_id_ = std::max(next_id_, saved.id + 1);
-      App& app = add_app(saved.id, std::move(saved.spec), saved.wanted_up, /*resume=*/true);
+      App& app = registry_.add_with_id(saved.id, std::move(saved.spec), saved.wanted_up);
+      make_monitor(app, /*resume=*/true);
       app.source = saved.source;
       app.restarts_before = saved.restarts;
       log_->info("restored app {} (id {}), wanted {}", app.spec.name, app.id,
@@ -187,79 +183,35 @@ class AppManager::Impl {
 
   void set_on_kill(std::function<void()> on_kill) { on_kill_ = std::move(on_kill); }
 
-  void reload_sources() {
-    std::vector<std::string> paths;
-    for (const auto& [path, source] : sources_) paths.push_back(path);
-    for (const auto& path : paths) reload_source(path, "SIGHUP");
-  }
+  void reload_sources() { sources_.reload_all("SIGHUP"); }
 
-  std::vector<pid_t> owned_pids() const {
+  std::vector<pid_t> owned_pids() {
     std::vector<pid_t> pids;
-    for (const auto& [id, app] : apps_) {
+    for (App* app : registry_.all()) {
       if (const pid_t pid = app->monitor->status().pid; pid != 0) pids.push_back(pid);
     }
     return pids;
   }
 
  private:
-  struct App {
-    std::uint64_t id = 0;
-    AppSpec spec;
-    bool wanted_up = false;
-    std::string source;  // the config file it came from; empty: the command line
-    std::unique_ptr<Monitor> monitor;
-    // Called with each event until they return true (--wait).
-    std::vector<std::function<bool(const Event&)>> waiters;
-    // Restarts of earlier Monitors of this app (before a reload replaced
-    // it, or under an earlier daemon): the count shown adds the current one's.
-    int restarts_before = 0;
-    // CPU% over a window the daemon owns, the same for every client that
-    // asks within it: the last sample and the percentage it gave.
-    std::chrono::steady_clock::time_point cpu_at{};
-    std::uint64_t cpu_ms = 0;
-    pid_t cpu_pid = 0;
-    double cpu_percent = 0;
-  };
-
   // At most one new CPU sample per app within this long.
   static constexpr auto kCpuWindow = std::chrono::seconds(1);
 
-  // A config file the daemon remembers.
-  struct Source {
-    std::vector<std::string> env;  // of the CLI that started it
-    bool watch = false;
-    std::unique_ptr<FileWatcher> watcher;
-  };
-
-  // A client following logs or events.
-  struct Subscriber {
-    std::uint64_t key;
-    std::weak_ptr<Session> session;
-    std::uint64_t request_id;
-    std::vector<std::uint64_t> app_ids;  // empty: every app, those started later too
-    bool out = true;                     // logs: which streams
-    bool err = true;
-  };
-
   // --- apps -------------------------------------------------------------
+
+  // A new app, under the next id, with its Monitor.
+  App& add_app(AppSpec spec, bool wanted_up) {
+    App& app = registry_.add(std::move(spec), wanted_up);
+    make_monitor(app, /*resume=*/false);
+    return app;
+  }
 
   // `resume`: the app ran under an earlier daemon, so its next run appends
   // to the logs of the runs before rather than truncating them.
-  App& add_app(std::uint64_t id, AppSpec spec, bool wanted_up, bool resume) {
-    auto app = std::make_unique<App>();
-    app->id = id;
-    app->spec = std::move(spec);
-    app->wanted_up = wanted_up;
-    App* raw = app.get();
-    make_monitor(*raw, resume);
-    apps_[id] = std::move(app);
-    return *raw;
-  }
-
   void make_monitor(App& app, bool resume) {
     MonitorOptions options = app.spec.monitor;
     if (resume) options.logs.append = true;
-    app.monitor = std::make_unique<Monitor>(executor_, options);
+    app.monitor = std::make_unique<Monitor>(executor_, options, seams_);
     App* raw = &app;
     app.monitor->on_event([this, raw](const Event& e) { on_app_event(*raw, e); });
     app.monitor->on_output([this, raw](OutputStream stream, std::string_view line) {
@@ -281,58 +233,19 @@ class AppManager::Impl {
     return app.monitor->start();
   }
 
-  void erase_app(std::uint64_t id) {
-    auto it = apps_.find(id);
-    if (it == apps_.end()) return;
-    log_->info("deleted app {} (id {})", it->second->spec.name, id);
+  // `failed_start`: its first start failed, and it gives its id back.
+  void erase_app(std::uint64_t id, bool failed_start = false) {
+    std::shared_ptr<App> gone = failed_start ? registry_.withdraw(id) : registry_.remove(id);
+    if (gone == nullptr) return;
+    log_->info("deleted app {} (id {})", gone->spec.name, id);
     // The Monitor may be inside its own callback: destroy it later.
-    std::shared_ptr<App> gone(std::move(it->second));
-    apps_.erase(it);
     boost::asio::post(executor_, [gone] {});
   }
 
-  App* find_id(std::uint64_t id) {
-    auto it = apps_.find(id);
-    return it == apps_.end() ? nullptr : it->second.get();
-  }
-
-  App* find_name(const std::string& name) {
-    for (auto& [id, app] : apps_) {
-      if (app->spec.name == name) return app.get();
-    }
-    return nullptr;
-  }
-
-  // Resolves TARGETs (name, id, pid or "all") to apps, in id order, each once.
+  App* find_id(std::uint64_t id) { return registry_.find_id(id); }
+  App* find_name(const std::string& name) { return registry_.find_name(name); }
   Result<std::vector<App*>> resolve(const std::vector<std::string>& targets) {
-    std::vector<App*> found;
-    auto add = [&found](App* app) {
-      if (std::find(found.begin(), found.end(), app) == found.end()) found.push_back(app);
-    };
-    for (const std::string& target : targets) {
-      if (target == "all") {
-        for (auto& [id, app] : apps_) add(app.get());
-        continue;
-      }
-      App* match = find_name(target);
-      if (match == nullptr && !target.empty() &&
-          target.find_first_not_of("0123456789") == std::string::npos && target.size() < 19) {
-        const auto number = std::stoull(target);
-        match = find_id(number);
-        // Else the pid of a running app's main process: an app that does not
-        // run has pid 0, which must never match "0".
-        for (auto it = apps_.begin(); match == nullptr && number != 0 && it != apps_.end(); ++it) {
-          const pid_t pid = it->second->monitor->status().pid;
-          if (pid > 0 && static_cast<std::uint64_t>(pid) == number) match = it->second.get();
-        }
-      }
-      if (match == nullptr) {
-        return Error{ErrorKind::kNotFound, "no app matches \"" + target + "\""};
-      }
-      add(match);
-    }
-    std::sort(found.begin(), found.end(), [](App* a, App* b) { return a->id < b->id; });
-    return found;
+    return registry_.resolve(targets);
   }
 
   protocol::AppInfo info_of(App& app) {
@@ -371,10 +284,10 @@ class AppManager::Impl {
 
   void persist() {
     SavedState state;
-    state.next_id = next_id_;
-    for (const auto& [id, app] : apps_) {
+    state.next_id = registry_.next_id();
+    for (App* app : registry_.all()) {
       SavedApp saved;
-      saved.id = id;
+      saved.id = app->id;
       saved.spec = app->spec;
       saved.wanted_up = app->wanted_up;
       if (const pid_t pid = app->monitor->status().pid; pid != 0) {
@@ -385,7 +298,7 @@ class AppManager::Impl {
       saved.restarts = app->restarts_before + app->monitor->status().restarts;
       state.apps.push_back(std::move(saved));
     }
-    for (const auto& [path, source] : sources_) state.sources.push_back({path, source.env, source.watch});
+    state.sources = sources_.saved();
     if (auto st = save_state(paths_.state, state); !st) {
       log_->error("cannot save {}: {}", paths_.state, st.error().message);
     }
@@ -414,9 +327,7 @@ class AppManager::Impl {
   }
 
   void stop_all(bool keep_wanted, std::function<void(std::size_t)> done) {
-    std::vector<App*> all;
-    for (auto& [id, app] : apps_) all.push_back(app.get());
-    stop_apps(all, keep_wanted, std::move(done));
+    stop_apps(registry_.all(), keep_wanted, std::move(done));
   }
 
   // --- events and output ------------------------------------------------
@@ -431,7 +342,7 @@ class AppManager::Impl {
     // The pid in state.json must follow every spawn and exit.
     if (e.type == EventType::kStart || e.type == EventType::kExit) persist_soon();
     json::object item{{"app", app.spec.name}, {"event", protocol::to_json(e)}};
-    publish(event_subscribers_, app.id, item);
+    event_followers_.publish(app.id, item);
     if (!app.waiters.empty()) {
       auto waiters = std::move(app.waiters);
       app.waiters.clear();
@@ -501,35 +412,11 @@ class AppManager::Impl {
   }
 
   void on_app_output(App& app, OutputStream stream, std::string_view line) {
-    if (log_subscribers_.empty()) return;
+    if (log_followers_.empty()) return;
     const bool out = stream == OutputStream::kStdout;
     json::object item{{"app", app.spec.name}, {"stream", out ? "out" : "err"}};
     protocol::put_line(item, line);
-    publish(log_subscribers_, app.id, item, out ? &Subscriber::out : &Subscriber::err);
-  }
-
-  void publish(std::vector<Subscriber>& subscribers, std::uint64_t app_id, const json::object& item,
-               bool Subscriber::*wants = nullptr) {
-    for (const Subscriber& s : subscribers) {
-      if (!s.app_ids.empty() &&
-          std::find(s.app_ids.begin(), s.app_ids.end(), app_id) == s.app_ids.end()) {
-        continue;
-      }
-      if (wants != nullptr && !(s.*wants)) continue;
-      if (auto session = s.session.lock()) session->send(protocol::make_item(s.request_id, item));
-    }
-  }
-
-  void subscribe(std::vector<Subscriber>& list, const std::shared_ptr<Session>& session,
-                 std::uint64_t request_id, std::vector<std::uint64_t> app_ids, bool out = true,
-                 bool err = true) {
-    const std::uint64_t key = ++last_subscriber_;
-    list.push_back({key, session, request_id, std::move(app_ids), out, err});
-    std::weak_ptr<bool> alive = alive_;
-    session->on_close([this, alive, &list, key] {
-      if (alive.expired()) return;
-      std::erase_if(list, [key](const Subscriber& s) { return s.key == key; });
-    });
+    log_followers_.publish(app.id, item, stream);
   }
 
   // Several events of one transition (exit, restart, start) save once.
@@ -577,7 +464,7 @@ class AppManager::Impl {
            {"version", protocol::kVersion},
            {"home", paths_.home},
            {"uptime_ms", uptime.count()},
-           {"apps", apps_.size()}});
+           {"apps", registry_.size()}});
   }
 
   void start(const protocol::Request& request, const std::shared_ptr<Session>& session) {
@@ -587,7 +474,7 @@ class AppManager::Impl {
     }
     auto spec = protocol::app_spec_from_json(v->as_object());
     if (!spec) return fail(session, request, ErrorCode::kInvalid, spec.error().message);
-    if (auto problem = check_name(spec->name); !problem.empty()) {
+    if (auto problem = check_app_name(spec->name); !problem.empty()) {
       return fail(session, request, ErrorCode::kInvalid, problem);
     }
     if (App* taken = find_name(spec->name); taken != nullptr) {
@@ -599,9 +486,9 @@ class AppManager::Impl {
     if (auto st = validate(spec->monitor); !st) {
       return fail(session, request, ErrorCode::kInvalid, st.error().message);
     }
-    const std::uint64_t id = next_id_++;
     const bool autostart = spec->autostart;
-    App& app = add_app(id, std::move(*spec), autostart, false);
+    App& app = add_app(std::move(*spec), autostart);
+    const std::uint64_t id = app.id;
     if (!autostart) {
       log_->info("added app {} (id {}), stopped", app.spec.name, id);
       persist();
@@ -612,8 +499,7 @@ class AppManager::Impl {
       log_->warn("app {} (id {}) not started: {}", app.spec.name, id, message);
       // A typo in the command must leave neither a failed entry nor a gap
       // in the ids behind.
-      apps_.erase(id);
-      if (next_id_ == id + 1) next_id_ = id;
+      registry_.withdraw(id);
       persist();
       return fail(session, request, ErrorCode::kSpawnFailed, message);
     }
@@ -716,9 +602,7 @@ class AppManager::Impl {
   }
 
   void list(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    std::vector<App*> all;
-    for (auto& [id, app] : apps_) all.push_back(app.get());
-    reply(session, request, {{"apps", infos_of(all)}});
+    reply(session, request, {{"apps", infos_of(registry_.all())}});
   }
 
   // A single app from "target", or an error already sent.
@@ -844,14 +728,13 @@ class AppManager::Impl {
     session->send(protocol::make_item(request.id, {{"following", true}}));
     // Nothing runs between the tail above and this subscription: no line is
     // missed or shown twice.
-    subscribe(log_subscribers_, session, request.id, followed_ids(request, *apps), want_out,
-              want_err);
+    log_followers_.add(session, request.id, {followed_ids(request, *apps), want_out, want_err});
   }
 
   void events(const protocol::Request& request, const std::shared_ptr<Session>& session) {
     auto apps = optional_targets(request, session);
     if (!apps) return;
-    subscribe(event_subscribers_, session, request.id, followed_ids(request, *apps));
+    event_followers_.add(session, request.id, {followed_ids(request, *apps)});
   }
 
   // Empties the current log files of the TARGETs (every app without one).
@@ -872,7 +755,7 @@ class AppManager::Impl {
 
   void cleanlogs(const protocol::Request& request, const std::shared_ptr<Session>& session) {
     int removed = 0;
-    for (auto& [id, app] : apps_) {
+    for (App* app : registry_.all()) {
       const LogOptions& l = app->spec.monitor.logs;
       if (!l.out_path.empty()) removed += remove_rotated_logs(l.out_path);
       if (!l.err_path.empty() && l.err_path != l.out_path) removed += remove_rotated_logs(l.err_path);
@@ -900,99 +783,72 @@ class AppManager::Impl {
     return out;
   }
 
-  // What differs between two specs of one app, by the names of the keys of
-  // a file: "cmd", "env.PORT", "kill_timeout"...
-  static std::vector<std::string> spec_changes(const AppSpec& before, const AppSpec& after) {
-    const json::object a = protocol::to_json(before);
-    const json::object b = protocol::to_json(after);
-    std::vector<std::string> changes;
-    for (const auto& [key, value] : b) {
-      if (key == "env") continue;
-      const json::value* old = a.if_contains(key);
-      if (old == nullptr || *old != value) {
-        std::string name(key);
-        if (name.ends_with("_ms")) name.resize(name.size() - 3);  // the file's key
-        changes.push_back(name);
-      }
+  // The apps as the reload planner sees them, in id order.
+  std::vector<CurrentApp> current_apps() {
+    std::vector<CurrentApp> current;
+    for (App* app : registry_.all()) {
+      const State state = app->monitor->status().state;
+      const bool up =
+          state == State::kStarting || state == State::kRunning || state == State::kBackoff;
+      current.push_back({app->id, app->spec, app->source, up});
     }
-    auto vars = [](const std::vector<std::string>& env) {
-      std::map<std::string, std::string> out;
-      for (const auto& kv : env) {
-        const auto eq = kv.find('=');
-        out[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      }
-      return out;
-    };
-    const auto va = vars(before.monitor.env);
-    const auto vb = vars(after.monitor.env);
-    for (const auto& [k, v] : vb) {
-      if (auto it = va.find(k); it == va.end() || it->second != v) changes.push_back("env." + k);
-    }
-    for (const auto& [k, v] : va) {
-      if (!vb.contains(k)) changes.push_back("env." + k);
-    }
-    return changes;
+    return current;
   }
 
-  // What apply() would do, done nothing (--dry-run).
-  ApplyReport plan(const std::string& path, const std::vector<AppSpec>& specs, bool reload) {
+  // What apply() would do, done nothing (--dry-run). An app it would start
+  // again is reported unchanged, as --dry-run always has.
+  static ApplyReport planned_report(const ReloadPlan& plan) {
     ApplyReport report;
-    for (const AppSpec& spec : specs) {
-      App* existing = find_name(spec.name);
-      if (existing == nullptr) {
-        (spec.autostart ? report.started : report.added).emplace_back(spec.name);
-      } else if (existing->spec == spec) {
-        report.unchanged.emplace_back(spec.name);
-      } else {
-        report.restarted.emplace_back(spec.name);
-        report.changes[spec.name] = to_array(spec_changes(existing->spec, spec));
+    for (const PlannedApp& p : plan.apps) {
+      const std::string& name = p.spec.name;
+      switch (p.action) {
+        case PlannedAction::kStart:
+          report.started.emplace_back(name);
+          break;
+        case PlannedAction::kAddStopped:
+          report.added.emplace_back(name);
+          break;
+        case PlannedAction::kStartAgain:
+        case PlannedAction::kUnchanged:
+          report.unchanged.emplace_back(name);
+          break;
+        case PlannedAction::kRestart:
+          report.restarted.emplace_back(name);
+          report.changes[name] = to_array(p.changes);
+          break;
       }
     }
-    if (reload) {
-      for (auto& [id, app] : apps_) {
-        if (app->source == path &&
-            std::none_of(specs.begin(), specs.end(),
-                         [&](const AppSpec& s) { return s.name == app->spec.name; })) {
-          report.deleted.emplace_back(app->spec.name);
-        }
-      }
-    }
+    for (const PlannedDelete& d : plan.deletes) report.deleted.emplace_back(d.name);
     return report;
   }
 
-  void remember_source(const std::string& path, std::vector<std::string> env, bool watch) {
-    Source& source = sources_[path];
-    source.env = std::move(env);
-    source.watch = source.watch || watch;
-    if (!source.watch || source.watcher) return;
-    FileWatcher::Options o;
-    o.paths = {path};
-    o.debounce = Millis{200};
-    std::weak_ptr<bool> alive = alive_;
-    auto watcher = FileWatcher::create(executor_, *clock_, o, [this, alive, path](const std::string&) {
-      if (!alive.expired()) reload_source(path, "changed on disk");
-    });
-    if (!watcher) {
-      log_->error("cannot watch {}: {}", path, watcher.error().message);
-      return;
+  // A refused plan as apply_request answers it: kNotFound, kInvalidArgument,
+  // and any other kind for a name that is taken.
+  static Error error_of(const PlanError& e) {
+    switch (e.kind) {
+      case PlanError::Kind::kUnknownOnly:
+        return Error{ErrorKind::kNotFound, e.message};
+      case PlanError::Kind::kInvalidApp:
+        return Error{ErrorKind::kInvalidArgument, e.message};
+      case PlanError::Kind::kNameTaken:
+        break;
     }
-    source.watcher = std::move(*watcher);
-    log_->info("watching {} for changes", path);
+    return Error{ErrorKind::kIo, e.message};
   }
 
   // Re-reads a remembered file and applies it as `sempre reload` would. A
   // file with any error changes nothing.
   void reload_source(const std::string& path, const std::string& why) {
-    auto it = sources_.find(path);
-    if (it == sources_.end()) return;
-    const AppsFile file = load_apps_file(path, it->second.env, paths_.home + "/config.toml");
+    const SavedSource* source = sources_.find(path);
+    if (source == nullptr) return;
+    const AppsFile file = load_apps_file(path, source->env, paths_.home + "/config.toml");
     if (!file.ok()) {
       log_->error("{} {}, but has errors; nothing changed:", path, why);
       for (const ConfigError& e : file.errors) log_->error("  {}", e.str());
       return;
     }
     log_->info("reloading {} ({})", path, why);
-    apply(path, file.apps, /*reload=*/true, {}, it->second.env, it->second.watch, /*dry_run=*/false,
+    apply(path, file.apps, /*reload=*/true, {}, source->env, source->watch, /*dry_run=*/false,
           [this, path](Result<ApplyReport> report) {
             if (!report) {
               log_->error("reload of {} failed: {}", path, report.error().message);
@@ -1038,11 +894,11 @@ class AppManager::Impl {
     // shell with another PWD or SSH_* must not make every app "changed".
     // The file is read again here with that environment, unless the user
     // asks to take the current one (--update-env).
-    if (auto it = sources_.find(path); it != sources_.end() && !flag("update_env")) {
-      AppsFile again = load_apps_file(path, it->second.env, paths_.home + "/config.toml");
+    if (const SavedSource* known = sources_.find(path); known != nullptr && !flag("update_env")) {
+      AppsFile again = load_apps_file(path, known->env, paths_.home + "/config.toml");
       if (again.ok()) {
         apps = std::move(again.apps);
-        env = it->second.env;
+        env = known->env;
       }
     }
     apply(path, std::move(apps), mode->as_string() == "reload", strings("only"), std::move(env),
@@ -1062,96 +918,60 @@ class AppManager::Impl {
   // Brings the apps of config file `path` in line with `specs`: new ones
   // start; with `reload`, changed ones restart with their new spec and those
   // no longer in the file are deleted. Checks everything before changing
-  // anything. `done` gets what was done.
+  // anything (plan_reload decides, this carries the plan out). `done` gets
+  // what was done.
   void apply(const std::string& path, std::vector<AppSpec> specs, bool reload,
              const std::vector<std::string>& only, std::vector<std::string> env, bool watch,
              bool dry_run, std::function<void(Result<ApplyReport>)> done) {
-    for (const std::string& name : only) {
-      if (std::none_of(specs.begin(), specs.end(), [&](const AppSpec& s) { return s.name == name; })) {
-        return done(Error{ErrorKind::kNotFound, "no app named \"" + name + "\" in " + path});
-      }
-    }
-    if (!only.empty()) {
-      std::erase_if(specs, [&](const AppSpec& s) {
-        return std::find(only.begin(), only.end(), s.name) == only.end();
-      });
-    }
-    for (AppSpec& spec : specs) {
-      fill_log_defaults(spec);
-      if (auto problem = check_name(spec.name); !problem.empty()) {
-        return done(Error{ErrorKind::kInvalidArgument, path + ": " + problem});
-      }
-      if (auto st = validate(spec.monitor); !st) {
-        return done(Error{ErrorKind::kInvalidArgument, path + ": app \"" + spec.name + "\": " + st.error().message});
-      }
-      App* existing = find_name(spec.name);
-      if (existing == nullptr || existing->spec == spec) continue;
-      if (!reload || existing->source != path) {
-        return done(Error{ErrorKind::kIo,
-                          "an app named \"" + spec.name + "\" already exists (id " +
-                              std::to_string(existing->id) + ") with another spec; " +
-                              (existing->source == path ? "use sempre reload " + path
-                                                        : "delete it or rename the app in " + path)});
-      }
-    }
-    if (dry_run) return done(plan(path, specs, reload));
-    remember_source(path, std::move(env), watch);
+    for (AppSpec& spec : specs) fill_log_defaults(spec);
+    ReloadPlan plan = plan_reload(path, current_apps(), std::move(specs),
+                                  reload ? ApplyMode::kReload : ApplyMode::kStart, only);
+    if (plan.error) return done(error_of(*plan.error));
+    if (dry_run) return done(planned_report(plan));
+    sources_.remember(path, std::move(env), watch);
 
     auto report = std::make_shared<ApplyReport>();
-    std::vector<std::uint64_t> removed;
-    std::vector<std::pair<App*, AppSpec>> changed;
-    if (reload) {
-      for (auto& [id, app] : apps_) {
-        if (app->source != path) continue;
-        if (std::none_of(specs.begin(), specs.end(), [&](const AppSpec& s) { return s.name == app->spec.name; })) {
-          removed.push_back(id);
-        }
-      }
-    }
-    for (AppSpec& spec : specs) {
-      App* existing = find_name(spec.name);
-      if (existing == nullptr) {
-        const std::string name = spec.name;
-        const bool autostart = spec.autostart;
-        App& app = add_app(next_id_++, std::move(spec), autostart, false);
+    std::vector<PlannedApp*> restarts;
+    for (PlannedApp& p : plan.apps) {
+      const std::string name = p.spec.name;
+      if (p.action == PlannedAction::kStart || p.action == PlannedAction::kAddStopped) {
+        const bool autostart = p.action == PlannedAction::kStart;
+        App& app = add_app(std::move(p.spec), autostart);
         app.source = path;
         if (!autostart) {
           report->added.emplace_back(name);
         } else if (auto st = start_app(app); !st) {
           report->failed.push_back(json::object{{"name", name}, {"error", st.error().message}});
-          const std::uint64_t id = app.id;
-          erase_app(id);
-          if (next_id_ == id + 1) next_id_ = id;
+          erase_app(app.id, /*failed_start=*/true);
         } else {
           report->started.emplace_back(name);
         }
-      } else if (existing->spec == spec) {
-        if (existing->source.empty()) existing->source = path;
-        const State state = existing->monitor->status().state;
-        const bool up = state == State::kStarting || state == State::kRunning || state == State::kBackoff;
-        if (up || reload || !spec.autostart) {
-          report->unchanged.emplace_back(spec.name);
+      } else if (p.action == PlannedAction::kRestart) {
+        restarts.push_back(&p);
+      } else if (App* existing = find_id(p.id)) {
+        if (p.adopt) existing->source = path;
+        if (p.action == PlannedAction::kUnchanged) {
+          report->unchanged.emplace_back(name);
         } else if (auto st = start_app(*existing); !st) {
-          report->failed.push_back(json::object{{"name", spec.name}, {"error", st.error().message}});
+          report->failed.push_back(json::object{{"name", name}, {"error", st.error().message}});
         } else {
-          report->started.emplace_back(spec.name);
+          report->started.emplace_back(name);
         }
-      } else {
-        changed.emplace_back(existing, std::move(spec));
       }
     }
 
     std::weak_ptr<bool> alive = alive_;
     auto countdown = std::make_shared<Countdown>();
-    countdown->left = removed.size() + changed.size() + 1;
+    countdown->left = plan.deletes.size() + restarts.size() + 1;
     countdown->done = [this, alive, report, done] {
       if (alive.expired()) return;
       persist();
       done(*report);
     };
-    for (std::uint64_t id : removed) {
+    for (const PlannedDelete& d : plan.deletes) {
+      const std::uint64_t id = d.id;
       App* app = find_id(id);
-      report->deleted.emplace_back(app->spec.name);
+      report->deleted.emplace_back(d.name);
       app->wanted_up = false;
       app->monitor->stop([this, alive, id, countdown] {
         if (alive.expired()) return;
@@ -1159,11 +979,12 @@ class AppManager::Impl {
         countdown->one();
       });
     }
-    for (auto& [app, spec] : changed) {
-      const std::uint64_t id = app->id;
-      report->restarted.emplace_back(spec.name);
-      report->changes[spec.name] = to_array(spec_changes(app->spec, spec));
-      app->monitor->stop([this, alive, id, spec = std::move(spec), report, countdown] {
+    for (PlannedApp* p : restarts) {
+      const std::uint64_t id = p->id;
+      App* app = find_id(id);
+      report->restarted.emplace_back(p->spec.name);
+      report->changes[p->spec.name] = to_array(p->changes);
+      app->monitor->stop([this, alive, id, spec = std::move(p->spec), report, countdown] {
         if (alive.expired()) return;
         if (App* a = find_id(id)) {
           // The old Monitor finished its stop; it is not on the stack here.
@@ -1184,7 +1005,7 @@ class AppManager::Impl {
 
   void dump(const protocol::Request& request, const std::shared_ptr<Session>& session) {
     json::array apps;
-    for (const auto& [id, app] : apps_) {
+    for (App* app : registry_.all()) {
       apps.push_back(json::object{{"spec", protocol::to_json(app->spec)},
                                   {"wanted_up", app->wanted_up},
                                   {"source", app->source}});
@@ -1206,22 +1027,22 @@ class AppManager::Impl {
   boost::asio::any_io_executor executor_;
   HomePaths paths_;
   std::shared_ptr<spdlog::logger> log_;
-  std::unique_ptr<Clock> clock_;
+  MonitorSeams seams_;
+  std::unique_ptr<Clock> own_clock_;  // when the seams bring none
+  Clock& clock_;
+  ConfigSources sources_;
   std::chrono::steady_clock::time_point started_;
-  std::map<std::string, Source> sources_;
-  std::map<std::uint64_t, std::unique_ptr<App>> apps_;
-  std::uint64_t next_id_ = 1;
-  std::vector<Subscriber> log_subscribers_;
-  std::vector<Subscriber> event_subscribers_;
-  std::uint64_t last_subscriber_ = 0;
+  AppRegistry registry_;
+  Subscriptions log_followers_;
+  Subscriptions event_followers_;
   bool persist_pending_ = false;
   std::function<void()> on_kill_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 AppManager::AppManager(boost::asio::any_io_executor executor, HomePaths paths,
-                       std::shared_ptr<spdlog::logger> log)
-    : impl_(std::make_unique<Impl>(std::move(executor), std::move(paths), std::move(log))) {}
+                       std::shared_ptr<spdlog::logger> log, MonitorSeams seams)
+    : impl_(std::make_unique<Impl>(std::move(executor), std::move(paths), std::move(log), seams)) {}
 AppManager::~AppManager() = default;
 void AppManager::restore() { impl_->restore(); }
 void AppManager::handle(const protocol::Request& request, const std::shared_ptr<Session>& session) {

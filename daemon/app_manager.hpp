@@ -1,6 +1,12 @@
 // AppManager: the daemon's apps. Owns one Monitor per app, answers every
 // request of the control protocol, and persists the apps to state.json on
 // every change. Used on the daemon's single io thread.
+//
+// It is assembled from parts, each with its own unit test: the AppRegistry
+// (records, ids, targets), the reload planner (what a config file changes),
+// Subscriptions (logs -f, events) and ConfigSources (remembered and watched
+// files). What is left here is the doing: the request handlers, and carrying
+// out plans with the apps' Monitors.
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +18,7 @@
 
 #include "control_server.hpp"
 #include "home.hpp"
+#include "sempre/monitor.hpp"
 
 namespace spdlog {
 class logger;
@@ -21,8 +28,11 @@ namespace sempre {
 
 class AppManager final : public RequestHandler {
  public:
+  // `seams` reach every app's Monitor, and the clock also the config files'
+  // watchers: tests pass a fake clock and launcher; a null member is the
+  // real one. REQUIRES: what they point to outlives the AppManager.
   AppManager(boost::asio::any_io_executor executor, HomePaths paths,
-             std::shared_ptr<spdlog::logger> log);
+             std::shared_ptr<spdlog::logger> log, MonitorSeams seams = {});
   AppManager(const AppManager&) = delete;
   AppManager& operator=(const AppManager&) = delete;
   ~AppManager() override;
