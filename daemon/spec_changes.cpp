@@ -1,25 +1,24 @@
 #include "spec_changes.hpp"
 
-#include <boost/json.hpp>
 #include <map>
 
-#include "protocol.hpp"
+#include "option_schema.hpp"
 
 namespace sempre {
 
 std::vector<std::string> spec_changes(const AppSpec& before, const AppSpec& after) {
-  namespace json = boost::json;
-  const json::object a = protocol::to_json(before);
-  const json::object b = protocol::to_json(after);
+  const MonitorOptions& a = before.monitor;
+  const MonitorOptions& b = after.monitor;
   std::vector<std::string> changes;
-  for (const auto& [key, value] : b) {
-    if (key == "env") continue;
-    const json::value* old = a.if_contains(key);
-    if (old == nullptr || *old != value) {
-      std::string name(key);
-      if (name.ends_with("_ms")) name.resize(name.size() - 3);  // the file's key
-      changes.push_back(name);
-    }
+  // The keys the option schema leaves to each reader, then its rows.
+  if (before.name != after.name) changes.emplace_back("name");
+  if (a.argv != b.argv) changes.emplace_back("cmd");
+  if (a.cwd != b.cwd) changes.emplace_back("cwd");
+  if (a.logs.out_path != b.logs.out_path) changes.emplace_back("out");
+  if (a.logs.err_path != b.logs.err_path) changes.emplace_back("err");
+  if (a.watch != b.watch) changes.emplace_back("watch");
+  for (const OptionRow& row : option_rows()) {
+    if (!same_value(row, before, after)) changes.emplace_back(row.key);
   }
   auto vars = [](const std::vector<std::string>& env) {
     std::map<std::string, std::string> out;

@@ -60,14 +60,33 @@ TEST(SpecChanges, EveryKeyInTheOrderOfTheSpecThenTheEnvironment) {
   m.pid_file = "/p";
   m.ready = "tcp:80";
   after.autostart = false;
-  EXPECT_EQ(
-      spec_changes(web(), after),
-      (Names{"name",          "cmd",          "interpreter",    "cwd",          "user",
-             "group",         "umask",        "restart",        "max_restarts", "min_uptime",
-             "restart_delay", "backoff_max",  "kill_signal",    "kill_timeout", "out",
-             "err",           "append",       "log_max_size",   "log_keep",     "log_timestamps",
-             "watch",         "watch_ignore", "watch_debounce", "pid_file",     "ready",
-             "autostart",     "env.PORT"}));
+  EXPECT_EQ(spec_changes(web(), after), (Names{"name",
+                                               "cmd",
+                                               "cwd",
+                                               "out",
+                                               "err",
+                                               "watch",
+                                               "interpreter",
+                                               "user",
+                                               "group",
+                                               "umask",
+                                               "restart",
+                                               "max_restarts",
+                                               "min_uptime",
+                                               "restart_delay",
+                                               "backoff_max",
+                                               "kill_signal",
+                                               "kill_timeout",
+                                               "append",
+                                               "log_max_size",
+                                               "log_keep",
+                                               "log_timestamps",
+                                               "watch_ignore",
+                                               "watch_debounce",
+                                               "pid_file",
+                                               "ready",
+                                               "autostart",
+                                               "env.PORT"}));
 }
 
 TEST(SpecChanges, NamesEachVariableAddedOrChangedThenEachRemoved) {
