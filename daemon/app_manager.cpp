@@ -193,14 +193,6 @@ class AppManager::Impl {
     for (const auto& path : paths) reload_source(path, "SIGHUP");
   }
 
-  std::vector<pid_t> owned_pids() const {
-    std::vector<pid_t> pids;
-    for (const auto& [id, app] : apps_) {
-      if (const pid_t pid = app->monitor->status().pid; pid != 0) pids.push_back(pid);
-    }
-    return pids;
-  }
-
  private:
   struct App {
     std::uint64_t id = 0;
@@ -1230,6 +1222,5 @@ void AppManager::handle(const protocol::Request& request, const std::shared_ptr<
 void AppManager::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
 void AppManager::reload_sources() { impl_->reload_sources(); }
 void AppManager::set_on_kill(std::function<void()> on_kill) { impl_->set_on_kill(std::move(on_kill)); }
-std::vector<pid_t> AppManager::owned_pids() const { return impl_->owned_pids(); }
 
 }  // namespace sempre

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "child_registry.hpp"
 #include "sempre/launcher.hpp"
 #include "sempre/proc_stats.hpp"
 
@@ -151,44 +152,6 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   report_and_exit(error_fd, Step::kExec, errno);
 }
 
-void reap(pid_t pid) {
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-}
-
-// P_PIDFD (Linux 5.4), spelled out because older glibc lacks it in idtype_t.
-constexpr idtype_t kByPidfd = static_cast<idtype_t>(3);
-
-// waitid on our child `pid` through its pidfd, retried on EINTR. Kernels
-// before 5.4 refuse P_PIDFD with EINVAL and are asked by pid instead, which
-// is sound while the child is unreaped: its pid cannot be reused until then.
-int wait_child(int pidfd, pid_t pid, int options, siginfo_t& info) {
-  for (;;) {
-    info = siginfo_t{};
-    int rc = ::waitid(kByPidfd, static_cast<id_t>(pidfd), &info, options);
-    if (rc < 0 && errno == EINVAL) rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, options);
-    if (rc == 0 || errno != EINTR) return rc;
-  }
-}
-
-// Reaps the child if it has exited; nullopt while it still runs. Never
-// blocks, since a wake-up of the pidfd proves nothing: the reactor can apply
-// a stale event of a closed descriptor to the state it reuses for a pidfd.
-std::optional<ExitStatus> reap_if_exited(int pidfd, pid_t pid) {
-  siginfo_t info;
-  if (wait_child(pidfd, pid, WEXITED | WNOHANG, info) < 0) {
-    // ECHILD: someone else reaped it (SIGCHLD set to SIG_IGN, a waitpid(-1)
-    // elsewhere). It is gone, but its status is lost.
-    return ExitStatus{false, -1};
-  }
-  if (info.si_pid == 0) return std::nullopt;
-  ExitStatus status;
-  // The raw status keeps a death by SIGKILL apart from exit(9).
-  status.signaled = info.si_code != CLD_EXITED;  // CLD_KILLED or CLD_DUMPED
-  status.code = info.si_status;
-  return status;
-}
-
 // Waits up to `limit` for the process behind `pidfd` to end; returns early
 // when poll fails, since the caller's look afterwards does not block anyway.
 void await_end(int pidfd, std::chrono::milliseconds limit) {
@@ -259,17 +222,18 @@ class PosixChild final : public ChildProcess {
     if (!s.reaped) {
       const int fd = s.pidfd.native_handle();
       // Only an unreaped leader (running or zombie) keeps the pgid reserved,
-      // so the group is killed only while waitid still sees the leader.
-      siginfo_t info;
-      if (wait_child(fd, s.pid, WEXITED | WNOHANG | WNOWAIT, info) == 0) {
+      // so the group is killed only while the leader is still ours.
+      if (registered_unreaped(fd, s.pid)) {
         ::kill(-s.pid, SIGKILL);
         // A SIGKILLed process ends within milliseconds unless it is stuck in
         // an uninterruptible sleep (a dead NFS server or FUSE daemon), where
         // it may stay for good. Rather than hang the caller's thread with
-        // it, such a child is left a zombie for a subreaper's sweep
-        // (sempred reaps every child it no longer owns).
+        // it, such a child is handed over to reap_orphans(), which the host
+        // (a subreaper, or PID 1) calls on SIGCHLD.
         await_end(fd, kReapAfterKill);
-        reap_if_exited(fd, s.pid);
+        if (!reap_registered_if_exited(fd, s.pid)) release_registered(s.pid);
+      } else {
+        release_registered(s.pid);
       }
       s.reaped = true;
     }
@@ -285,7 +249,7 @@ class PosixChild final : public ChildProcess {
     // The child may have exited before anyone waited: its pidfd's edge is
     // gone by now, so look before waiting for one.
     if (std::optional<ExitStatus> status =
-            reap_if_exited(state_->pidfd.native_handle(), state_->pid)) {
+            reap_registered_if_exited(state_->pidfd.native_handle(), state_->pid)) {
       state_->reaped = true;
       asio::post(state_->executor,
                  [state = state_, status = *status] { deliver_exit(state, status); });
@@ -353,8 +317,8 @@ class PosixChild final : public ChildProcess {
     state->pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
                             [state](const boost::system::error_code& ec) {
                               if (ec == asio::error::operation_aborted || state->closed) return;
-                              std::optional<ExitStatus> status =
-                                  reap_if_exited(state->pidfd.native_handle(), state->pid);
+                              std::optional<ExitStatus> status = reap_registered_if_exited(
+                                  state->pidfd.native_handle(), state->pid);
                               if (!status) return wait_exit(state);  // a spurious wake-up
                               state->reaped = true;
                               deliver_exit(state, *status);
@@ -501,8 +465,7 @@ class PosixLauncher final : public Launcher {
     plan.error_fd = error_pipe[1];
 
     // No notify_fork: the child never touches the io_context before exec.
-    pid_t pid = ::fork();
-    if (pid == 0) exec_child(plan);
+    pid_t pid = fork_registered([&plan] { exec_child(plan); });
     int fork_errno = errno;
     close_fd(error_pipe[1]);
     close_fd(devnull);
@@ -520,7 +483,7 @@ class PosixLauncher final : public Launcher {
     } while (n < 0 && errno == EINTR);
     close_fd(error_pipe[0]);
     if (n == static_cast<ssize_t>(sizeof failure)) {
-      reap(pid);
+      reap_registered(pid);
       return launch_error(failure, request);
     }
 
@@ -551,7 +514,7 @@ class PosixLauncher final : public Launcher {
   // reaped, so that a failed launch leaves nothing behind.
   static void abandon(pid_t pid) {
     ::kill(-pid, SIGKILL);
-    reap(pid);
+    reap_registered(pid);
   }
 
   asio::any_io_executor executor_;

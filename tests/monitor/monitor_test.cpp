@@ -2,17 +2,21 @@
 // deadline, never on a sleep.
 #include "sempre/monitor.hpp"
 
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <filesystem>
 #include <set>
 
+#include "sempre/reaper.hpp"
 #include "test_util.hpp"
 
 namespace sempre {
@@ -483,6 +487,43 @@ TEST_F(ReadinessTest, ExecCheckWaitsUntilTheCommandSucceeds) {
   auto o = options({"listen-on-usr1", "0"});
   o.ready = "exec:test -e '" + flag + "'";
   expect_ready_only_after(o, [&] { write_file(flag, "1"); });
+}
+
+// Regression: a subreaper host (sempred, `sempre run`) reaping its orphans on
+// SIGCHLD took the exit status of an `exec:` readiness check, which then
+// counted as failed, so the app never became running.
+TEST_F(ReadinessTest, ExecCheckPassesWhileTheHostReapsOrphans) {
+  const std::string probe_pid_file = dir_.file("probe.pid");
+  const std::string go = dir_.file("go");
+  ASSERT_EQ(::mkfifo(go.c_str(), 0600), 0);
+  auto o = options({"sleep", "forever"});
+  o.min_uptime = 50ms;
+  // Each check tells the host it runs, and exits 0 once the host lets it.
+  o.ready = "exec:echo $$ > '" + probe_pid_file + "'; kill -USR1 $PPID; read line < '" + go + "'";
+  // The host lets the check go, waits for its exit (without reaping it), and
+  // reaps its orphans before the Monitor can hear of the exit.
+  boost::asio::signal_set usr1(io_, SIGUSR1);
+  int probes_reaped = 0;
+  std::function<void(const boost::system::error_code&, int)> on_usr1 =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        const pid_t probe = std::stoi(read_file(probe_pid_file));
+        write_file(go, "\n");
+        siginfo_t info{};
+        while (::waitid(P_PID, static_cast<id_t>(probe), &info, WEXITED | WNOWAIT) < 0 &&
+               errno == EINTR) {
+        }
+        for (const ReapedChild& child : reap_orphans()) {
+          if (child.pid == probe) ++probes_reaped;
+        }
+        usr1.async_wait(on_usr1);
+      };
+  usr1.async_wait(on_usr1);
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  EXPECT_TRUE(wait_state(State::kRunning));
+  EXPECT_EQ(probes_reaped, 0);
+  EXPECT_TRUE(stop_and_wait());
 }
 
 TEST(ReadyCheck, BadSpecIsRefusedByValidate) {

@@ -32,8 +32,12 @@ struct LaunchRequest {
 };
 
 // A spawned child: the leader of its own session and process group
-// (pgid == pid). Non-copyable; destroying it while the main process still
-// runs kills the whole group with SIGKILL and reaps the main process.
+// (pgid == pid). Non-copyable. Destroying it while the main process is
+// unreaped kills the whole group with SIGKILL and reaps the main process,
+// waiting at most 2 s for it to end; one that outlives that (stuck in the
+// kernel) is left a zombie, for reap_orphans() (sempre/reaper.hpp) to reap
+// once it ends. The real launcher's children are library_children() until
+// they are reaped.
 class SEMPRE_EXPORT ChildProcess {
  public:
   ChildProcess() = default;
