@@ -432,6 +432,8 @@ class Monitor::Impl {
       request.groups = (*creds)->groups;
     }
     request.umask = options_.umask;
+    request.nice = options_.nice;
+    request.limit_nofile = options_.limit_nofile;
     request.stdout_fd = out.write;
     request.stderr_fd = err.write;
     auto child = launcher_->launch(request);

@@ -33,6 +33,12 @@ Status validate(const MonitorOptions& options) {
   if (options.backoff_max.count() <= 0) return invalid("backoff-max must be positive");
   if (options.kill_timeout.count() <= 0) return invalid("kill-timeout must be positive");
   if (options.kill_signal <= 0 || options.kill_signal >= NSIG) return invalid("invalid kill-signal");
+  if (options.nice && (*options.nice < -20 || *options.nice > 19)) {
+    return invalid("nice must be between -20 and 19");
+  }
+  if (options.limit_nofile && *options.limit_nofile == 0) {
+    return invalid("limit-nofile must be positive");
+  }
   if (options.logs.keep < 0) return invalid("log-keep must be >= 0");
   if (options.watch_debounce.count() < 0) return invalid("watch debounce must not be negative");
   if (auto check = parse_ready_check(options.ready); !check) return check.error();

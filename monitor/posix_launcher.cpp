@@ -39,7 +39,18 @@ namespace asio = boost::asio;
 
 // What the child reports through the error pipe when a step before exec, or
 // exec itself, fails.
-enum class Step : int { kSession, kStdio, kGroups, kGid, kUid, kCwd, kDescriptors, kExec };
+enum class Step : int {
+  kSession,
+  kStdio,
+  kNice,
+  kLimitNofile,
+  kGroups,
+  kGid,
+  kUid,
+  kCwd,
+  kDescriptors,
+  kExec
+};
 
 struct ChildFailure {
   Step step = Step::kExec;
@@ -56,6 +67,10 @@ struct ChildPlan {
   int error_fd = -1;
   bool set_umask = false;
   mode_t umask = 0;
+  bool set_nice = false;
+  int nice = 0;
+  bool set_limit_nofile = false;
+  rlim_t limit_nofile = 0;
   bool set_groups = false;
   const gid_t* groups = nullptr;
   std::size_t group_count = 0;
@@ -132,6 +147,16 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   }
 
   if (plan.set_umask) ::umask(plan.umask);
+  // Before the identity changes: a root supervisor may raise the priority or
+  // the limit for an app it runs as another user.
+  if (plan.set_nice && ::setpriority(PRIO_PROCESS, 0, plan.nice) < 0) {
+    report_and_exit(error_fd, Step::kNice, errno);
+  }
+  if (plan.set_limit_nofile) {
+    const struct rlimit limit = {plan.limit_nofile, plan.limit_nofile};
+    if (::setrlimit(RLIMIT_NOFILE, &limit) < 0)
+      report_and_exit(error_fd, Step::kLimitNofile, errno);
+  }
   // Groups before the gid, the gid before the uid: each step needs the
   // privilege the next one drops.
   if (plan.set_groups && ::setgroups(plan.group_count, plan.groups) < 0) {
@@ -170,6 +195,14 @@ void close_fd(int fd) {
   if (fd >= 0) ::close(fd);
 }
 
+// The hard RLIMIT_NOFILE the child inherited (this process's), for a message.
+std::string hard_nofile_limit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return "?";
+  if (limit.rlim_max == RLIM_INFINITY) return "unlimited";
+  return std::to_string(limit.rlim_max);
+}
+
 Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
   const std::string& program = request.argv[0];
   std::string what = program;
@@ -181,6 +214,19 @@ Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
       break;
     case Step::kStdio:
       what += ": redirecting stdio";
+      break;
+    case Step::kNice:
+      what += ": setpriority " + std::to_string(request.nice.value_or(0));
+      if (failure.err == EPERM || failure.err == EACCES) {
+        what += " (a niceness below the current one needs privilege)";
+      }
+      break;
+    case Step::kLimitNofile:
+      what += ": setrlimit RLIMIT_NOFILE " + std::to_string(request.limit_nofile.value_or(0));
+      if (failure.err == EPERM) {
+        what += " (above the hard limit " + hard_nofile_limit() +
+                ", which needs privilege, or above fs.nr_open)";
+      }
       break;
     case Step::kGroups:
       what += ": setgroups";
@@ -434,6 +480,14 @@ class PosixLauncher final : public Launcher {
     if (request.umask) {
       plan.set_umask = true;
       plan.umask = *request.umask;
+    }
+    if (request.nice) {
+      plan.set_nice = true;
+      plan.nice = *request.nice;
+    }
+    if (request.limit_nofile) {
+      plan.set_limit_nofile = true;
+      plan.limit_nofile = static_cast<rlim_t>(*request.limit_nofile);
     }
     if (request.uid) {
       plan.set_groups = true;

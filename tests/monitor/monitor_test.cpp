@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -152,6 +153,20 @@ TEST_F(MonitorTest, EnvironmentAndWorkingDirectoryReachTheChild) {
   ASSERT_TRUE(monitor_->start().ok());
   ASSERT_TRUE(wait_state(State::kExited));
   EXPECT_EQ(out_, std::vector<std::string>{std::filesystem::canonical(dir_.path()).string()});
+}
+
+TEST_F(MonitorTest, NicenessAndDescriptorLimitReachTheChild) {
+  errno = 0;
+  const int nice = std::min(::getpriority(PRIO_PROCESS, 0) + 2, 19);
+  ASSERT_EQ(errno, 0);
+  auto o = options({"limits"});
+  o.nice = nice;
+  o.limit_nofile = 50;
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kExited));
+  EXPECT_EQ(out_, std::vector<std::string>{"nice " + std::to_string(nice) + " nofile 50 50"});
 }
 
 TEST_F(MonitorTest, ChildInheritsNoDescriptorButStdio) {
@@ -524,6 +539,32 @@ TEST_F(ReadinessTest, ExecCheckPassesWhileTheHostReapsOrphans) {
   EXPECT_TRUE(wait_state(State::kRunning));
   EXPECT_EQ(probes_reaped, 0);
   EXPECT_TRUE(stop_and_wait());
+}
+
+TEST(Validate, NicenessMustBeInTheKernelsRange) {
+  MonitorOptions o;
+  o.argv = {"x"};
+  for (int nice : {-20, 0, 19}) {
+    o.nice = nice;
+    EXPECT_TRUE(validate(o).ok()) << nice;
+  }
+  for (int nice : {-21, 20}) {
+    o.nice = nice;
+    auto st = validate(o);
+    ASSERT_FALSE(st.ok()) << nice;
+    EXPECT_EQ(st.error().message, "nice must be between -20 and 19");
+  }
+}
+
+TEST(Validate, DescriptorLimitMustBePositive) {
+  MonitorOptions o;
+  o.argv = {"x"};
+  o.limit_nofile = 1;
+  EXPECT_TRUE(validate(o).ok());
+  o.limit_nofile = 0;
+  auto st = validate(o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message, "limit-nofile must be positive");
 }
 
 TEST(ReadyCheck, BadSpecIsRefusedByValidate) {
