@@ -9,15 +9,15 @@
 #include <csignal>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 
-#include "sempre/file_watcher.hpp"
 #include "lifecycle.hpp"
 #include "log_writer.hpp"
+#include "os.hpp"
 #include "output_pipe.hpp"
-#include "sempre/proc_stats.hpp"
 #include "ready_probe.hpp"
 #include "restart_policy.hpp"
+#include "sempre/file_watcher.hpp"
+#include "sempre/proc_stats.hpp"
 #include "sempre/program.hpp"
 
 namespace sempre {
@@ -44,15 +44,8 @@ constexpr StateSet kChildGone = in(State::kStopped) | in(State::kExited) | in(St
 constexpr StateSet kSpawnSettled = kChildGone | in(State::kStarting) | in(State::kBackoff);
 
 Status write_pid_file(const std::string& path, pid_t pid) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << pid << '\n';
-    if (!out.flush()) return os_error(errno, "cannot write pid file " + tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return os_error(errno, "cannot write pid file " + path);
-  }
+  Status st = os::write_file_atomic(path, std::to_string(pid) + "\n", 0666);
+  if (!st) return Error{st.error().kind, "pid file: " + st.error().message, st.error().os_error};
   return {};
 }
 
@@ -60,16 +53,6 @@ Status write_pid_file(const std::string& path, pid_t pid) {
 ReadyCheck ready_check_of(const MonitorOptions& options) {
   auto check = parse_ready_check(options.ready);
   return check.ok() ? *check : ReadyCheck{};
-}
-
-struct FdPair {
-  int read = -1;
-  int write = -1;
-};
-
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
 }
 
 }  // namespace
@@ -457,18 +440,10 @@ class Monitor::Impl {
     auto creds = resolve_credentials(options_.user, options_.group);
     if (!creds) return creds.error();
 
-    FdPair out;
-    FdPair err;
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return os_error(errno, "cannot create pipe");
-    out = {fds[0], fds[1]};
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      const int e = errno;
-      close_fd(out.read);
-      close_fd(out.write);
-      return os_error(e, "cannot create pipe");
-    }
-    err = {fds[0], fds[1]};
+    auto out = os::make_pipe();
+    if (!out) return out.error();
+    auto err = os::make_pipe();
+    if (!err) return err.error();
 
     LaunchRequest request;
     request.argv = std::move(*argv);
@@ -482,16 +457,13 @@ class Monitor::Impl {
     request.umask = options_.umask;
     request.nice = options_.nice;
     request.limit_nofile = options_.limit_nofile;
-    request.stdout_fd = out.write;
-    request.stderr_fd = err.write;
+    request.stdout_fd = out->write.get();
+    request.stderr_fd = err->write.get();
     auto child = launcher_->launch(request);
-    close_fd(out.write);
-    close_fd(err.write);
-    if (!child) {
-      close_fd(out.read);
-      close_fd(err.read);
-      return child.error();
-    }
+    // The child holds its copies; ours would keep the pipes from ever ending.
+    out->write.reset();
+    err->write.reset();
+    if (!child) return child.error();
 
     run->request = request;
     run->request.stdout_fd = -1;
@@ -499,8 +471,8 @@ class Monitor::Impl {
     run->child = std::move(*child);
     run->pid = run->child->pid();
     run->started = clock_->now();
-    run->out_pipe = add_pipe(OutputStream::kStdout, out.read);
-    run->err_pipe = add_pipe(OutputStream::kStderr, err.read);
+    run->out_pipe = add_pipe(OutputStream::kStdout, out->read.release());
+    run->err_pipe = add_pipe(OutputStream::kStderr, err->read.release());
     return run;
   }
 

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +28,7 @@
 #include <vector>
 
 #include "child_registry.hpp"
+#include "os.hpp"
 #include "sempre/launcher.hpp"
 #include "sempre/proc_stats.hpp"
 
@@ -189,10 +189,6 @@ void await_end(int pidfd, std::chrono::milliseconds limit) {
     const int n = ::poll(&p, 1, static_cast<int>(std::max<milliseconds::rep>(left.count(), 0)));
     if (n >= 0 || errno != EINTR) return;
   }
-}
-
-void close_fd(int fd) {
-  if (fd >= 0) ::close(fd);
 }
 
 // The hard RLIMIT_NOFILE the child inherited (this process's), for a message.
@@ -406,12 +402,12 @@ class PosixChild final : public ChildProcess {
       }
       if (listed->empty()) return finish_group_wait(state);
 
-      std::vector<std::pair<pid_t, int>> opened;
+      std::vector<std::pair<pid_t, os::UniqueFd>> opened;
       for (pid_t pid : *listed) {
-        int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-        if (fd >= 0) {
-          opened.emplace_back(pid, fd);
-        } else if (errno != ESRCH) {  // ESRCH: gone already
+        Result<os::UniqueFd> fd = os::open_pidfd(pid);
+        if (fd) {
+          opened.emplace_back(pid, std::move(*fd));
+        } else if (fd.error().os_error != ESRCH) {  // ESRCH: gone already
           starved = true;
         }
       }
@@ -419,20 +415,17 @@ class PosixChild final : public ChildProcess {
       // pidfd is kept only if its process is still a member after the open.
       std::optional<std::vector<pid_t>> still = try_group_members(s.pid);
       if (!still) {
-        for (auto [pid, fd] : opened) ::close(fd);
         starved = true;
         break;
       }
-      for (auto [pid, fd] : opened) {
-        if (std::find(still->begin(), still->end(), pid) == still->end()) {
-          ::close(fd);
-          continue;
-        }
+      for (auto& [pid, fd] : opened) {
+        if (std::find(still->begin(), still->end(), pid) == still->end()) continue;
         try {
-          s.members.push_back(std::make_unique<asio::posix::stream_descriptor>(s.executor, fd));
+          s.members.push_back(
+              std::make_unique<asio::posix::stream_descriptor>(s.executor, fd.get()));
+          fd.release();
         } catch (const boost::system::system_error&) {
-          ::close(fd);  // not adopted when registering failed
-          starved = true;
+          starved = true;  // not adopted when registering failed: fd closes it
         }
       }
       if (!s.members.empty() || starved) break;
@@ -505,26 +498,21 @@ class PosixLauncher final : public Launcher {
       plan.max_fd = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
     }
 
-    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0) return os_error(errno, "/dev/null");
-    int error_pipe[2];
-    if (::pipe2(error_pipe, O_CLOEXEC) < 0) {
-      int err = errno;
-      close_fd(devnull);
-      return os_error(err, program + ": pipe");
-    }
-    plan.stdio[0] = devnull;
-    plan.stdio[1] = request.stdout_fd >= 0 ? request.stdout_fd : devnull;
-    plan.stdio[2] = request.stderr_fd >= 0 ? request.stderr_fd : devnull;
-    plan.error_fd = error_pipe[1];
+    os::UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!devnull) return os_error(errno, "/dev/null");
+    auto error_pipe = os::make_pipe();
+    if (!error_pipe) return os_error(error_pipe.error().os_error, program + ": pipe");
+    plan.stdio[0] = devnull.get();
+    plan.stdio[1] = request.stdout_fd >= 0 ? request.stdout_fd : devnull.get();
+    plan.stdio[2] = request.stderr_fd >= 0 ? request.stderr_fd : devnull.get();
+    plan.error_fd = error_pipe->write.get();
 
     // No notify_fork: the child never touches the io_context before exec.
     pid_t pid = fork_registered([&plan] { exec_child(plan); });
     int fork_errno = errno;
-    close_fd(error_pipe[1]);
-    close_fd(devnull);
+    error_pipe->write.reset();
+    devnull.reset();
     if (pid < 0) {
-      close_fd(error_pipe[0]);
       Error error = os_error(fork_errno, program + ": fork");
       error.kind = ErrorKind::kTransient;
       return error;
@@ -533,32 +521,32 @@ class PosixLauncher final : public Launcher {
     ChildFailure failure;
     ssize_t n;
     do {
-      n = ::read(error_pipe[0], &failure, sizeof failure);
+      n = ::read(error_pipe->read.get(), &failure, sizeof failure);
     } while (n < 0 && errno == EINTR);
-    close_fd(error_pipe[0]);
+    error_pipe->read.reset();
     if (n == static_cast<ssize_t>(sizeof failure)) {
       reap_registered(pid);
       return launch_error(failure, request);
     }
 
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd < 0) {
-      int err = errno;
+    Result<os::UniqueFd> pidfd = os::open_pidfd(pid);
+    if (!pidfd) {
       abandon(pid);
-      Error error = os_error(err, program + ": pidfd_open");
+      Error error = os_error(pidfd.error().os_error, program + ": pidfd_open");
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
     }
     asio::posix::stream_descriptor watched(executor_);
     boost::system::error_code ec;
-    watched.assign(pidfd, ec);
+    watched.assign(pidfd->get(), ec);
     if (ec) {
-      close_fd(pidfd);  // not adopted when registering failed
+      // Not adopted when registering failed: pidfd still closes it.
       abandon(pid);
       Error error = os_error(ec.value(), program + ": watching the process");
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
     }
+    pidfd->release();
     return std::unique_ptr<ChildProcess>(
         std::make_unique<PosixChild>(executor_, pid, std::move(watched)));
   }
