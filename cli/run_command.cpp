@@ -17,8 +17,8 @@
 
 #include "commands.hpp"
 #include "sempre/monitor.hpp"
-#include "sempre/proc_stats.hpp"
 #include "sempre/program.hpp"
+#include "sempre/reaper.hpp"
 #include "start_options.hpp"
 
 
@@ -68,16 +68,6 @@ std::string human(const std::string& name, const Event& e) {
       return name + ": rotated " + e.path;
   }
   return name + ": " + describe(e);
-}
-
-// Reaps every exited child but `keep` (the Monitor's own, which it reaps
-// through its pidfd). waitpid(-1) would race with that.
-void reap_orphans(pid_t keep) {
-  for (pid_t pid : children_of(::getpid())) {
-    if (pid == keep) continue;
-    while (::waitpid(pid, nullptr, WNOHANG) < 0 && errno == EINTR) {
-    }
-  }
 }
 
 int exit_code(const MonitorStatus& s, const std::optional<Error>& spawn_error) {
@@ -146,7 +136,7 @@ int run_foreground(const StartArgs& args) {
             }
             break;
           case SIGCHLD:
-            reap_orphans(monitor.status().pid);
+            (void)reap_orphans();  // never the library's own children
             break;
           default:
             (void)monitor.signal(sig);
@@ -161,7 +151,7 @@ int run_foreground(const StartArgs& args) {
     return exit_code(monitor.status(), spawn_error);
   }
   io.run();
-  reap_orphans(0);
+  (void)reap_orphans();
   return exit_code(monitor.status(), spawn_error);
 }
 

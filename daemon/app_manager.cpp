@@ -185,14 +185,6 @@ class AppManager::Impl {
 
   void reload_sources() { sources_.reload_all("SIGHUP"); }
 
-  std::vector<pid_t> owned_pids() {
-    std::vector<pid_t> pids;
-    for (App* app : registry_.all()) {
-      if (const pid_t pid = app->monitor->status().pid; pid != 0) pids.push_back(pid);
-    }
-    return pids;
-  }
-
  private:
   // At most one new CPU sample per app within this long.
   static constexpr auto kCpuWindow = std::chrono::seconds(1);
@@ -1051,6 +1043,5 @@ void AppManager::handle(const protocol::Request& request, const std::shared_ptr<
 void AppManager::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
 void AppManager::reload_sources() { impl_->reload_sources(); }
 void AppManager::set_on_kill(std::function<void()> on_kill) { impl_->set_on_kill(std::move(on_kill)); }
-std::vector<pid_t> AppManager::owned_pids() const { return impl_->owned_pids(); }
 
 }  // namespace sempre

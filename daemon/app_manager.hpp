@@ -56,10 +56,6 @@ class AppManager final : public RequestHandler {
   // Runs after a `kill` request has stopped every app: the daemon should exit.
   void set_on_kill(std::function<void()> on_kill);
 
-  // The pids of the apps' main processes, which their Monitors reap; a
-  // subreaper daemon must reap every other child itself.
-  std::vector<pid_t> owned_pids() const;
-
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;

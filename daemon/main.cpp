@@ -31,7 +31,7 @@
 #include "control_server.hpp"
 #include "home.hpp"
 #include "protocol.hpp"
-#include "sempre/proc_stats.hpp"
+#include "sempre/reaper.hpp"
 #include "sempre/units.hpp"
 
 #ifndef SEMPRE_VERSION
@@ -244,18 +244,10 @@ void reopen_log(spdlog::logger& log, const std::string& path, const DaemonSettin
 }
 
 // The daemon is a subreaper: the orphans of every app's process tree become
-// its children. It reaps them, but never an app's main process, which its
-// Monitor reaps to learn how it ended.
-void reap_strays(const std::vector<pid_t>& owned, spdlog::logger& log) {
-  for (pid_t pid : children_of(::getpid())) {
-    if (std::find(owned.begin(), owned.end(), pid) != owned.end()) continue;
-    int status = 0;
-    pid_t reaped;
-    do {
-      reaped = ::waitpid(pid, &status, WNOHANG);
-    } while (reaped < 0 && errno == EINTR);
-    if (reaped == pid) log.debug("reaped orphan {}", pid);
-  }
+// its children. It reaps them, but never a child of the monitor library (an
+// app's main process, a readiness check), which the library reaps itself.
+void reap_strays(spdlog::logger& log) {
+  for (const ReapedChild& child : reap_orphans()) log.debug("reaped orphan {}", child.pid);
 }
 
 int run_daemon(Options options) {
@@ -369,7 +361,7 @@ int run_daemon(Options options) {
             manager->reload_sources();
             break;
           case SIGCHLD:
-            reap_strays(manager->owned_pids(), *log);
+            reap_strays(*log);
             break;
           default:
             break;
@@ -398,7 +390,7 @@ int run_daemon(Options options) {
   }
   server.reset();
   manager.reset();
-  reap_strays({}, *log);
+  reap_strays(*log);
   return kExitOk;
 }
 

@@ -1,33 +1,34 @@
 #include "sempre/events.hpp"
 
+#include <iterator>
+
+#include "enum_names.hpp"
+
 namespace sempre {
 
-const char* state_name(State state) {
-  switch (state) {
-    case State::kStopped: return "stopped";
-    case State::kStarting: return "starting";
-    case State::kRunning: return "running";
-    case State::kStopping: return "stopping";
-    case State::kBackoff: return "backoff";
-    case State::kExited: return "exited";
-    case State::kFailed: return "failed";
-  }
-  return "unknown";
-}
+namespace {
 
-const char* event_name(EventType type) {
-  switch (type) {
-    case EventType::kStart: return "start";
-    case EventType::kReady: return "ready";
-    case EventType::kExit: return "exit";
-    case EventType::kRestart: return "restart";
-    case EventType::kStop: return "stop";
-    case EventType::kFailed: return "failed";
-    case EventType::kWatch: return "watch";
-    case EventType::kRotate: return "rotate";
-  }
-  return "unknown";
-}
+constexpr EnumName<State> kStateNames[] = {
+    {State::kStopped, "stopped"},   {State::kStarting, "starting"}, {State::kRunning, "running"},
+    {State::kStopping, "stopping"}, {State::kBackoff, "backoff"},   {State::kExited, "exited"},
+    {State::kFailed, "failed"},
+};
+static_assert(std::size(kStateNames) == kStateCount && in_declaration_order(kStateNames));
+
+constexpr EnumName<EventType> kEventNames[] = {
+    {EventType::kStart, "start"}, {EventType::kReady, "ready"},
+    {EventType::kExit, "exit"},   {EventType::kRestart, "restart"},
+    {EventType::kStop, "stop"},   {EventType::kFailed, "failed"},
+    {EventType::kWatch, "watch"}, {EventType::kRotate, "rotate"},
+};
+static_assert(in_declaration_order(kEventNames) &&
+              std::size(kEventNames) == static_cast<std::size_t>(EventType::kRotate) + 1);
+
+}  // namespace
+
+const char* state_name(State state) { return name_of(kStateNames, state, "unknown"); }
+
+const char* event_name(EventType type) { return name_of(kEventNames, type, "unknown"); }
 
 std::string ExitStatus::describe() const {
   return signaled ? "signal " + signal_name(code) : "code " + std::to_string(code);

@@ -1,30 +1,77 @@
 #include "lifecycle.hpp"
 
+#include <iterator>
+
+#include "enum_names.hpp"
+
 namespace sempre {
 namespace {
 
 using A = Action;
 
-// Columns: start, stop, restart, spawn-failed, uptime-reached, exited,
-// backoff-elapsed, ready.
+// Columns: start, stop, stop-keep-wanted, restart, spawn-failed,
+// uptime-reached, exited, backoff-elapsed, ready, kill-timeout,
+// kill-grace-elapsed, drain-elapsed. The last three come from timers of a
+// run, which die with it: they cannot reach a state without one.
 constexpr Action kTable[kStateCount][kTriggerCount] = {
     // stopped
-    {A::kStartFresh, A::kNone, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
+    {A::kStartFresh, A::kNone, A::kNone, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
+     A::kNone, A::kNone, A::kNone, A::kNone},
     // starting
-    {A::kNone, A::kKill, A::kKillThenStart, A::kSpawnFailure, A::kMarkReady, A::kApplyPolicy,
-     A::kNone, A::kMarkReady},
+    {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kSpawnFailure, A::kMarkReady,
+     A::kApplyPolicy, A::kNone, A::kMarkReady, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
     // running
-    {A::kNone, A::kKill, A::kKillThenStart, A::kNone, A::kNone, A::kApplyPolicy, A::kNone, A::kNone},
+    {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kNone, A::kNone, A::kApplyPolicy, A::kNone,
+     A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
     // stopping
-    {A::kStartAfterStop, A::kStayDown, A::kStartAfterStop, A::kNone, A::kNone, A::kFinishStop,
-     A::kNone, A::kNone},
+    {A::kStartAfterStop, A::kStayDown, A::kStayDown, A::kStartAfterStop, A::kNone, A::kNone,
+     A::kFinishStop, A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
     // backoff
-    {A::kNone, A::kCancelRestart, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kSpawn, A::kNone},
+    {A::kNone, A::kCancelRestart, A::kCancelRestart, A::kStartFresh, A::kNone, A::kNone, A::kNone,
+     A::kSpawn, A::kNone, A::kNone, A::kNone, A::kNone},
     // exited
-    {A::kStartFresh, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
+    {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
+     A::kNone, A::kNone, A::kNone, A::kNone},
     // failed
-    {A::kStartFresh, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
+    {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
+     A::kNone, A::kNone, A::kNone, A::kNone},
 };
+
+constexpr EnumName<Trigger> kTriggerNames[] = {
+    {Trigger::kStart, "start"},
+    {Trigger::kStop, "stop"},
+    {Trigger::kStopKeepWanted, "stop-keep-wanted"},
+    {Trigger::kRestart, "restart"},
+    {Trigger::kSpawnFailed, "spawn-failed"},
+    {Trigger::kUptimeReached, "uptime-reached"},
+    {Trigger::kExited, "exited"},
+    {Trigger::kBackoffElapsed, "backoff-elapsed"},
+    {Trigger::kReady, "ready"},
+    {Trigger::kKillTimeout, "kill-timeout"},
+    {Trigger::kKillGraceElapsed, "kill-grace-elapsed"},
+    {Trigger::kDrainElapsed, "drain-elapsed"},
+};
+static_assert(std::size(kTriggerNames) == kTriggerCount && in_declaration_order(kTriggerNames));
+
+constexpr EnumName<Action> kActionNames[] = {
+    {Action::kNone, "none"},
+    {Action::kStartFresh, "start-fresh"},
+    {Action::kSpawn, "spawn"},
+    {Action::kKill, "kill"},
+    {Action::kKillThenStart, "kill-then-start"},
+    {Action::kStartAfterStop, "start-after-stop"},
+    {Action::kStayDown, "stay-down"},
+    {Action::kCancelRestart, "cancel-restart"},
+    {Action::kMarkReady, "mark-ready"},
+    {Action::kSpawnFailure, "spawn-failure"},
+    {Action::kApplyPolicy, "apply-policy"},
+    {Action::kFinishStop, "finish-stop"},
+    {Action::kForget, "forget"},
+    {Action::kEscalate, "escalate"},
+    {Action::kAbandonGroup, "abandon-group"},
+    {Action::kStopDraining, "stop-draining"},
+};
+static_assert(std::size(kActionNames) == kActionCount && in_declaration_order(kActionNames));
 
 }  // namespace
 
@@ -32,37 +79,20 @@ Action transition(State state, Trigger trigger) {
   return kTable[static_cast<int>(state)][static_cast<int>(trigger)];
 }
 
-const char* trigger_name(Trigger trigger) {
+std::optional<bool> wanted_after(Trigger trigger) {
   switch (trigger) {
-    case Trigger::kStart: return "start";
-    case Trigger::kStop: return "stop";
-    case Trigger::kRestart: return "restart";
-    case Trigger::kSpawnFailed: return "spawn-failed";
-    case Trigger::kUptimeReached: return "uptime-reached";
-    case Trigger::kExited: return "exited";
-    case Trigger::kBackoffElapsed: return "backoff-elapsed";
-    case Trigger::kReady: return "ready";
+    case Trigger::kStart:
+    case Trigger::kRestart:
+      return true;
+    case Trigger::kStop:
+      return false;
+    default:
+      return std::nullopt;
   }
-  return "unknown";
 }
 
-const char* action_name(Action action) {
-  switch (action) {
-    case Action::kNone: return "none";
-    case Action::kStartFresh: return "start-fresh";
-    case Action::kSpawn: return "spawn";
-    case Action::kKill: return "kill";
-    case Action::kKillThenStart: return "kill-then-start";
-    case Action::kStartAfterStop: return "start-after-stop";
-    case Action::kStayDown: return "stay-down";
-    case Action::kCancelRestart: return "cancel-restart";
-    case Action::kMarkReady: return "mark-ready";
-    case Action::kSpawnFailure: return "spawn-failure";
-    case Action::kApplyPolicy: return "apply-policy";
-    case Action::kFinishStop: return "finish-stop";
-    case Action::kForget: return "forget";
-  }
-  return "unknown";
-}
+const char* trigger_name(Trigger trigger) { return name_of(kTriggerNames, trigger, "unknown"); }
+
+const char* action_name(Action action) { return name_of(kActionNames, action, "unknown"); }
 
 }  // namespace sempre

@@ -13,6 +13,8 @@
 #include <system_error>
 #include <vector>
 
+#include "os.hpp"
+
 namespace sempre {
 namespace {
 
@@ -114,21 +116,15 @@ void drop_partial_line(int fd, std::string_view written, std::uint64_t& size) {
 }
 
 // Writes all of `data`, through short writes and EINTR, counting into `size`.
-Status write_all(int fd, std::string_view data, const std::string& path, std::uint64_t& size) {
+// Writes `data` whole, or drops what got through of its last line.
+Status write_lines_whole(int fd, std::string_view data, const std::string& path,
+                         std::uint64_t& size) {
   std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n > 0) {
-      done += static_cast<std::size_t>(n);
-      size += static_cast<std::uint64_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    const int err = n < 0 ? errno : EIO;
-    drop_partial_line(fd, data.substr(0, done), size);
-    return os_error(err, "write " + path);
-  }
-  return {};
+  Status st = os::write_all(fd, data, &done);
+  size += done;
+  if (st) return st;
+  drop_partial_line(fd, data.substr(0, done), size);
+  return os_error(st.error().os_error, "write " + path);
 }
 
 }  // namespace
@@ -202,7 +198,7 @@ Status LogWriter::write_lines(std::string_view lines) {
         chunk = first_line_length(lines);
       }
     }
-    Status written = write_all(fd_, lines.substr(0, chunk), options_.path, size_);
+    Status written = write_lines_whole(fd_, lines.substr(0, chunk), options_.path, size_);
     if (!written.ok()) return written;
     lines.remove_prefix(chunk);
   }

@@ -9,15 +9,15 @@
 #include <csignal>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 
-#include "sempre/file_watcher.hpp"
 #include "lifecycle.hpp"
 #include "log_writer.hpp"
+#include "os.hpp"
 #include "output_pipe.hpp"
-#include "sempre/proc_stats.hpp"
 #include "ready_probe.hpp"
 #include "restart_policy.hpp"
+#include "sempre/file_watcher.hpp"
+#include "sempre/proc_stats.hpp"
 #include "sempre/program.hpp"
 
 namespace sempre {
@@ -35,20 +35,17 @@ Millis since(Clock::TimePoint from, Clock::TimePoint to) {
   return std::chrono::duration_cast<Millis>(to - from);
 }
 
-bool child_gone(State state) {
-  return state == State::kStopped || state == State::kExited || state == State::kFailed;
-}
+// A set of states, one bit per state.
+using StateSet = unsigned;
+constexpr StateSet in(State state) { return 1U << static_cast<unsigned>(state); }
+// No process of the app is left.
+constexpr StateSet kChildGone = in(State::kStopped) | in(State::kExited) | in(State::kFailed);
+// A spawn asked for has happened, or cannot now.
+constexpr StateSet kSpawnSettled = kChildGone | in(State::kStarting) | in(State::kBackoff);
 
 Status write_pid_file(const std::string& path, pid_t pid) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << pid << '\n';
-    if (!out.flush()) return os_error(errno, "cannot write pid file " + tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return os_error(errno, "cannot write pid file " + path);
-  }
+  Status st = os::write_file_atomic(path, std::to_string(pid) + "\n", 0666);
+  if (!st) return Error{st.error().kind, "pid file: " + st.error().message, st.error().os_error};
   return {};
 }
 
@@ -58,27 +55,18 @@ ReadyCheck ready_check_of(const MonitorOptions& options) {
   return check.ok() ? *check : ReadyCheck{};
 }
 
-struct FdPair {
-  int read = -1;
-  int write = -1;
-};
-
-void close_fd(int& fd) {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
-}
-
 }  // namespace
 
 class Monitor::Impl {
  public:
-  Impl(boost::asio::any_io_executor executor, MonitorOptions options, Seams seams)
+  Impl(boost::asio::any_io_executor executor, MonitorOptions options, Wanted wanted, Seams seams)
       : executor_(std::move(executor)),
         options_(std::move(options)),
         policy_(options_),
         ready_check_(ready_check_of(options_)),
         buffer_(make_read_buffer()),
         alive_(std::make_shared<bool>(true)) {
+    wanted_up_ = wanted == Wanted::kUp;
     if (seams.clock != nullptr) {
       clock_ = seams.clock;
     } else {
@@ -104,23 +92,22 @@ class Monitor::Impl {
   Status start() {
     if (auto st = ensure_watcher(); !st) return st;
     const auto attempts = spawn_attempts_;
-    fire(Trigger::kStart, "start requested");
+    // Never called from inside an action (event handlers run between
+    // actions), so the spawn has happened, or failed, once fire returns.
+    fire({Trigger::kStart, "start requested"});
     if (spawn_attempts_ != attempts && state_ == State::kFailed && last_spawn_error_) {
       return *last_spawn_error_;
     }
     return {};
   }
 
-  void stop(Done done) {
-    if (done) stop_waiters_.push_back(std::move(done));
-    fire(Trigger::kStop, "stop requested");
-    if (!processing_ && child_gone(state_)) flush(stop_waiters_);
+  void stop(Trigger trigger, Done done) {
+    fire({trigger, "stop requested", Waiter{kChildGone, std::move(done)}});
   }
 
   void restart(Done done) {
-    if (done) spawn_waiters_.push_back(std::move(done));
     if (auto st = ensure_watcher(); !st) last_error_ = st.error().message;
-    fire(Trigger::kRestart, "restart requested");
+    fire({Trigger::kRestart, "restart requested", Waiter{kSpawnSettled, std::move(done)}});
   }
 
   Status flush_logs() {
@@ -232,35 +219,60 @@ class Monitor::Impl {
     std::uint64_t cpu_ms;
   };
 
+  // The callback of a stop() or restart(): it runs (posted to the executor)
+  // once the app is in one of `states`.
+  struct Waiter {
+    StateSet states = 0;
+    Done done;
+  };
+
+  // One input of the state machine: a trigger, why it happened (events
+  // report it), and who waits for its outcome.
+  struct Input {
+    Trigger trigger;
+    std::string reason;
+    Waiter waiter;
+  };
+
   // --- the state machine --------------------------------------------------
 
-  // Every input becomes a trigger here. A trigger fired while another is
-  // being handled (from an event handler, say) waits its turn, so actions
-  // never interleave.
-  void fire(Trigger trigger, std::string reason = {}) {
-    queue_.emplace_back(trigger, std::move(reason));
-    if (processing_) return;
-    processing_ = true;
-    while (!queue_.empty()) {
-      auto [next, why] = std::move(queue_.front());
-      queue_.pop_front();
-      reason_ = std::move(why);
-      act(transition(state_, next), next);
+  // Every input becomes a trigger here, and is handled at once unless an
+  // action is under way (then it is next), so actions never interleave.
+  // Events raised by an action reach the handlers once it is over, in the
+  // order they were raised; a command a handler gives runs at once and its
+  // events are delivered after those already waiting.
+  void fire(Input input) {
+    inputs_.push_back(std::move(input));
+    if (acting_) return;
+    while (!inputs_.empty()) {
+      Input next = std::move(inputs_.front());
+      inputs_.pop_front();
+      handle(next);
+      deliver_events();
     }
-    processing_ = false;
   }
 
-  void act(Action action, Trigger trigger) {
+  void handle(Input& input) {
+    if (const std::optional<bool> wanted = wanted_after(input.trigger)) wanted_up_ = *wanted;
+    if (input.waiter.done) waiters_.push_back(std::move(input.waiter));
+    acting_ = true;
+    act(transition(state_, input.trigger), input);
+    acting_ = false;
+    // A waiter content with the state the app already was in.
+    release_waiters();
+  }
+
+  void act(Action action, const Input& input) {
+    const std::string& reason = input.reason;
     switch (action) {
       case Action::kNone:
         return;
       case Action::kStartFresh:
         backoff_timer_.reset();
         policy_.reset();
-        wanted_up_ = true;
-        if (trigger == Trigger::kRestart) {
+        if (input.trigger == Trigger::kRestart) {
           ++restarts_;
-          emit_restart(0, Millis{0});
+          emit_restart(0, Millis{0}, reason);
         }
         spawn();
         return;
@@ -269,42 +281,36 @@ class Monitor::Impl {
         spawn();
         return;
       case Action::kKill:
-        wanted_up_ = false;
         start_after_stop_ = false;
         watcher_.reset();
         set_state(State::kStopping);
         begin_kill();
         return;
       case Action::kKillThenStart:
-        wanted_up_ = true;
         start_after_stop_ = true;
-        restart_reason_ = reason_;
+        restart_reason_ = reason;
         set_state(State::kStopping);
         begin_kill();
         return;
       case Action::kStartAfterStop:
-        wanted_up_ = true;
         start_after_stop_ = true;
-        restart_reason_ = reason_;
+        restart_reason_ = reason;
         return;
       case Action::kStayDown:
-        wanted_up_ = false;
         start_after_stop_ = false;
         watcher_.reset();
         return;
       case Action::kCancelRestart:
       case Action::kForget:
         backoff_timer_.reset();
-        wanted_up_ = false;
         watcher_.reset();
         set_state(State::kStopped);
-        emit(make_event(EventType::kStop));
-        flush(stop_waiters_);
-        flush(spawn_waiters_);
+        emit(make_event(EventType::kStop, reason));
         return;
       case Action::kMarkReady:
         // With a readiness check, lasting min-uptime only ends the crash loop.
-        if (trigger == Trigger::kUptimeReached && ready_check_.kind != ReadyCheck::Kind::kNone) {
+        if (input.trigger == Trigger::kUptimeReached &&
+            ready_check_.kind != ReadyCheck::Kind::kNone) {
           return;
         }
         if (run_) run_->probe.reset();
@@ -312,18 +318,44 @@ class Monitor::Impl {
         emit(make_event(EventType::kReady));
         return;
       case Action::kSpawnFailure:
-        on_spawn_failure();
+        on_spawn_failure(reason);
         return;
       case Action::kApplyPolicy:
         apply_policy();
         return;
       case Action::kFinishStop:
-        finish_stop();
+        finish_stop(reason);
+        return;
+      case Action::kEscalate:
+        escalate();
+        return;
+      case Action::kAbandonGroup:
+        if (run_) run_->group_empty = true;
+        maybe_finish();
+        return;
+      case Action::kStopDraining:
+        if (run_) run_->drain_expired = true;
+        maybe_finish();
         return;
     }
   }
 
-  void set_state(State state) { state_ = state; }
+  // The one place where the state changes, and where waiters are released.
+  void set_state(State state) {
+    state_ = state;
+    release_waiters();
+  }
+
+  void release_waiters() {
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if ((it->states & in(state_)) != 0) {
+        boost::asio::post(executor_, std::move(it->done));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
 
   void spawn() {
     ++spawn_attempts_;
@@ -333,7 +365,7 @@ class Monitor::Impl {
     if (!launched.ok()) {
       last_spawn_error_ = launched.error();
       last_error_ = launched.error().message;
-      fire(Trigger::kSpawnFailed, launched.error().message);
+      fire({Trigger::kSpawnFailed, launched.error().message});
       return;
     }
     run_ = std::move(*launched);
@@ -353,12 +385,11 @@ class Monitor::Impl {
     start_probe(*run);
     if (options_.min_uptime.count() > 0) {
       run->uptime_timer = clock_->start_timer(options_.min_uptime, [this, run] {
-        if (run_.get() == run) fire(Trigger::kUptimeReached);
+        if (run_.get() == run) fire({Trigger::kUptimeReached});
       });
     }
     emit(started);
-    flush(spawn_waiters_);
-    if (options_.min_uptime.count() == 0) fire(Trigger::kUptimeReached);
+    if (options_.min_uptime.count() == 0) fire({Trigger::kUptimeReached});
   }
 
   // Starts the tcp or exec readiness check of a run just spawned (notify's
@@ -366,7 +397,7 @@ class Monitor::Impl {
   void start_probe(Run& run) {
     Run* raw = &run;
     auto ready = [this, raw] {
-      if (run_.get() == raw) fire(Trigger::kReady);
+      if (run_.get() == raw) fire({Trigger::kReady});
     };
     if (ready_check_.kind == ReadyCheck::Kind::kTcp) {
       run.probe = make_tcp_probe(executor_, *clock_, ready_check_.port, ready);
@@ -390,7 +421,7 @@ class Monitor::Impl {
       std::string entry;
       Run* raw = run.get();
       auto probe = make_notify_probe(executor_, entry, [this, raw] {
-        if (run_.get() == raw) fire(Trigger::kReady);
+        if (run_.get() == raw) fire({Trigger::kReady});
       });
       if (!probe) return probe.error();
       run->probe = std::move(*probe);
@@ -409,18 +440,10 @@ class Monitor::Impl {
     auto creds = resolve_credentials(options_.user, options_.group);
     if (!creds) return creds.error();
 
-    FdPair out;
-    FdPair err;
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return os_error(errno, "cannot create pipe");
-    out = {fds[0], fds[1]};
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      const int e = errno;
-      close_fd(out.read);
-      close_fd(out.write);
-      return os_error(e, "cannot create pipe");
-    }
-    err = {fds[0], fds[1]};
+    auto out = os::make_pipe();
+    if (!out) return out.error();
+    auto err = os::make_pipe();
+    if (!err) return err.error();
 
     LaunchRequest request;
     request.argv = std::move(*argv);
@@ -432,16 +455,15 @@ class Monitor::Impl {
       request.groups = (*creds)->groups;
     }
     request.umask = options_.umask;
-    request.stdout_fd = out.write;
-    request.stderr_fd = err.write;
+    request.nice = options_.nice;
+    request.limit_nofile = options_.limit_nofile;
+    request.stdout_fd = out->write.get();
+    request.stderr_fd = err->write.get();
     auto child = launcher_->launch(request);
-    close_fd(out.write);
-    close_fd(err.write);
-    if (!child) {
-      close_fd(out.read);
-      close_fd(err.read);
-      return child.error();
-    }
+    // The child holds its copies; ours would keep the pipes from ever ending.
+    out->write.reset();
+    err->write.reset();
+    if (!child) return child.error();
 
     run->request = request;
     run->request.stdout_fd = -1;
@@ -449,26 +471,23 @@ class Monitor::Impl {
     run->child = std::move(*child);
     run->pid = run->child->pid();
     run->started = clock_->now();
-    run->out_pipe = add_pipe(OutputStream::kStdout, out.read);
-    run->err_pipe = add_pipe(OutputStream::kStderr, err.read);
+    run->out_pipe = add_pipe(OutputStream::kStdout, out->read.release());
+    run->err_pipe = add_pipe(OutputStream::kStderr, err->read.release());
     return run;
   }
 
-  void on_spawn_failure() {
-    const Error error = last_spawn_error_.value_or(Error{ErrorKind::kSpawnFailed, reason_});
+  void on_spawn_failure(const std::string& reason) {
+    const Error error = last_spawn_error_.value_or(Error{ErrorKind::kSpawnFailed, reason});
     if (error.kind == ErrorKind::kTransient) {
       // Out of processes or memory: the system may recover, so this is
       // retried like a crash, with backoff.
       schedule(policy_.on_exit(ExitStatus{false, 127}, Millis{0}));
-      flush(spawn_waiters_);
       return;
     }
     set_state(State::kFailed);
     Event failed = make_event(EventType::kFailed);
     failed.reason = error.message;
     emit(failed);
-    flush(stop_waiters_);
-    flush(spawn_waiters_);
   }
 
   // --- the end of a run ---------------------------------------------------
@@ -491,6 +510,7 @@ class Monitor::Impl {
     });
   }
 
+  // The kill-signal to the group, and kill-timeout until it is escalated.
   void begin_kill() {
     Run* run = run_.get();
     if (run == nullptr || run->kill_sent) return;
@@ -498,13 +518,16 @@ class Monitor::Impl {
     const bool anyone = run->child->signal_group(options_.kill_signal);
     if (!anyone && run->main_exited) return;
     run->kill_timer = clock_->start_timer(options_.kill_timeout, [this, run] {
-      if (run_.get() != run) return;
-      run->child->signal_group(SIGKILL);
-      run->kill_timer = clock_->start_timer(kKillGrace, [this, run] {
-        if (run_.get() != run) return;
-        run->group_empty = true;
-        maybe_finish();
-      });
+      if (run_.get() == run) fire({Trigger::kKillTimeout, "kill-timeout passed"});
+    });
+  }
+
+  void escalate() {
+    Run* run = run_.get();
+    if (run == nullptr) return;
+    run->child->signal_group(SIGKILL);
+    run->kill_timer = clock_->start_timer(kKillGrace, [this, run] {
+      if (run_.get() == run) fire({Trigger::kKillGraceElapsed, "the group outlived SIGKILL"});
     });
   }
 
@@ -515,14 +538,12 @@ class Monitor::Impl {
     if (!drained && !run->drain_expired) {
       if (!run->drain_timer) {
         run->drain_timer = clock_->start_timer(kDrainLimit, [this, run] {
-          if (run_.get() != run) return;
-          run->drain_expired = true;
-          maybe_finish();
+          if (run_.get() == run) fire({Trigger::kDrainElapsed, "output still open"});
         });
       }
       return;
     }
-    fire(Trigger::kExited);
+    fire({Trigger::kExited});
   }
 
   // Ends run_ and returns its exit event. The Run is destroyed later, from
@@ -582,29 +603,26 @@ class Monitor::Impl {
     emit_restart(decision.attempt, decision.delay);
     backoff_timer_ = clock_->start_timer(decision.delay, [this] {
       backoff_timer_.reset();
-      fire(Trigger::kBackoffElapsed);
+      fire({Trigger::kBackoffElapsed});
     });
   }
 
-  void finish_stop() {
+  void finish_stop(const std::string& reason) {
     const Event exited = retire_run();
     if (start_after_stop_) {
       start_after_stop_ = false;
       emit(exited);
       policy_.reset();
       ++restarts_;
-      reason_ = restart_reason_;
-      emit_restart(0, Millis{0});
+      emit_restart(0, Millis{0}, restart_reason_);
       spawn();
       return;
     }
     set_state(State::kStopped);
     emit(exited);
-    Event stopped = make_event(EventType::kStop);
+    Event stopped = make_event(EventType::kStop, reason);
     stopped.pid = exited.pid;
     emit(stopped);
-    flush(stop_waiters_);
-    flush(spawn_waiters_);
   }
 
   // --- output -------------------------------------------------------------
@@ -709,7 +727,7 @@ class Monitor::Impl {
       Event e = make_event(EventType::kWatch);
       e.path = path;
       emit(e);
-      fire(Trigger::kRestart, "watched file changed: " + path);
+      fire({Trigger::kRestart, "watched file changed: " + path});
     });
     if (!watcher) return watcher.error();
     watcher_ = std::move(*watcher);
@@ -718,18 +736,20 @@ class Monitor::Impl {
 
   // --- events -------------------------------------------------------------
 
-  Event make_event(EventType type) const {
+  // `reason` is kept for the types that report one (stop, restart); the
+  // others set theirs, when they have one, themselves.
+  Event make_event(EventType type, const std::string& reason = {}) const {
     Event e;
     e.type = type;
     e.time = clock_->wall_now();
     e.state = state_;
     if (run_) e.pid = run_->pid;
-    if (type == EventType::kStop || type == EventType::kRestart) e.reason = reason_;
+    if (type == EventType::kStop || type == EventType::kRestart) e.reason = reason;
     return e;
   }
 
-  void emit_restart(int attempt, Millis delay) {
-    Event e = make_event(EventType::kRestart);
+  void emit_restart(int attempt, Millis delay, const std::string& reason = {}) {
+    Event e = make_event(EventType::kRestart, reason);
     e.attempt = attempt;
     e.delay = delay;
     emit(e);
@@ -740,18 +760,26 @@ class Monitor::Impl {
     return std::any_of(list.begin(), list.end(), [id](const auto& e) { return e.first == id; });
   }
 
-  // Every event carries the state it leaves the app in.
+  // Every event carries the state it leaves the app in. It waits for the
+  // action under way to finish (see fire).
   void emit(Event event) {
     event.state = state_;
-    auto snapshot = event_handlers_;
-    for (const auto& [id, handler] : snapshot) {
-      if (registered(event_handlers_, id)) (*handler)(event);
-    }
+    events_.push_back(std::move(event));
+    if (!acting_) deliver_events();
   }
 
-  void flush(std::vector<Done>& waiters) {
-    for (auto& done : waiters) boost::asio::post(executor_, std::move(done));
-    waiters.clear();
+  void deliver_events() {
+    if (delivering_) return;  // the delivery under way keeps the order
+    delivering_ = true;
+    while (!events_.empty()) {
+      const Event event = std::move(events_.front());
+      events_.pop_front();
+      auto snapshot = event_handlers_;
+      for (const auto& [id, handler] : snapshot) {
+        if (registered(event_handlers_, id)) (*handler)(event);
+      }
+    }
+    delivering_ = false;
   }
 
   boost::asio::any_io_executor executor_;
@@ -771,11 +799,13 @@ class Monitor::Impl {
   std::string last_error_;
   std::optional<Error> last_spawn_error_;
   std::uint64_t spawn_attempts_ = 0;
-  std::string reason_;          // of the trigger being handled
   std::string restart_reason_;  // of the restart waiting for a stop to finish
 
-  std::deque<std::pair<Trigger, std::string>> queue_;
-  bool processing_ = false;
+  std::deque<Input> inputs_;
+  bool acting_ = false;
+  std::deque<Event> events_;  // raised, not yet delivered
+  bool delivering_ = false;
+  std::vector<Waiter> waiters_;
 
   std::unique_ptr<Run> run_;
   std::unique_ptr<Timer> backoff_timer_;
@@ -795,18 +825,21 @@ class Monitor::Impl {
   std::vector<std::pair<HandlerId, std::shared_ptr<OutputHandler>>> output_handlers_;
   HandlerId last_handler_id_ = 0;
 
-  std::vector<Done> stop_waiters_;
-  std::vector<Done> spawn_waiters_;
-
   // Destroyed first: callbacks that outlive the Impl see it expired.
   std::shared_ptr<bool> alive_;
 };
 
 Monitor::Monitor(boost::asio::any_io_executor executor, MonitorOptions options, Seams seams)
-    : impl_(std::make_unique<Impl>(std::move(executor), std::move(options), seams)) {}
+    : Monitor(std::move(executor), std::move(options), Wanted::kDown, seams) {}
+Monitor::Monitor(boost::asio::any_io_executor executor, MonitorOptions options, Wanted wanted,
+                 Seams seams)
+    : impl_(std::make_unique<Impl>(std::move(executor), std::move(options), wanted, seams)) {}
 Monitor::~Monitor() = default;
 Status Monitor::start() { return impl_->start(); }
-void Monitor::stop(Done done) { impl_->stop(std::move(done)); }
+void Monitor::stop(Done done) { impl_->stop(Trigger::kStop, std::move(done)); }
+void Monitor::stop_keep_wanted(Done done) {
+  impl_->stop(Trigger::kStopKeepWanted, std::move(done));
+}
 void Monitor::restart(Done done) { impl_->restart(std::move(done)); }
 Status Monitor::signal(int sig) { return impl_->signal(sig); }
 Status Monitor::flush_logs() { return impl_->flush_logs(); }

@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "child_registry.hpp"
+#include "os.hpp"
 #include "sempre/launcher.hpp"
 #include "sempre/proc_stats.hpp"
 
@@ -38,7 +39,18 @@ namespace asio = boost::asio;
 
 // What the child reports through the error pipe when a step before exec, or
 // exec itself, fails.
-enum class Step : int { kSession, kStdio, kGroups, kGid, kUid, kCwd, kDescriptors, kExec };
+enum class Step : int {
+  kSession,
+  kStdio,
+  kNice,
+  kLimitNofile,
+  kGroups,
+  kGid,
+  kUid,
+  kCwd,
+  kDescriptors,
+  kExec
+};
 
 struct ChildFailure {
   Step step = Step::kExec;
@@ -55,6 +67,10 @@ struct ChildPlan {
   int error_fd = -1;
   bool set_umask = false;
   mode_t umask = 0;
+  bool set_nice = false;
+  int nice = 0;
+  bool set_limit_nofile = false;
+  rlim_t limit_nofile = 0;
   bool set_groups = false;
   const gid_t* groups = nullptr;
   std::size_t group_count = 0;
@@ -131,6 +147,16 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   }
 
   if (plan.set_umask) ::umask(plan.umask);
+  // Before the identity changes: a root supervisor may raise the priority or
+  // the limit for an app it runs as another user.
+  if (plan.set_nice && ::setpriority(PRIO_PROCESS, 0, plan.nice) < 0) {
+    report_and_exit(error_fd, Step::kNice, errno);
+  }
+  if (plan.set_limit_nofile) {
+    const struct rlimit limit = {plan.limit_nofile, plan.limit_nofile};
+    if (::setrlimit(RLIMIT_NOFILE, &limit) < 0)
+      report_and_exit(error_fd, Step::kLimitNofile, errno);
+  }
   // Groups before the gid, the gid before the uid: each step needs the
   // privilege the next one drops.
   if (plan.set_groups && ::setgroups(plan.group_count, plan.groups) < 0) {
@@ -151,44 +177,6 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   report_and_exit(error_fd, Step::kExec, errno);
 }
 
-void reap(pid_t pid) {
-  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-}
-
-// P_PIDFD (Linux 5.4), spelled out because older glibc lacks it in idtype_t.
-constexpr idtype_t kByPidfd = static_cast<idtype_t>(3);
-
-// waitid on our child `pid` through its pidfd, retried on EINTR. Kernels
-// before 5.4 refuse P_PIDFD with EINVAL and are asked by pid instead, which
-// is sound while the child is unreaped: its pid cannot be reused until then.
-int wait_child(int pidfd, pid_t pid, int options, siginfo_t& info) {
-  for (;;) {
-    info = siginfo_t{};
-    int rc = ::waitid(kByPidfd, static_cast<id_t>(pidfd), &info, options);
-    if (rc < 0 && errno == EINVAL) rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, options);
-    if (rc == 0 || errno != EINTR) return rc;
-  }
-}
-
-// Reaps the child if it has exited; nullopt while it still runs. Never
-// blocks, since a wake-up of the pidfd proves nothing: the reactor can apply
-// a stale event of a closed descriptor to the state it reuses for a pidfd.
-std::optional<ExitStatus> reap_if_exited(int pidfd, pid_t pid) {
-  siginfo_t info;
-  if (wait_child(pidfd, pid, WEXITED | WNOHANG, info) < 0) {
-    // ECHILD: someone else reaped it (SIGCHLD set to SIG_IGN, a waitpid(-1)
-    // elsewhere). It is gone, but its status is lost.
-    return ExitStatus{false, -1};
-  }
-  if (info.si_pid == 0) return std::nullopt;
-  ExitStatus status;
-  // The raw status keeps a death by SIGKILL apart from exit(9).
-  status.signaled = info.si_code != CLD_EXITED;  // CLD_KILLED or CLD_DUMPED
-  status.code = info.si_status;
-  return status;
-}
-
 // Waits up to `limit` for the process behind `pidfd` to end; returns early
 // when poll fails, since the caller's look afterwards does not block anyway.
 void await_end(int pidfd, std::chrono::milliseconds limit) {
@@ -203,8 +191,12 @@ void await_end(int pidfd, std::chrono::milliseconds limit) {
   }
 }
 
-void close_fd(int fd) {
-  if (fd >= 0) ::close(fd);
+// The hard RLIMIT_NOFILE the child inherited (this process's), for a message.
+std::string hard_nofile_limit() {
+  struct rlimit limit {};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return "?";
+  if (limit.rlim_max == RLIM_INFINITY) return "unlimited";
+  return std::to_string(limit.rlim_max);
 }
 
 Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
@@ -218,6 +210,19 @@ Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
       break;
     case Step::kStdio:
       what += ": redirecting stdio";
+      break;
+    case Step::kNice:
+      what += ": setpriority " + std::to_string(request.nice.value_or(0));
+      if (failure.err == EPERM || failure.err == EACCES) {
+        what += " (a niceness below the current one needs privilege)";
+      }
+      break;
+    case Step::kLimitNofile:
+      what += ": setrlimit RLIMIT_NOFILE " + std::to_string(request.limit_nofile.value_or(0));
+      if (failure.err == EPERM) {
+        what += " (above the hard limit " + hard_nofile_limit() +
+                ", which needs privilege, or above fs.nr_open)";
+      }
       break;
     case Step::kGroups:
       what += ": setgroups";
@@ -259,17 +264,18 @@ class PosixChild final : public ChildProcess {
     if (!s.reaped) {
       const int fd = s.pidfd.native_handle();
       // Only an unreaped leader (running or zombie) keeps the pgid reserved,
-      // so the group is killed only while waitid still sees the leader.
-      siginfo_t info;
-      if (wait_child(fd, s.pid, WEXITED | WNOHANG | WNOWAIT, info) == 0) {
+      // so the group is killed only while the leader is still ours.
+      if (registered_unreaped(fd, s.pid)) {
         ::kill(-s.pid, SIGKILL);
         // A SIGKILLed process ends within milliseconds unless it is stuck in
         // an uninterruptible sleep (a dead NFS server or FUSE daemon), where
         // it may stay for good. Rather than hang the caller's thread with
-        // it, such a child is left a zombie for a subreaper's sweep
-        // (sempred reaps every child it no longer owns).
+        // it, such a child is handed over to reap_orphans(), which the host
+        // (a subreaper, or PID 1) calls on SIGCHLD.
         await_end(fd, kReapAfterKill);
-        reap_if_exited(fd, s.pid);
+        if (!reap_registered_if_exited(fd, s.pid)) release_registered(s.pid);
+      } else {
+        release_registered(s.pid);
       }
       s.reaped = true;
     }
@@ -285,7 +291,7 @@ class PosixChild final : public ChildProcess {
     // The child may have exited before anyone waited: its pidfd's edge is
     // gone by now, so look before waiting for one.
     if (std::optional<ExitStatus> status =
-            reap_if_exited(state_->pidfd.native_handle(), state_->pid)) {
+            reap_registered_if_exited(state_->pidfd.native_handle(), state_->pid)) {
       state_->reaped = true;
       asio::post(state_->executor,
                  [state = state_, status = *status] { deliver_exit(state, status); });
@@ -353,8 +359,8 @@ class PosixChild final : public ChildProcess {
     state->pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
                             [state](const boost::system::error_code& ec) {
                               if (ec == asio::error::operation_aborted || state->closed) return;
-                              std::optional<ExitStatus> status =
-                                  reap_if_exited(state->pidfd.native_handle(), state->pid);
+                              std::optional<ExitStatus> status = reap_registered_if_exited(
+                                  state->pidfd.native_handle(), state->pid);
                               if (!status) return wait_exit(state);  // a spurious wake-up
                               state->reaped = true;
                               deliver_exit(state, *status);
@@ -396,12 +402,12 @@ class PosixChild final : public ChildProcess {
       }
       if (listed->empty()) return finish_group_wait(state);
 
-      std::vector<std::pair<pid_t, int>> opened;
+      std::vector<std::pair<pid_t, os::UniqueFd>> opened;
       for (pid_t pid : *listed) {
-        int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-        if (fd >= 0) {
-          opened.emplace_back(pid, fd);
-        } else if (errno != ESRCH) {  // ESRCH: gone already
+        Result<os::UniqueFd> fd = os::open_pidfd(pid);
+        if (fd) {
+          opened.emplace_back(pid, std::move(*fd));
+        } else if (fd.error().os_error != ESRCH) {  // ESRCH: gone already
           starved = true;
         }
       }
@@ -409,20 +415,17 @@ class PosixChild final : public ChildProcess {
       // pidfd is kept only if its process is still a member after the open.
       std::optional<std::vector<pid_t>> still = try_group_members(s.pid);
       if (!still) {
-        for (auto [pid, fd] : opened) ::close(fd);
         starved = true;
         break;
       }
-      for (auto [pid, fd] : opened) {
-        if (std::find(still->begin(), still->end(), pid) == still->end()) {
-          ::close(fd);
-          continue;
-        }
+      for (auto& [pid, fd] : opened) {
+        if (std::find(still->begin(), still->end(), pid) == still->end()) continue;
         try {
-          s.members.push_back(std::make_unique<asio::posix::stream_descriptor>(s.executor, fd));
+          s.members.push_back(
+              std::make_unique<asio::posix::stream_descriptor>(s.executor, fd.get()));
+          fd.release();
         } catch (const boost::system::system_error&) {
-          ::close(fd);  // not adopted when registering failed
-          starved = true;
+          starved = true;  // not adopted when registering failed: fd closes it
         }
       }
       if (!s.members.empty() || starved) break;
@@ -471,6 +474,14 @@ class PosixLauncher final : public Launcher {
       plan.set_umask = true;
       plan.umask = *request.umask;
     }
+    if (request.nice) {
+      plan.set_nice = true;
+      plan.nice = *request.nice;
+    }
+    if (request.limit_nofile) {
+      plan.set_limit_nofile = true;
+      plan.limit_nofile = static_cast<rlim_t>(*request.limit_nofile);
+    }
     if (request.uid) {
       plan.set_groups = true;
       plan.groups = request.groups.data();
@@ -487,27 +498,21 @@ class PosixLauncher final : public Launcher {
       plan.max_fd = static_cast<int>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
     }
 
-    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0) return os_error(errno, "/dev/null");
-    int error_pipe[2];
-    if (::pipe2(error_pipe, O_CLOEXEC) < 0) {
-      int err = errno;
-      close_fd(devnull);
-      return os_error(err, program + ": pipe");
-    }
-    plan.stdio[0] = devnull;
-    plan.stdio[1] = request.stdout_fd >= 0 ? request.stdout_fd : devnull;
-    plan.stdio[2] = request.stderr_fd >= 0 ? request.stderr_fd : devnull;
-    plan.error_fd = error_pipe[1];
+    os::UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!devnull) return os_error(errno, "/dev/null");
+    auto error_pipe = os::make_pipe();
+    if (!error_pipe) return os_error(error_pipe.error().os_error, program + ": pipe");
+    plan.stdio[0] = devnull.get();
+    plan.stdio[1] = request.stdout_fd >= 0 ? request.stdout_fd : devnull.get();
+    plan.stdio[2] = request.stderr_fd >= 0 ? request.stderr_fd : devnull.get();
+    plan.error_fd = error_pipe->write.get();
 
     // No notify_fork: the child never touches the io_context before exec.
-    pid_t pid = ::fork();
-    if (pid == 0) exec_child(plan);
+    pid_t pid = fork_registered([&plan] { exec_child(plan); });
     int fork_errno = errno;
-    close_fd(error_pipe[1]);
-    close_fd(devnull);
+    error_pipe->write.reset();
+    devnull.reset();
     if (pid < 0) {
-      close_fd(error_pipe[0]);
       Error error = os_error(fork_errno, program + ": fork");
       error.kind = ErrorKind::kTransient;
       return error;
@@ -516,32 +521,32 @@ class PosixLauncher final : public Launcher {
     ChildFailure failure;
     ssize_t n;
     do {
-      n = ::read(error_pipe[0], &failure, sizeof failure);
+      n = ::read(error_pipe->read.get(), &failure, sizeof failure);
     } while (n < 0 && errno == EINTR);
-    close_fd(error_pipe[0]);
+    error_pipe->read.reset();
     if (n == static_cast<ssize_t>(sizeof failure)) {
-      reap(pid);
+      reap_registered(pid);
       return launch_error(failure, request);
     }
 
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd < 0) {
-      int err = errno;
+    Result<os::UniqueFd> pidfd = os::open_pidfd(pid);
+    if (!pidfd) {
       abandon(pid);
-      Error error = os_error(err, program + ": pidfd_open");
+      Error error = os_error(pidfd.error().os_error, program + ": pidfd_open");
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
     }
     asio::posix::stream_descriptor watched(executor_);
     boost::system::error_code ec;
-    watched.assign(pidfd, ec);
+    watched.assign(pidfd->get(), ec);
     if (ec) {
-      close_fd(pidfd);  // not adopted when registering failed
+      // Not adopted when registering failed: pidfd still closes it.
       abandon(pid);
       Error error = os_error(ec.value(), program + ": watching the process");
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
     }
+    pidfd->release();
     return std::unique_ptr<ChildProcess>(
         std::make_unique<PosixChild>(executor_, pid, std::move(watched)));
   }
@@ -551,7 +556,7 @@ class PosixLauncher final : public Launcher {
   // reaped, so that a failed launch leaves nothing behind.
   static void abandon(pid_t pid) {
     ::kill(-pid, SIGKILL);
-    reap(pid);
+    reap_registered(pid);
   }
 
   asio::any_io_executor executor_;

@@ -6,21 +6,14 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <string>
+
+#include "os.hpp"
 
 namespace sempre {
 namespace {
 
-// The fields of /proc/PID/stat that sempre reads.
-struct ProcStat {
-  char state = '?';
-  pid_t ppid = 0;
-  pid_t pgrp = 0;
-  std::uint64_t utime = 0;  // clock ticks
-  std::uint64_t stime = 0;
-  std::uint64_t rss_pages = 0;
-};
+using os::ProcStat;
 
 enum class ReadResult { kOk, kGone, kFailed };
 
@@ -45,46 +38,6 @@ ReadResult read_small_file(const char* path, std::string& out) {
   }
 }
 
-// Parses "pid (comm) state ppid pgrp ...". The command name may hold spaces
-// and ')' (a process chooses it), so the fields start after the last ')'.
-bool parse_stat(const std::string& text, ProcStat& stat) {
-  std::size_t close = text.rfind(')');
-  if (close == std::string::npos) return false;
-  const char* p = text.c_str() + close + 1;
-  // Field numbers as in proc(5): the state is field 3.
-  int field = 3;
-  while (*p != '\0' && field <= 24) {
-    while (*p == ' ') ++p;
-    if (*p == '\0' || *p == '\n') break;
-    const char* start = p;
-    while (*p != ' ' && *p != '\0' && *p != '\n') ++p;
-    switch (field) {
-      case 3:
-        stat.state = *start;
-        break;
-      case 4:
-        stat.ppid = static_cast<pid_t>(std::strtol(start, nullptr, 10));
-        break;
-      case 5:
-        stat.pgrp = static_cast<pid_t>(std::strtol(start, nullptr, 10));
-        break;
-      case 14:
-        stat.utime = std::strtoull(start, nullptr, 10);
-        break;
-      case 15:
-        stat.stime = std::strtoull(start, nullptr, 10);
-        break;
-      case 24:
-        stat.rss_pages = std::strtoull(start, nullptr, 10);
-        break;
-      default:
-        break;
-    }
-    ++field;
-  }
-  return field > 5;
-}
-
 // Calls `visit(pid, stat)` for every process. A process that exits during
 // the scan is skipped. Returns false when some process could not be looked at.
 template <class Visit>
@@ -107,7 +60,7 @@ bool for_each_process(Visit&& visit) {
     if (read == ReadResult::kFailed) complete = false;
     if (read != ReadResult::kOk) continue;
     ProcStat stat;
-    if (!parse_stat(text, stat)) continue;
+    if (!os::parse_proc_stat(text, stat)) continue;
     visit(static_cast<pid_t>(pid), stat);
   }
   ::closedir(dir);

@@ -147,10 +147,10 @@ TEST(OptionSchema, JsonOfTheWrongShapeNamesTheField) {
   };
   EXPECT_EQ(wrong("nice", 40), "spec.nice: expected an integer from -20 to 19");
   EXPECT_EQ(wrong("limit_nofile", -1),
-            "spec.limit_nofile: expected an integer from 0 to " +
+            "spec.limit_nofile: expected an integer from 1 to " +
                 std::to_string(std::numeric_limits<std::int64_t>::max()));
   EXPECT_EQ(wrong("limit_nofile", "many"),
-            "spec.limit_nofile: expected an integer from 0 to " +
+            "spec.limit_nofile: expected an integer from 1 to " +
                 std::to_string(std::numeric_limits<std::int64_t>::max()));
   EXPECT_EQ(wrong("kill_timeout", "5s"), "spec.kill_timeout_ms: expected an integer");
   EXPECT_EQ(wrong("append", 1), "spec.append: expected true or false");

@@ -10,6 +10,7 @@
 //   cwd                       print the working directory
 //   ids                       print "uid gid"
 //   umask                     print the umask in octal
+//   limits                    print "nice N nofile SOFT HARD"
 //   session                   print "pid pgid sid"
 //   sigstate                  print the SigBlk and SigIgn lines of /proc/self/status
 //   ignore-term               ignore SIGTERM, print "ready", wait forever
@@ -22,13 +23,14 @@
 //   flood N LEN               write N numbered lines of LEN bytes ("%08d " + 'x'...)
 //                             in writes that cut lines at odd places, exit 0
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/stat.h>
-#include <dirent.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -119,6 +121,16 @@ int main(int argc, char** argv) {
     char buf[16];
     std::snprintf(buf, sizeof buf, "%03o", static_cast<unsigned>(m));
     say(buf);
+    return 0;
+  }
+  if (mode == "limits") {
+    errno = 0;
+    const int nice = ::getpriority(PRIO_PROCESS, 0);
+    if (nice == -1 && errno != 0) return 3;
+    struct rlimit nofile {};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0) return 3;
+    say("nice " + std::to_string(nice) + " nofile " + std::to_string(nofile.rlim_cur) + " " +
+        std::to_string(nofile.rlim_max));
     return 0;
   }
   if (mode == "session") {

@@ -2,6 +2,8 @@
 // whether its group empties, and which spawns fail.
 #pragma once
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <csignal>
 #include <map>
@@ -22,8 +24,12 @@ class FakeLauncher final : public Launcher {
     bool exited = false;
     bool group_alive = true;   // a leftover member outlives the main process
     bool exit_on_kill_signal = true;
+    bool stuck = false;  // in the kernel: not even SIGKILL ends it
     int kill_signal = SIGTERM;
   };
+
+  FakeLauncher() = default;
+  ~FakeLauncher() override { release_output(); }
 
   Result<std::unique_ptr<ChildProcess>> launch(const LaunchRequest& request) override {
     requests.push_back(request);
@@ -32,10 +38,16 @@ class FakeLauncher final : public Launcher {
       fail_next_errno = 0;
       return os_error(e, request.argv.empty() ? "?" : request.argv[0]);
     }
+    if (hold_output) {
+      for (int fd : {request.stdout_fd, request.stderr_fd}) {
+        if (fd >= 0) held_output.push_back(::dup(fd));
+      }
+    }
     auto state = std::make_shared<ChildState>();
     state->pid = next_pid++;
     state->kill_signal = kill_signal;
     state->exit_on_kill_signal = exit_on_kill_signal;
+    state->stuck = stuck;
     children.push_back(state);
     return std::unique_ptr<ChildProcess>(new FakeChild(this, state));
   }
@@ -65,6 +77,12 @@ class FakeLauncher final : public Launcher {
 
   const std::shared_ptr<ChildState>& latest() const { return children.back(); }
 
+  // Closes the copies of the output pipes that hold_output kept.
+  void release_output() {
+    for (int fd : held_output) ::close(fd);
+    held_output.clear();
+  }
+
   std::vector<LaunchRequest> requests;
   std::vector<std::shared_ptr<ChildState>> children;
   int fail_next_errno = 0;
@@ -72,7 +90,12 @@ class FakeLauncher final : public Launcher {
   // How new children react to signals: exit on kill_signal (code = signal) or
   // ignore everything but SIGKILL.
   bool exit_on_kill_signal = true;
+  bool stuck = false;
   int kill_signal = SIGTERM;
+  // Keep a copy of each child's stdout and stderr open, as a process that
+  // left the group would.
+  bool hold_output = false;
+  std::vector<int> held_output;
 
  private:
   class FakeChild final : public ChildProcess {
@@ -84,6 +107,7 @@ class FakeLauncher final : public Launcher {
     bool signal_group(int sig) override {
       if (state_->exited && !state_->group_alive) return false;
       state_->signals.push_back(sig);
+      if (state_->stuck) return true;
       if (sig == SIGKILL || (sig == state_->kill_signal && state_->exit_on_kill_signal)) {
         if (!state_->exited) launcher_->exit(state_, ExitStatus{true, sig});
         launcher_->empty_group(state_);

@@ -12,12 +12,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -362,7 +364,7 @@ TEST_F(PosixLauncher, FailsWhenWorkingDirectoryIsMissing) {
 }
 
 // Boost.Process 1.81 called exit() after a failed exec, flushing a copy of
-// the parent's stdio buffers once per failed spawn (research/tech.md 2.4.2).
+// the parent's stdio buffers once per failed spawn.
 TEST_F(PosixLauncher, FailedExecDoesNotRepeatParentStdioBuffer) {
   test::TempDir dir;
   FILE* file = std::fopen(dir.file("buffered").c_str(), "w");
@@ -444,6 +446,84 @@ TEST_F(PosixLauncher, AppliesUmask) {
   LaunchRequest request = child_request({"umask"});
   request.umask = 027;
   EXPECT_EQ(run(request).first, "027\n");
+}
+
+// This process's niceness, and its RLIMIT_NOFILE hard limit.
+int own_niceness() {
+  errno = 0;
+  const int nice = ::getpriority(PRIO_PROCESS, 0);
+  EXPECT_EQ(errno, 0);
+  return nice;
+}
+
+rlim_t own_hard_nofile() {
+  struct rlimit limit {};
+  EXPECT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  return limit.rlim_max;
+}
+
+TEST_F(PosixLauncher, AppliesNicenessAndDescriptorLimit) {
+  // Raising the niceness and lowering the limit need no privilege.
+  const int nice = std::min(own_niceness() + 3, 19);
+  const rlim_t nofile = std::min<rlim_t>(own_hard_nofile(), 64);
+  LaunchRequest request = child_request({"limits"});
+  request.nice = nice;
+  request.limit_nofile = nofile;
+  EXPECT_EQ(run(request).first, "nice " + std::to_string(nice) + " nofile " +
+                                    std::to_string(nofile) + " " + std::to_string(nofile) + "\n");
+}
+
+TEST_F(PosixLauncher, WithoutEitherTheChildInheritsNicenessAndDescriptorLimit) {
+  struct rlimit limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  EXPECT_EQ(run(child_request({"limits"})).first, "nice " + std::to_string(own_niceness()) +
+                                                      " nofile " + std::to_string(limit.rlim_cur) +
+                                                      " " + std::to_string(limit.rlim_max) + "\n");
+}
+
+TEST_F(PosixLauncher, LoweringTheNicenessWithoutPrivilegeFailsTheSpawn) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root may lower its niceness";
+  const int nice = own_niceness();
+  if (nice == -20) GTEST_SKIP() << "already at the lowest niceness";
+  LaunchRequest request = child_request({"limits"});
+  request.nice = nice - 1;
+  auto child = launcher_->launch(request);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.error().kind, ErrorKind::kPermission);
+  EXPECT_EQ(child.error().message, std::string(SEMPRE_TEST_CHILD) + ": setpriority " +
+                                       std::to_string(nice - 1) +
+                                       " (a niceness below the current one needs privilege): " +
+                                       std::strerror(child.error().os_error));
+  EXPECT_FALSE(has_zombie_child());
+}
+
+TEST_F(PosixLauncher, RootMayLowerTheNiceness) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  const int nice = std::max(own_niceness() - 1, -20);
+  LaunchRequest request = child_request({"limits"});
+  request.nice = nice;
+  EXPECT_EQ(run(request).first.rfind("nice " + std::to_string(nice) + " ", 0), 0u);
+}
+
+// Above fs.nr_open no one may raise the limit; above the hard limit only a
+// privileged process may.
+TEST_F(PosixLauncher, DescriptorLimitBeyondWhatIsAllowedFailsTheSpawn) {
+  const std::string nr_open = test::read_file("/proc/sys/fs/nr_open");
+  ASSERT_FALSE(nr_open.empty());
+  const std::uint64_t too_many = std::stoull(nr_open) + 1;
+  LaunchRequest request = child_request({"limits"});
+  request.limit_nofile = too_many;
+  auto child = launcher_->launch(request);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.error().kind, ErrorKind::kPermission);
+  EXPECT_EQ(child.error().os_error, EPERM);
+  const std::string hard =
+      own_hard_nofile() == RLIM_INFINITY ? "unlimited" : std::to_string(own_hard_nofile());
+  EXPECT_EQ(child.error().message,
+            std::string(SEMPRE_TEST_CHILD) + ": setrlimit RLIMIT_NOFILE " +
+                std::to_string(too_many) + " (above the hard limit " + hard +
+                ", which needs privilege, or above fs.nr_open): " + "Operation not permitted");
+  EXPECT_FALSE(has_zombie_child());
 }
 
 TEST_F(PosixLauncher, StdoutAndStderrGoToDevNullByDefault) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <iterator>
+#include <optional>
 
 #include "monitor/fake_clock.hpp"
 #include "monitor/fake_launcher.hpp"
@@ -69,6 +71,81 @@ TEST(TransitionTable, EveryStateAnswersEveryTrigger) {
       EXPECT_STRNE(action_name(transition(static_cast<State>(s), static_cast<Trigger>(t))),
                    "unknown");
     }
+  }
+}
+
+// Every cell of the table, decided here a second time. A new state or
+// trigger does not compile until this table has a row or a column for it,
+// so no cell is left to a default nobody chose.
+TEST(TransitionTable, EveryCellIsAnExplicitDecision) {
+  using A = Action;
+  using T = Trigger;
+  constexpr T kColumns[] = {
+      T::kStart,       T::kStop,          T::kStopKeepWanted,   T::kRestart,
+      T::kSpawnFailed, T::kUptimeReached, T::kExited,           T::kBackoffElapsed,
+      T::kReady,       T::kKillTimeout,   T::kKillGraceElapsed, T::kDrainElapsed};
+  static_assert(std::size(kColumns) == kTriggerCount);
+  constexpr A kExpected[][std::size(kColumns)] = {
+      // stopped
+      {A::kStartFresh, A::kNone, A::kNone, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
+       A::kNone, A::kNone, A::kNone, A::kNone},
+      // starting
+      {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kSpawnFailure, A::kMarkReady,
+       A::kApplyPolicy, A::kNone, A::kMarkReady, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+      // running
+      {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kNone, A::kNone, A::kApplyPolicy,
+       A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+      // stopping
+      {A::kStartAfterStop, A::kStayDown, A::kStayDown, A::kStartAfterStop, A::kNone, A::kNone,
+       A::kFinishStop, A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+      // backoff
+      {A::kNone, A::kCancelRestart, A::kCancelRestart, A::kStartFresh, A::kNone, A::kNone, A::kNone,
+       A::kSpawn, A::kNone, A::kNone, A::kNone, A::kNone},
+      // exited
+      {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone,
+       A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
+      // failed
+      {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone,
+       A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
+  };
+  static_assert(std::size(kExpected) == kStateCount);
+  for (int s = 0; s < kStateCount; ++s) {
+    for (int t = 0; t < kTriggerCount; ++t) {
+      ASSERT_EQ(static_cast<int>(kColumns[t]), t);
+      const auto state = static_cast<State>(s);
+      EXPECT_EQ(transition(state, kColumns[t]), kExpected[s][t])
+          << state_name(state) << " x " << trigger_name(kColumns[t]) << ": "
+          << action_name(transition(state, kColumns[t]));
+    }
+  }
+}
+
+TEST(TransitionTable, EveryTriggerAndActionHasAName) {
+  for (int t = 0; t < kTriggerCount; ++t) {
+    EXPECT_STRNE(trigger_name(static_cast<Trigger>(t)), "unknown") << t;
+  }
+  for (int a = 0; a < kActionCount; ++a) {
+    EXPECT_STRNE(action_name(static_cast<Action>(a)), "unknown") << a;
+  }
+  EXPECT_STREQ(trigger_name(Trigger::kKillTimeout), "kill-timeout");
+  EXPECT_STREQ(action_name(Action::kEscalate), "escalate");
+}
+
+TEST(TransitionTable, OnlyCommandsChangeTheWantedState) {
+  for (int t = 0; t < kTriggerCount; ++t) {
+    const auto trigger = static_cast<Trigger>(t);
+    std::optional<bool> expected;
+    if (trigger == Trigger::kStart || trigger == Trigger::kRestart) expected = true;
+    if (trigger == Trigger::kStop) expected = false;
+    EXPECT_EQ(wanted_after(trigger), expected) << trigger_name(trigger);
+  }
+}
+
+TEST(TransitionTable, StopKeepWantedStopsAsStopDoes) {
+  for (int s = 0; s < kStateCount; ++s) {
+    const auto state = static_cast<State>(s);
+    EXPECT_EQ(transition(state, Trigger::kStopKeepWanted), transition(state, Trigger::kStop))
+        << state_name(state);
   }
 }
 
@@ -246,6 +323,106 @@ TEST_F(Lifecycle, StopSignalsTheGroupAndEscalatesToSigkillAfterKillTimeout) {
   EXPECT_EQ(state(), State::kStopped);
   EXPECT_TRUE(done);
   EXPECT_EQ(events_.back().type, EventType::kStop);
+}
+
+// After SIGKILL the group is given the kill grace (5 s), then taken for
+// gone: a process stuck in the kernel does not hold the app in stopping.
+TEST_F(Lifecycle, GroupThatOutlivesSigkillIsTakenForGoneAfterTheGrace) {
+  MonitorOptions o;
+  o.kill_timeout = 1s;
+  make(o);
+  launcher_.stuck = true;
+  ASSERT_TRUE(monitor_->start().ok());
+  bool done = false;
+  monitor_->stop([&] { done = true; });
+  clock_.advance(1s);
+  EXPECT_EQ(launcher_.latest()->signals, (std::vector<int>{SIGTERM, SIGKILL}));
+  clock_.advance(4999ms);
+  EXPECT_EQ(state(), State::kStopping);
+  // The main process is reaped (it was a zombie), but its group stays.
+  launcher_.exit(launcher_.latest(), ExitStatus{true, SIGKILL}, /*leftover=*/true);
+  clock_.advance(1ms);
+  settle();
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_TRUE(done);
+}
+
+// Output held open by a process that left the group is waited for at most
+// the drain limit (1 s) before the run is declared over.
+TEST_F(Lifecycle, OutputHeldOpenDelaysTheEndOfARunByTheDrainLimitAtMost) {
+  MonitorOptions o;
+  o.restart = RestartMode::kNever;
+  make(o);
+  launcher_.hold_output = true;
+  ASSERT_TRUE(monitor_->start().ok());
+  crash(2s);
+  EXPECT_EQ(state(), State::kRunning);
+  clock_.advance(999ms);
+  settle();
+  EXPECT_EQ(state(), State::kRunning);
+  clock_.advance(1ms);
+  settle();
+  EXPECT_EQ(state(), State::kExited);
+  EXPECT_EQ(events_.back().type, EventType::kExit);
+}
+
+TEST_F(Lifecycle, StopKeepWantedStopsTheChildButItStaysWantedUp) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  bool done = false;
+  monitor_->stop_keep_wanted([&] { done = true; });
+  settle();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_TRUE(monitor_->status().wanted_up);
+  EXPECT_EQ(launcher_.latest()->signals, std::vector<int>{SIGTERM});
+  EXPECT_EQ(events_.back().type, EventType::kStop);
+  // Nothing brings it back by itself...
+  EXPECT_FALSE(clock_.next_timer().has_value());
+  EXPECT_EQ(launcher_.children.size(), 1u);
+  // ...but start() does, and stop() then wants it down.
+  ASSERT_TRUE(monitor_->start().ok());
+  EXPECT_EQ(launcher_.children.size(), 2u);
+  monitor_->stop();
+  settle();
+  EXPECT_FALSE(monitor_->status().wanted_up);
+}
+
+TEST_F(Lifecycle, StopKeepWantedDuringBackoffCancelsTheRestartAndStaysWanted) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  crash();
+  ASSERT_EQ(state(), State::kBackoff);
+  monitor_->stop_keep_wanted();
+  EXPECT_EQ(state(), State::kStopped);
+  EXPECT_TRUE(monitor_->status().wanted_up);
+  EXPECT_FALSE(clock_.next_timer().has_value());
+}
+
+TEST_F(Lifecycle, StopOfAnAppKeptWantedWantsItDown) {
+  make();
+  ASSERT_TRUE(monitor_->start().ok());
+  monitor_->stop_keep_wanted();
+  settle();
+  ASSERT_TRUE(monitor_->status().wanted_up);
+  bool done = false;
+  monitor_->stop([&] { done = true; });
+  settle();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(monitor_->status().wanted_up);
+}
+
+TEST_F(Lifecycle, MonitorMadeWantedUpReportsItAndSpawnsNothingBeforeStart) {
+  MonitorOptions o;
+  o.argv = {"/bin/true"};
+  Monitor monitor(io_.get_executor(), o, Wanted::kUp, Monitor::Seams{&clock_, &launcher_});
+  EXPECT_TRUE(monitor.status().wanted_up);
+  EXPECT_EQ(monitor.status().state, State::kStopped);
+  EXPECT_TRUE(launcher_.children.empty());
+  ASSERT_TRUE(monitor.start().ok());
+  EXPECT_EQ(launcher_.children.size(), 1u);
+  Monitor down(io_.get_executor(), o, Wanted::kDown, Monitor::Seams{&clock_, &launcher_});
+  EXPECT_FALSE(down.status().wanted_up);
 }
 
 TEST_F(Lifecycle, StopOfAChildThatExitsOnKillSignalSendsNoSigkill) {
@@ -427,6 +604,91 @@ TEST_F(Lifecycle, StopFromInsideAnEventHandlerIsSafe) {
   settle();
   EXPECT_EQ(state(), State::kStopped);
   EXPECT_FALSE(clock_.next_timer().has_value());
+}
+
+// A command given from an event handler runs at once: start() there
+// reports what it did, as it does anywhere else.
+TEST_F(Lifecycle, StartFromInsideAnEventHandlerSpawnsAtOnce) {
+  make();
+  pid_t pid_in_handler = 0;
+  monitor_->on_event([&](const Event& e) {
+    if (e.type != EventType::kStop) return;
+    EXPECT_TRUE(monitor_->start().ok());
+    pid_in_handler = monitor_->status().pid;
+  });
+  ASSERT_TRUE(monitor_->start().ok());
+  monitor_->stop();
+  settle();
+  EXPECT_NE(pid_in_handler, 0);
+  EXPECT_EQ(pid_in_handler, launcher_.latest()->pid);
+  EXPECT_EQ(state(), State::kStarting);
+}
+
+TEST_F(Lifecycle, StartFromInsideAnEventHandlerReportsTheSpawnFailure) {
+  make();
+  std::optional<Status> result;
+  monitor_->on_event([&](const Event& e) {
+    if (e.type != EventType::kStop || result) return;
+    launcher_.fail_next_errno = ENOENT;
+    result = monitor_->start();
+  });
+  ASSERT_TRUE(monitor_->start().ok());
+  monitor_->stop();
+  settle();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_FALSE(result->ok());
+  EXPECT_EQ(result->error().os_error, ENOENT);
+  EXPECT_EQ(state(), State::kFailed);
+}
+
+// Events reach every handler in the order they happened, even when a
+// handler's command raises new ones meanwhile.
+TEST_F(Lifecycle, EventsOfACommandFromAHandlerFollowTheCurrentOne) {
+  make();
+  std::vector<EventType> second;
+  monitor_->on_event([&](const Event& e) {
+    if (e.type == EventType::kExit && monitor_->status().state == State::kStopped) {
+      (void)monitor_->start();
+    }
+  });
+  monitor_->on_event([&](const Event& e) { second.push_back(e.type); });
+  ASSERT_TRUE(monitor_->start().ok());
+  monitor_->stop();
+  settle();
+  EXPECT_EQ(second, (std::vector<EventType>{EventType::kStart, EventType::kExit, EventType::kStop,
+                                            EventType::kStart}));
+}
+
+TEST_F(Lifecycle, StopDoneWaitsUntilTheGroupIsGone) {
+  make();
+  launcher_.exit_on_kill_signal = false;
+  ASSERT_TRUE(monitor_->start().ok());
+  int done = 0;
+  monitor_->stop([&] { ++done; });
+  monitor_->stop([&] { ++done; });  // a second stop while stopping
+  settle();
+  EXPECT_EQ(done, 0);
+  launcher_.exit(launcher_.latest(), ExitStatus{true, SIGTERM});
+  settle();
+  EXPECT_EQ(done, 2);
+  monitor_->stop([&] { ++done; });  // nothing runs: at once
+  settle();
+  EXPECT_EQ(done, 3);
+}
+
+TEST_F(Lifecycle, RestartDoneRunsOnceTheNewRunIsSpawned) {
+  make();
+  launcher_.exit_on_kill_signal = false;
+  ASSERT_TRUE(monitor_->start().ok());
+  bool done = false;
+  monitor_->restart([&] { done = true; });
+  settle();
+  EXPECT_FALSE(done);
+  launcher_.exit(launcher_.latest(), ExitStatus{true, SIGTERM});
+  settle();
+  EXPECT_TRUE(done);
+  EXPECT_EQ(launcher_.children.size(), 2u);
+  EXPECT_EQ(state(), State::kStarting);
 }
 
 }  // namespace

@@ -2,17 +2,22 @@
 // deadline, never on a sleep.
 #include "sempre/monitor.hpp"
 
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <filesystem>
 #include <set>
 
+#include "sempre/reaper.hpp"
 #include "test_util.hpp"
 
 namespace sempre {
@@ -148,6 +153,20 @@ TEST_F(MonitorTest, EnvironmentAndWorkingDirectoryReachTheChild) {
   ASSERT_TRUE(monitor_->start().ok());
   ASSERT_TRUE(wait_state(State::kExited));
   EXPECT_EQ(out_, std::vector<std::string>{std::filesystem::canonical(dir_.path()).string()});
+}
+
+TEST_F(MonitorTest, NicenessAndDescriptorLimitReachTheChild) {
+  errno = 0;
+  const int nice = std::min(::getpriority(PRIO_PROCESS, 0) + 2, 19);
+  ASSERT_EQ(errno, 0);
+  auto o = options({"limits"});
+  o.nice = nice;
+  o.limit_nofile = 50;
+  o.restart = RestartMode::kNever;
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  ASSERT_TRUE(wait_state(State::kExited));
+  EXPECT_EQ(out_, std::vector<std::string>{"nice " + std::to_string(nice) + " nofile 50 50"});
 }
 
 TEST_F(MonitorTest, ChildInheritsNoDescriptorButStdio) {
@@ -483,6 +502,69 @@ TEST_F(ReadinessTest, ExecCheckWaitsUntilTheCommandSucceeds) {
   auto o = options({"listen-on-usr1", "0"});
   o.ready = "exec:test -e '" + flag + "'";
   expect_ready_only_after(o, [&] { write_file(flag, "1"); });
+}
+
+// Regression: a subreaper host (sempred, `sempre run`) reaping its orphans on
+// SIGCHLD took the exit status of an `exec:` readiness check, which then
+// counted as failed, so the app never became running.
+TEST_F(ReadinessTest, ExecCheckPassesWhileTheHostReapsOrphans) {
+  const std::string probe_pid_file = dir_.file("probe.pid");
+  const std::string go = dir_.file("go");
+  ASSERT_EQ(::mkfifo(go.c_str(), 0600), 0);
+  auto o = options({"sleep", "forever"});
+  o.min_uptime = 50ms;
+  // Each check tells the host it runs, and exits 0 once the host lets it.
+  o.ready = "exec:echo $$ > '" + probe_pid_file + "'; kill -USR1 $PPID; read line < '" + go + "'";
+  // The host lets the check go, waits for its exit (without reaping it), and
+  // reaps its orphans before the Monitor can hear of the exit.
+  boost::asio::signal_set usr1(io_, SIGUSR1);
+  int probes_reaped = 0;
+  std::function<void(const boost::system::error_code&, int)> on_usr1 =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        const pid_t probe = std::stoi(read_file(probe_pid_file));
+        write_file(go, "\n");
+        siginfo_t info{};
+        while (::waitid(P_PID, static_cast<id_t>(probe), &info, WEXITED | WNOWAIT) < 0 &&
+               errno == EINTR) {
+        }
+        for (const ReapedChild& child : reap_orphans()) {
+          if (child.pid == probe) ++probes_reaped;
+        }
+        usr1.async_wait(on_usr1);
+      };
+  usr1.async_wait(on_usr1);
+  make(o);
+  ASSERT_TRUE(monitor_->start().ok());
+  EXPECT_TRUE(wait_state(State::kRunning));
+  EXPECT_EQ(probes_reaped, 0);
+  EXPECT_TRUE(stop_and_wait());
+}
+
+TEST(Validate, NicenessMustBeInTheKernelsRange) {
+  MonitorOptions o;
+  o.argv = {"x"};
+  for (int nice : {-20, 0, 19}) {
+    o.nice = nice;
+    EXPECT_TRUE(validate(o).ok()) << nice;
+  }
+  for (int nice : {-21, 20}) {
+    o.nice = nice;
+    auto st = validate(o);
+    ASSERT_FALSE(st.ok()) << nice;
+    EXPECT_EQ(st.error().message, "nice must be between -20 and 19");
+  }
+}
+
+TEST(Validate, DescriptorLimitMustBePositive) {
+  MonitorOptions o;
+  o.argv = {"x"};
+  o.limit_nofile = 1;
+  EXPECT_TRUE(validate(o).ok());
+  o.limit_nofile = 0;
+  auto st = validate(o);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message, "limit-nofile must be positive");
 }
 
 TEST(ReadyCheck, BadSpecIsRefusedByValidate) {

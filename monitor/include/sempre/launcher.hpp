@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -27,13 +28,19 @@ struct LaunchRequest {
   std::optional<gid_t> gid;
   std::vector<gid_t> groups;     // supplementary groups applied with uid
   std::optional<mode_t> umask;
+  std::optional<int> nice;                    // setpriority before exec
+  std::optional<std::uint64_t> limit_nofile;  // RLIMIT_NOFILE soft = hard, before exec
   int stdout_fd = -1;            // dup2'd to 1; -1: /dev/null
   int stderr_fd = -1;            // dup2'd to 2; -1: /dev/null
 };
 
 // A spawned child: the leader of its own session and process group
-// (pgid == pid). Non-copyable; destroying it while the main process still
-// runs kills the whole group with SIGKILL and reaps the main process.
+// (pgid == pid). Non-copyable. Destroying it while the main process is
+// unreaped kills the whole group with SIGKILL and reaps the main process,
+// waiting at most 2 s for it to end; one that outlives that (stuck in the
+// kernel) is left a zombie, for reap_orphans() (sempre/reaper.hpp) to reap
+// once it ends. The real launcher's children are library_children() until
+// they are reaped.
 class SEMPRE_EXPORT ChildProcess {
  public:
   ChildProcess() = default;
@@ -62,8 +69,9 @@ class SEMPRE_EXPORT Launcher {
 
   // Starts the child and returns once it has exec'd or failed to. On
   // failure no process is left behind and the Error carries the OS error of
-  // the exec (ENOENT, EACCES, ...), kind kTransient when fork itself failed
-  // for lack of resources.
+  // the step that failed (the exec's ENOENT or EACCES, setpriority's or
+  // setrlimit's EPERM, ...), kind kTransient when fork itself failed for
+  // lack of resources.
   virtual Result<std::unique_ptr<ChildProcess>> launch(const LaunchRequest& request) = 0;
 };
 

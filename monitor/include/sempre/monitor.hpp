@@ -40,6 +40,12 @@ namespace sempre {
 
 enum class OutputStream { kStdout, kStderr };
 
+// The wanted state of an app: whether its supervisor means it to run. It is
+// apart from the observed State: an app may be wanted up and stopped (its
+// supervisor is shutting down, or has not started it yet), or wanted down
+// and still stopping.
+enum class Wanted { kDown, kUp };
+
 // A snapshot of a Monitor, cheap to take.
 struct MonitorStatus {
   State state = State::kStopped;
@@ -75,8 +81,15 @@ class SEMPRE_EXPORT Monitor {
 
   using Seams = MonitorSeams;
 
-  // Nothing starts until start(). REQUIRES: validate(options) is ok.
+  // Nothing starts until start(); the app is wanted down until then.
+  // REQUIRES: validate(options) is ok.
   Monitor(boost::asio::any_io_executor executor, MonitorOptions options, Seams seams = {});
+  // As above, with the wanted state given: an app restored as wanted up
+  // reports wanted_up before (and whether or not) its start() comes, for
+  // instance while a process of an earlier supervisor is stopped first.
+  // Nothing starts until start() either way.
+  Monitor(boost::asio::any_io_executor executor, MonitorOptions options, Wanted wanted,
+          Seams seams = {});
   Monitor(const Monitor&) = delete;
   Monitor& operator=(const Monitor&) = delete;
   // Kills a child that still runs (SIGKILL to its group) and reaps it.
@@ -85,13 +98,22 @@ class SEMPRE_EXPORT Monitor {
   // Wants the child up and spawns it now unless it already runs. Returns the
   // spawn error when the program cannot be executed (the state is then
   // kFailed and a `failed` event was emitted); ok otherwise, with the child
-  // spawned (pid() != 0) or a restart pending.
+  // spawned (pid() != 0), a restart pending, or a stop under way after which
+  // it spawns again. The same holds when it is called from an event handler:
+  // the command runs at once, and its events reach the handlers after the
+  // current one.
   Status start();
 
   // Wants the child down: sends kill-signal to its group, SIGKILL after
   // kill-timeout, cancels a pending restart. `done` runs (from the executor)
   // once no process of the group is left; at once when none was running.
   void stop(Done done = {});
+
+  // Stops the child as stop() does, but it stays wanted up (wanted_up keeps
+  // its value): what a supervisor does to its apps when it shuts down, so
+  // that the next one starts them again. Nothing restarts the child until
+  // start() or restart(). `done` runs as stop()'s does.
+  void stop_keep_wanted(Done done = {});
 
   // Stops the child as stop() does, then spawns it again; a manual restart
   // never counts as a crash loop. `done` runs after the new spawn (or its
@@ -111,10 +133,12 @@ class SEMPRE_EXPORT Monitor {
   MonitorUsage usage();
   const MonitorOptions& options() const;
 
-  // Event handlers run on the executor in the order they were added. Adding
-  // or removing handlers from inside a handler is safe: a handler added
-  // during a dispatch first sees the next event; one removed is not called
-  // again, even in the current dispatch.
+  // Event handlers run on the executor in the order they were added, each
+  // event once its transition is complete, events in the order they
+  // happened. Adding or removing handlers from inside a handler is safe: a
+  // handler added during a dispatch first sees the next event; one removed
+  // is not called again, even in the current dispatch. A handler may give
+  // any command (start, stop, restart...).
   HandlerId on_event(std::function<void(const Event&)> handler);
   // Each complete line of output (without its '\n'), as the child wrote it.
   HandlerId on_output(std::function<void(OutputStream, std::string_view)> handler);

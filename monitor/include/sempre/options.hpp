@@ -45,8 +45,15 @@ struct MonitorOptions {
   std::string user;              // name or uid; only when running as root
   std::string group;             // name or gid
   std::optional<mode_t> umask;   // empty: inherited
-  std::optional<int> nice;       // the child's niceness, -20..19; empty: inherited
-  std::optional<std::uint64_t> limit_nofile;  // RLIMIT_NOFILE, soft and hard; empty: inherited
+  // The child's niceness, -20 (most favoured) to 19, set before exec; empty:
+  // inherited. Below the supervisor's own it needs privilege (CAP_SYS_NICE
+  // or RLIMIT_NICE): without it the spawn fails with kPermission.
+  std::optional<int> nice;
+  // The child's limit of open descriptors (RLIMIT_NOFILE), soft and hard
+  // both set to it before exec; empty: inherited. Above the supervisor's hard
+  // limit it needs privilege (CAP_SYS_RESOURCE): without it the spawn fails
+  // with kPermission. Lowering it is always allowed.
+  std::optional<std::uint64_t> limit_nofile;
 
   RestartMode restart = RestartMode::kAlways;
   std::optional<int> max_restarts;  // consecutive crash-loop restarts; empty = unlimited
@@ -75,7 +82,8 @@ struct MonitorOptions {
 };
 
 // Checks what can be checked without the OS: a non-empty argv, positive
-// timeouts, a known signal. Returns the first problem found.
+// timeouts, a known signal, a niceness in -20..19, a positive descriptor
+// limit. Returns the first problem found.
 SEMPRE_EXPORT Status validate(const MonitorOptions& options);
 
 }  // namespace sempre
