@@ -1401,6 +1401,33 @@ std::map<std::string, pid_t> pids_by_name(const json::array& apps) {
   return pids;
 }
 
+TEST_F(SempreDaemon, NiceAndLimitNofileReachTheChildFromTheCommandLineAndFromAFile) {
+  // Two rows of the option schema, given as flags and as keys: the child sees both, and
+  // `info` shows them.
+  const Started cli = start({"-n", "limited", "--restart", "never", "--nice", "7",
+                             "--limit-nofile", "300", "--", kChild, "limits"});
+  ASSERT_EQ(cli.outcome.code, 0) << describe(cli.outcome);
+  EXPECT_TRUE(wait_for_file(out_log("limited"), holds("nice 7 nofile 300 300\n")))
+      << test::read_file(out_log("limited"));
+  const Outcome info = sempre({"info", "limited"});
+  ASSERT_EQ(info.code, 0) << describe(info);
+  EXPECT_NE(info.out.find("nice"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("300"), std::string::npos) << info.out;
+
+  const std::string file = dir_ + "/apps.toml";
+  test::write_file(file, std::string("[[app]]\nname = \"from-file\"\nrestart = \"never\"\n") +
+                             "nice = 4\nlimit_nofile = 200\ncmd = [\"" + kChild +
+                             "\", \"limits\"]\n");
+  const Outcome started = sempre({"start", file});
+  ASSERT_EQ(started.code, 0) << describe(started);
+  EXPECT_TRUE(wait_for_file(out_log("from-file"), holds("nice 4 nofile 200 200\n")))
+      << test::read_file(out_log("from-file"));
+
+  const Outcome bad = sempre({"start", "-n", "bad", "--nice", "30", "--", kChild, "limits"});
+  EXPECT_EQ(bad.code, 2) << describe(bad);
+  EXPECT_NE(bad.err.find("--nice: must be from -20 to 19"), std::string::npos) << bad.err;
+}
+
 TEST_F(SempreDaemon, StartFileStartsEveryAppAndLeavesRunningOnesAlone) {
   // `start FILE.toml` starts each app once; a second start reports them unchanged.
   const std::string file = dir_ + "/apps.toml";
