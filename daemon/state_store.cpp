@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "home.hpp"
-#include "protocol.hpp"
+#include "json_fields.hpp"
 
 namespace sempre {
 namespace {
@@ -57,6 +57,103 @@ int read_all(int fd, std::string& out) {
   }
 }
 
+// --- the spec, as state.json has held it since version 1 ------------------
+// Field by field, apart from the wire's codec: a change to the protocol must
+// not change what a daemon reads back after an upgrade. A new field is read
+// as optional, so that older files stay readable; renaming or removing one
+// needs a new kStateVersion.
+
+json::object spec_to_disk(const AppSpec& spec) {
+  const MonitorOptions& m = spec.monitor;
+  json::object json;
+  json["name"] = spec.name;
+  json["cmd"] = json_strings(m.argv);
+  json["interpreter"] = m.interpreter;
+  json["cwd"] = m.cwd;
+  json["env"] = json_strings(m.env);
+  json["user"] = m.user;
+  json["group"] = m.group;
+  if (m.umask) {
+    json["umask"] = static_cast<std::uint64_t>(*m.umask);
+  } else {
+    json["umask"] = nullptr;
+  }
+  json["restart"] = restart_mode_name(m.restart);
+  if (m.max_restarts) {
+    json["max_restarts"] = *m.max_restarts;
+  } else {
+    json["max_restarts"] = nullptr;
+  }
+  json["min_uptime_ms"] = m.min_uptime.count();
+  json["restart_delay_ms"] = m.restart_delay.count();
+  json["backoff_max_ms"] = m.backoff_max.count();
+  json["kill_signal"] = signal_name(m.kill_signal);
+  json["kill_timeout_ms"] = m.kill_timeout.count();
+  json["out"] = m.logs.out_path;
+  json["err"] = m.logs.err_path;
+  json["append"] = m.logs.append;
+  json["log_max_size"] = m.logs.max_size;
+  json["log_keep"] = m.logs.keep;
+  json["log_timestamps"] = m.logs.timestamps;
+  json["watch"] = json_strings(m.watch);
+  json["watch_ignore"] = json_strings(m.watch_ignore);
+  json["watch_debounce_ms"] = m.watch_debounce.count();
+  json["pid_file"] = m.pid_file;
+  json["ready"] = m.ready;
+  json["autostart"] = spec.autostart;
+  return json;
+}
+
+// Every field optional but "name" and "cmd"; a problem reads "spec.KEY: ...".
+Result<AppSpec> spec_from_disk(const json::object& json) {
+  AppSpec spec;
+  MonitorOptions& m = spec.monitor;
+  FieldReader read(json, "spec.", ErrorKind::kMalformed);
+  read.required("name");
+  read.required("cmd");
+  read.string("name", spec.name);
+  read.strings("cmd", m.argv);
+  read.string("interpreter", m.interpreter);
+  read.string("cwd", m.cwd);
+  read.strings("env", m.env);
+  read.string("user", m.user);
+  read.string("group", m.group);
+  std::optional<std::uint32_t> umask;
+  read.optional_integer<std::uint32_t>("umask", umask, 0, 0777);
+  if (umask) m.umask = static_cast<mode_t>(*umask);
+  if (const json::value* restart = read.find("restart")) {
+    if (!restart->is_string()) {
+      read.fail("restart", "expected always, on-failure or never");
+    } else if (auto mode = parse_restart_mode(restart->get_string())) {
+      m.restart = *mode;
+    } else {
+      read.fail("restart", mode.error().message);
+    }
+  }
+  read.optional_integer<int>("max_restarts", m.max_restarts);
+  read.millis("min_uptime_ms", m.min_uptime);
+  read.millis("restart_delay_ms", m.restart_delay);
+  read.millis("backoff_max_ms", m.backoff_max);
+  read.signal("kill_signal", m.kill_signal);
+  read.millis("kill_timeout_ms", m.kill_timeout);
+  read.string("out", m.logs.out_path);
+  read.string("err", m.logs.err_path);
+  read.boolean("append", m.logs.append);
+  read.integer<std::uint64_t>("log_max_size", m.logs.max_size);
+  read.integer<int>("log_keep", m.logs.keep);
+  read.boolean("log_timestamps", m.logs.timestamps);
+  read.strings("watch", m.watch);
+  read.strings("watch_ignore", m.watch_ignore);
+  read.millis("watch_debounce_ms", m.watch_debounce);
+  read.string("pid_file", m.pid_file);
+  read.string("ready", m.ready);
+  read.boolean("autostart", spec.autostart);
+  if (auto st = read.status(); !st) return st.error();
+  return spec;
+}
+
+// --- apps and sources -------------------------------------------------------
+
 json::object to_json(const SavedApp& app) {
   json::object json;
   json["id"] = app.id;
@@ -73,7 +170,7 @@ json::object to_json(const SavedApp& app) {
   }
   if (!app.source.empty()) json["source"] = app.source;
   if (app.restarts != 0) json["restarts"] = app.restarts;
-  json["spec"] = protocol::to_json(app.spec);
+  json["spec"] = spec_to_disk(app.spec);
   return json;
 }
 
@@ -181,7 +278,7 @@ std::string parse_state(std::string_view text, SavedState& state) {
 
     const json::value* spec = object.if_contains("spec");
     if (spec == nullptr || !spec->is_object()) return where + ".spec: expected an object";
-    auto parsed = protocol::app_spec_from_json(spec->get_object());
+    auto parsed = spec_from_disk(spec->get_object());
     if (!parsed) return where + "." + parsed.error().message;
     app.spec = std::move(*parsed);
     if (!names.insert(app.spec.name).second) {
