@@ -620,9 +620,9 @@ TEST(Commands, EveryCommandHasOneNameThatReadsBack) {
 }
 
 TEST(Errors, EachCodeMeansOneKindAndBack) {
-  for (const ErrorCode code : {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound,
-                               ErrorCode::kExists, ErrorCode::kSpawnFailed, ErrorCode::kInvalid,
-                               ErrorCode::kInternal}) {
+  for (const ErrorCode code :
+       {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound, ErrorCode::kExists,
+        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kInternal}) {
     EXPECT_EQ(error_code_for(error_kind_for(code)), code) << error_code_name(code);
     EXPECT_EQ(parse_error_code(error_code_name(code)), code);
   }
@@ -703,7 +703,8 @@ TEST(Messages, PayloadsRoundTripOnTheWire) {
   expect_round_trip<EventsArgs>(R"({"target":null})");
   expect_round_trip<LogsItem>(R"({"apps":["web","db"]})");
   expect_round_trip<LogsItem>(R"({"following":true})");
-  expect_round_trip<LogsItem>(R"({"app":"web","stream":"out","path":"/l/web.out.log","line":"hi"})");
+  expect_round_trip<LogsItem>(
+      R"({"app":"web","stream":"out","path":"/l/web.out.log","line":"hi"})");
   expect_round_trip<LogsItem>(R"({"app":"web","stream":"err","line_base64":"/w=="})");
   expect_round_trip<ApplyReply>(
       R"({"started":["a"],"added":[],"restarted":["b"],"deleted":[],"unchanged":["c"],)"
