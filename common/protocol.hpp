@@ -26,9 +26,12 @@
 //
 // Commands (args -> result):
 //   ping      {}                                  -> {"pid","version","home","uptime_ms","apps"}
-//   start     {"spec":AppSpec}                    -> {"app":AppInfo}
-//   stop | restart | delete
+//   start     {"spec":AppSpec, "wait":bool}       -> {"app":AppInfo}
+//   stop | delete
 //             {"targets":[TARGET...]}             -> {"apps":[AppInfo...]}
+//   restart   {"targets":[TARGET...], "wait":bool} -> {"apps":[AppInfo...]}
+//             (start and restart: an AppInfo also holds "error":TEXT when the app is not
+//             running as asked; "wait": answer once it is running, or has ended)
 //   signal    {"signal":N, "targets":[TARGET...]} -> {"apps":[AppInfo...]}
 //   list      {}                                  -> {"apps":[AppInfo...]}
 //   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec +
@@ -40,7 +43,7 @@
 //             {"app":NAME, "stream":"out"|"err"|"log" (one file for both), "path":PATH,
 //             "line":TEXT | "line_base64":B64}; -> {"apps":N} unless follow, which
 //             sends {"following":true} and then each new line, {"app", "stream", "line"...}
-//   events    {"target":TARGET|null}              items {"app":NAME, "event":Event}; no end
+//   events    {"target":TARGET|null} (or "targets") items {"app":NAME, "event":Event}; no end
 //   cleanlogs {}                                  -> {"removed":N}
 //   flush     {"targets":[TARGET...] (none: all)} -> {"apps":[NAME...]}: current logs emptied
 //   apply     {"file":PATH, "mode":"start"|"reload", "specs":[AppSpec...], "only":[NAME...]
