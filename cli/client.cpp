@@ -44,7 +44,7 @@ class Fd {
 
 std::string errno_text(int err) { return std::strerror(err); }
 
-Failure no_daemon(const std::string& message) { return Failure{kExitNoDaemon, message}; }
+Error no_daemon(const std::string& message) { return Error{ErrorKind::kUnavailable, message, 0}; }
 
 // Milliseconds left until `deadline` for poll(): 0 once it has passed.
 int remaining_ms(Clock::time_point deadline) {
@@ -131,7 +131,7 @@ std::optional<int> reap(pid_t pid, Clock::time_point deadline) {
 // ready pipe: "ready" once it listens, or "error: MESSAGE". The process we
 // start detaches the daemon and exits; it is reaped here. Returns nothing
 // once the daemon is ready, else why it is not.
-std::optional<Failure> start_sempred(const HomePaths& paths) {
+std::optional<Error> start_sempred(const HomePaths& paths) {
   const std::string exe = sempred_path();
   if (::access(exe.c_str(), X_OK) != 0) {
     return no_daemon("cannot start the daemon: " + exe + ": " + errno_text(errno));
@@ -210,41 +210,6 @@ std::optional<Failure> start_sempred(const HomePaths& paths) {
   return no_daemon("cannot start the daemon: " + exe + " exited without being ready" + see);
 }
 
-int exit_code_for(protocol::ErrorCode code) {
-  switch (code) {
-    case protocol::ErrorCode::kBadRequest:
-    case protocol::ErrorCode::kInvalid:
-      return kExitUsage;
-    case protocol::ErrorCode::kVersion:
-      return kExitNoDaemon;
-    case protocol::ErrorCode::kNotFound:
-    case protocol::ErrorCode::kExists:
-    case protocol::ErrorCode::kSpawnFailed:
-    case protocol::ErrorCode::kInternal:
-      return kExitFailed;
-  }
-  return kExitFailed;
-}
-
-Failure failure_from(const json::object& error) {
-  const json::value* code = error.if_contains("code");
-  const json::value* message = error.if_contains("message");
-  const auto kind = protocol::parse_error_code(
-      code && code->is_string() ? std::string_view(code->get_string()) : std::string_view());
-  std::string text = message && message->is_string()
-                         ? std::string(message->get_string())
-                         : std::string("the daemon refused the request");
-  if (kind == protocol::ErrorCode::kVersion) {
-    const json::value* version = error.if_contains("version");
-    if (version && (version->is_int64() || version->is_uint64())) {
-      text = "the daemon speaks protocol version " + json::serialize(*version) +
-             ", this sempre speaks " + std::to_string(protocol::kVersion) +
-             "; restart it with `sempre daemon stop`";
-    }
-  }
-  return Failure{exit_code_for(kind), text};
-}
-
 }  // namespace
 
 std::string no_daemon_message(const HomePaths& paths) {
@@ -259,7 +224,7 @@ std::string sempred_path() {
   return (self.parent_path() / "sempred").string();
 }
 
-Outcome<Client> Client::connect(const HomePaths& paths, bool start_daemon) {
+Result<Client> Client::connect(const HomePaths& paths, bool start_daemon) {
   int err = 0;
   if (int fd = open_connection(paths.socket, err); fd >= 0) return Client(fd);
   if (!means_no_daemon(err)) return no_daemon(connect_error(paths, err));
@@ -303,11 +268,16 @@ Client::~Client() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Outcome<json::object> Client::request(std::string_view cmd, json::object args,
+Error Client::unreadable(std::string_view what, const Error& why) {
+  return Error{ErrorKind::kInternal,
+               "the daemon sent " + std::string(what) + " that cannot be read: " + why.message, 0};
+}
+
+Result<json::object> Client::exchange(protocol::Command command, json::object args,
                                       std::optional<milliseconds> timeout,
-                                      const ItemHandler& on_item) {
+                                      const RawItemHandler& on_item) {
   const std::string frame =
-      protocol::encode(protocol::make_request(next_id_++, cmd, std::move(args)));
+      protocol::encode(protocol::make_request(next_id_++, command, std::move(args)));
   std::string_view rest = frame;
   while (!rest.empty()) {
     const ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
@@ -331,20 +301,23 @@ Outcome<json::object> Client::request(std::string_view cmd, json::object args,
       case protocol::FrameDecoder::Status::kMalformed:
         return no_daemon("the daemon sent a malformed message: " + error);
       case protocol::FrameDecoder::Status::kMessage: {
-        if (const json::value* item = message.if_contains("item")) {
-          if (item->is_object() && on_item) on_item(item->get_object());
-          continue;
+        auto response = protocol::parse_response(message);
+        if (!response) return no_daemon("the daemon sent " + response.error().message);
+        switch (response->kind) {
+          case protocol::Response::Kind::kItem:
+            if (on_item) {
+              if (auto st = on_item(response->body); !st) return st.error();
+            }
+            continue;
+          case protocol::Response::Kind::kResult:
+            return std::move(response->body);
+          case protocol::Response::Kind::kError:
+            if (response->error.kind == ErrorKind::kVersionMismatch) {
+              response->error.message += "; restart it with `sempre daemon stop`";
+            }
+            return response->error;
         }
-        const json::value* ok = message.if_contains("ok");
-        if (ok == nullptr || !ok->is_bool()) {
-          return no_daemon("the daemon sent a message that is neither an item nor a response");
-        }
-        if (ok->get_bool()) {
-          const json::value* result = message.if_contains("result");
-          return result && result->is_object() ? result->get_object() : json::object{};
-        }
-        const json::value* err = message.if_contains("error");
-        return failure_from(err && err->is_object() ? err->get_object() : json::object{});
+        continue;
       }
       case protocol::FrameDecoder::Status::kNeedMore:
         break;

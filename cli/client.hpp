@@ -14,12 +14,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
-#include <variant>
 
 #include "commands.hpp"
 #include "home.hpp"
 #include "protocol.hpp"
+#include "sempre/result.hpp"
 
 namespace sempre::cli {
 
@@ -31,35 +32,7 @@ inline constexpr std::chrono::seconds kRequestTimeout{60};
 // down, which takes up to their kill-timeout, and users set long ones.
 inline constexpr std::chrono::seconds kStopTimeout{300};
 
-// Why a call failed: the message for stderr (without "sempre: ") and the
-// exit code it means.
-struct Failure {
-  int exit_code = kExitFailed;
-  std::string message;
-};
-
-// A value, or the Failure that kept it from being.
-template <class T>
-class [[nodiscard]] Outcome {
- public:
-  Outcome(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
-  Outcome(Failure failure) : v_(std::move(failure)) {}  // NOLINT
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  // REQUIRES: ok()
-  T& value() { return std::get<0>(v_); }
-  T& operator*() { return value(); }
-  T* operator->() { return &value(); }
-  // REQUIRES: !ok()
-  const Failure& failure() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, Failure> v_;
-};
-
-// The message of a Failure for "no daemon runs for this home".
+// The message of the Error for "no daemon runs for this home".
 std::string no_daemon_message(const HomePaths& paths);
 
 // One connection to the daemon of a home. Single-threaded; movable, not
@@ -68,9 +41,9 @@ class Client {
  public:
   // Connects to the daemon of `paths`. When none runs and `start_daemon`
   // is set, starts `sempred` first and waits until it is ready; otherwise
-  // fails with kExitNoDaemon and no_daemon_message(). Every other failure
-  // (the home, the socket, a daemon that cannot start) is kExitNoDaemon too.
-  static Outcome<Client> connect(const HomePaths& paths, bool start_daemon);
+  // fails with kUnavailable and no_daemon_message(). Every other failure
+  // (the home, the socket, a daemon that cannot start) is kUnavailable too.
+  static Result<Client> connect(const HomePaths& paths, bool start_daemon);
 
   Client(Client&& other) noexcept;
   Client& operator=(Client&& other) noexcept;
@@ -78,21 +51,48 @@ class Client {
   Client& operator=(const Client&) = delete;
   ~Client();
 
-  using ItemHandler = std::function<void(const boost::json::object& item)>;
-
-  // Sends the request `cmd` with `args` and reads until its response: the
-  // result object on success; on an error response, the daemon's message
-  // with the exit code its error code means (protocol::ErrorCode). Items
-  // that come first go to `on_item`. `timeout` bounds each wait for the
-  // next message; none waits as long as the connection stays open (for
-  // streams). A lost connection, a timeout or a malformed message fails
-  // with kExitNoDaemon.
-  Outcome<boost::json::object> request(std::string_view cmd, boost::json::object args,
-                                       std::optional<std::chrono::milliseconds> timeout,
-                                       const ItemHandler& on_item = {});
+  // Sends command C with `args` and reads until its response: the reply on
+  // success; on an error response, the daemon's Error, of the kind its
+  // error code means (protocol::error_kind_for). Items that come first are
+  // decoded and go to `on_item`. `timeout` bounds each wait for the next
+  // message; none waits as long as the connection stays open (for streams).
+  // A lost connection, a timeout or a malformed message fails with
+  // kUnavailable; a reply or item that does not decode, with kInternal.
+  template <protocol::Command C>
+  Result<protocol::ReplyOf<C>> call(
+      const protocol::ArgsOf<C>& args, std::optional<std::chrono::milliseconds> timeout,
+      const std::function<void(const protocol::ItemOf<C>&)>& on_item = {}) {
+    using Item = protocol::ItemOf<C>;
+    RawItemHandler raw;
+    if constexpr (!std::is_same_v<Item, protocol::NoItem>) {
+      if (on_item) {
+        raw = [&on_item](const boost::json::object& item) -> Status {
+          auto decoded = protocol::from_json<Item>(item);
+          if (!decoded) return unreadable("an item", decoded.error());
+          on_item(*decoded);
+          return {};
+        };
+      }
+    }
+    auto result = exchange(C, protocol::to_json(args), timeout, raw);
+    if (!result) return result.error();
+    auto reply = protocol::from_json<protocol::ReplyOf<C>>(*result);
+    if (!reply) return unreadable("a reply", reply.error());
+    return reply;
+  }
 
  private:
+  using RawItemHandler = std::function<Status(const boost::json::object& item)>;
+
   explicit Client(int fd) : fd_(fd) {}
+
+  // call() before and after the codecs: sends the request, hands each item
+  // to `on_item` (whose Error ends the call), returns the result object.
+  Result<boost::json::object> exchange(protocol::Command command, boost::json::object args,
+                                       std::optional<std::chrono::milliseconds> timeout,
+                                       const RawItemHandler& on_item);
+  // "the daemon sent WHAT that cannot be read: WHY", of kind kInternal.
+  static Error unreadable(std::string_view what, const Error& why);
 
   int fd_ = -1;
   std::uint64_t next_id_ = 1;

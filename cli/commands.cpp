@@ -16,56 +16,90 @@ namespace {
 // A row whose command talks to the daemon: its definition gets the row's
 // starts_daemon flag, so that the table alone decides it.
 Command daemon_row(std::string name, std::string usage, std::string summary, bool starts_daemon,
-                   DaemonCommandDefine define, std::vector<std::string> aliases = {}) {
-  return Command{std::move(name), std::move(usage), std::move(summary), starts_daemon,
+                   DaemonCommandDefine define, std::vector<protocol::Command> requests,
+                   std::vector<std::string> aliases = {}) {
+  return Command{std::move(name),
+                 std::move(usage),
+                 std::move(summary),
+                 starts_daemon,
                  [define, starts_daemon](CLI::App& app, const Invocation& invocation) {
                    return define(app, invocation, starts_daemon);
                  },
-                 std::move(aliases)};
+                 std::move(aliases),
+                 std::move(requests)};
 }
 
+using P = protocol::Command;
+
 }  // namespace
+
+int exit_code_for(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kInvalidArgument:
+    case ErrorKind::kMalformed:
+      return kExitUsage;
+    case ErrorKind::kVersionMismatch:
+    case ErrorKind::kUnavailable:
+      return kExitNoDaemon;
+    case ErrorKind::kNotFound:
+    case ErrorKind::kExists:
+    case ErrorKind::kPermission:
+    case ErrorKind::kSpawnFailed:
+    case ErrorKind::kIo:
+    case ErrorKind::kTransient:
+    case ErrorKind::kInternal:
+      return kExitFailed;
+  }
+  return kExitFailed;
+}
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       daemon_row("start", "[OPTIONS] [--] PROGRAM [ARGS...] | FILE.toml [--only NAME[,NAME]]",
                  "Start and supervise PROGRAM under the daemon (prints its name, id and pid)", true,
-                 define_start),
+                 define_start, {P::kStart, P::kApply, P::kInfo, P::kRestart, P::kList, P::kLogs}),
       daemon_row("stop", "TARGET...", "Stop apps (they stay in the list, status stopped)", true,
-                 define_stop),
-      daemon_row("restart", "TARGET...", "Stop apps, then start them again", true, define_restart),
+                 define_stop, {P::kStop}),
+      daemon_row("restart", "TARGET...", "Stop apps, then start them again", true, define_restart,
+                 {P::kRestart, P::kLogs}),
       daemon_row("delete", "TARGET...", "Stop apps and forget them", true, define_delete,
-                 {"rm", "del"}),
+                 {P::kDelete}, {"rm", "del"}),
       daemon_row("list", "[--json] [-o COLUMNS] [--sort FIELD]",
                  "List the apps: id, name, pid, status, uptime, restarts, cpu, mem", true,
-                 define_list, {"ls", "ps", "status"}),
+                 define_list, {P::kList}, {"ls", "ps", "status"}),
       daemon_row("info", "TARGET... [--json]",
                  "Everything known of an app: spec, state, last exit, log paths, environment", true,
-                 define_info, {"describe", "show"}),
+                 define_info, {P::kInfo}, {"describe", "show"}),
       daemon_row("logs", "[TARGET...] [-f] [-n N] [--out|--err]",
                  "Print the last lines of the apps' logs, and follow them", true, define_logs,
-                 {"log"}),
-      daemon_row("flush", "[TARGET...]", "Empty the apps' current log files", true, define_flush),
+                 {P::kLogs}, {"log"}),
+      daemon_row("flush", "[TARGET...]", "Empty the apps' current log files", true, define_flush,
+                 {P::kFlush}),
       daemon_row("signal", "SIGNAL TARGET...", "Send a signal to the process group of apps", true,
-                 define_signal),
+                 define_signal, {P::kSignal}),
       daemon_row("events", "[TARGET] [--json]", "Stream lifecycle events as they happen", true,
-                 define_events),
-      daemon_row("reload", "FILE.toml",
-                 "Apply a changed config file: start new apps, restart changed ones, delete removed ones",
-                 true, define_reload),
-      daemon_row("save", "[FILE.toml]", "Write every app as a config file (default SEMPRE_HOME/apps.toml)",
-                 true, define_save),
+                 define_events, {P::kEvents}),
+      daemon_row(
+          "reload", "FILE.toml",
+          "Apply a changed config file: start new apps, restart changed ones, delete removed ones",
+          true, define_reload, {P::kApply}),
+      daemon_row("save", "[FILE.toml]",
+                 "Write every app as a config file (default SEMPRE_HOME/apps.toml)", true,
+                 define_save, {P::kDump}),
       daemon_row("resurrect", "[FILE.toml]", "Start the apps that sempre save wrote", true,
-                 define_resurrect),
-      daemon_row("cleanlogs", "", "Remove the apps' rotated log files", true, define_cleanlogs),
+                 define_resurrect, {P::kApply, P::kList}),
+      daemon_row("cleanlogs", "", "Remove the apps' rotated log files", true, define_cleanlogs,
+                 {P::kCleanlogs}),
       {"run", "[OPTIONS] [--] PROGRAM [ARGS...]",
        "Supervise PROGRAM in the foreground, without a daemon (containers, scripts)", false,
        define_run},
       daemon_row("daemon", "status|stop|start|restart",
-                 "Show, stop, start or restart the daemon itself", false, define_daemon),
-      daemon_row("kill", "", "Stop every app and the daemon", false, define_kill),
-      daemon_row("stopall", "", "Stop every app (stop all)", true, define_stopall),
-      daemon_row("restartall", "", "Restart every app (restart all)", true, define_restartall),
+                 "Show, stop, start or restart the daemon itself", false, define_daemon,
+                 {P::kPing, P::kShutdown}),
+      daemon_row("kill", "", "Stop every app and the daemon", false, define_kill, {P::kKill}),
+      daemon_row("stopall", "", "Stop every app (stop all)", true, define_stopall, {P::kStop}),
+      daemon_row("restartall", "", "Restart every app (restart all)", true, define_restartall,
+                 {P::kRestart, P::kLogs}),
   };
   return table;
 }

@@ -1,12 +1,16 @@
 // The command table of `sempre`: every command is one row of data (name,
 // usage, summary, whether it may start the daemon, how to declare its
-// options and run it). Help text and the man page check are generated from it.
+// options and run it, which protocol commands it sends). Help text, the man
+// page check and the e2e tests' list of commands are generated from it.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "protocol.hpp"
+#include "sempre/result.hpp"
 
 namespace sempre::cli {
 
@@ -15,6 +19,12 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;    // the request failed
 inline constexpr int kExitUsage = 2;     // bad command line
 inline constexpr int kExitNoDaemon = 3;  // the daemon cannot be reached or started
+
+// The exit code of a failure of kind `kind`, the one mapping (man/sempre.1
+// EXIT STATUS): kExitUsage for something invalid or malformed (the daemon's
+// bad_request and invalid), kExitNoDaemon when the daemon cannot be reached,
+// started, or speaks another version, kExitFailed for every other kind.
+int exit_code_for(ErrorKind kind);
 
 // What the command line holds beyond what CLI11 parses: the arguments after
 // the first "--", which belong to the program being started.
@@ -33,6 +43,8 @@ struct Command {
   std::function<std::function<int()>(CLI::App& app, const Invocation& invocation)> define;
   // Other names people type from habit (ls for list).
   std::vector<std::string> aliases = {};
+  // The protocol commands it may send to the daemon.
+  std::vector<protocol::Command> requests = {};
 };
 
 // The row named `name` or one of its aliases; nullptr when none is.

@@ -21,16 +21,21 @@
 
 
 namespace sempre::cli {
+
+// The protocol's commands; Command is a row of the CLI's own table.
+using Cmd = protocol::Command;
+
 namespace {
 
 namespace json = boost::json;
 
 constexpr const char* kTargetHelp = "TARGET is an app's name, id or pid, or all.";
 
-int report(const Failure& failure) {
+// Prints why a command failed and returns the exit code its kind means.
+int report(const Error& error) {
   std::cout.flush();
-  std::cerr << "sempre: " << failure.message << '\n';
-  return failure.exit_code;
+  std::cerr << "sempre: " << error.message << '\n';
+  return exit_code_for(error.kind);
 }
 
 int usage_error(const std::string& command, const std::string& message) {
@@ -59,7 +64,7 @@ void print_config_errors(const std::string& what, const std::vector<ConfigError>
 // and runs `body` with the connection.
 int with_daemon(bool starts_daemon, const std::function<int(Client&)>& body) {
   auto client = Client::connect(home(), starts_daemon);
-  if (!client) return report(client.failure());
+  if (!client) return report(client.error());
   return body(*client);
 }
 
@@ -78,59 +83,39 @@ std::optional<std::string> optional_target(const std::string& given, const Invoc
   return all.empty() ? std::string() : all.front();
 }
 
-json::array to_array(const std::vector<std::string>& items) {
-  json::array out;
-  for (const auto& item : items) out.emplace_back(item);
-  return out;
-}
-
-const json::object& object_at(const json::object& object, std::string_view key) {
-  static const json::object kEmpty;
-  const json::value* v = object.if_contains(key);
-  return v != nullptr && v->is_object() ? v->get_object() : kEmpty;
-}
-
-const json::array& array_at(const json::object& object, std::string_view key) {
-  static const json::array kEmpty;
-  const json::value* v = object.if_contains(key);
-  return v != nullptr && v->is_array() ? v->get_array() : kEmpty;
-}
-
 void add_targets(CLI::App& app, std::vector<std::string>& targets) {
   app.add_option("TARGET", targets, "Apps to act on: a name, an id, a pid, or all");
   app.footer(kTargetHelp);
 }
 
-// Sends `cmd` for `targets` and prints "VERB APP (id N[, pid P])" for
-// every app the daemon acted on.
-int act_on(bool starts_daemon, const std::string& command, std::string_view cmd,
-           const std::vector<std::string>& targets, json::object args, const std::string& verb,
-           bool with_pid) {
+// Sends C (stop, delete or signal) for `targets` with the rest of its args
+// in `args`, and prints "VERB APP (id N[, pid P])" for every app the daemon
+// acted on.
+template <Cmd C>
+int act_on(bool starts_daemon, const std::string& command, const std::vector<std::string>& targets,
+           protocol::ArgsOf<C> args, const std::string& verb, bool with_pid) {
   if (targets.empty()) return usage_error(command, "TARGET is required");
-  args["targets"] = to_array(targets);
+  args.targets = targets;
   return with_daemon(starts_daemon, [&](Client& client) {
-    auto result = client.request(cmd, std::move(args), kStopTimeout);
-    if (!result) return report(result.failure());
-    const json::array& apps = array_at(*result, "apps");
-    if (apps.empty()) std::cout << "no apps\n";
-    for (const json::value& app : apps) {
-      if (app.is_object()) {
-        std::cout << verb << ' ' << app_label(app.get_object(), with_pid) << '\n';
-      }
+    auto result = client.call<C>(args, kStopTimeout);
+    if (!result) return report(result.error());
+    if (result->apps.empty()) std::cout << "no apps\n";
+    for (const protocol::AppOutcome& app : result->apps) {
+      std::cout << verb << ' ' << app_label(app.app, with_pid) << '\n';
     }
     return kExitOk;
   });
 }
 
-// A command of the form `NAME TARGET...`.
+// A command of the form `NAME TARGET...` that sends C.
+template <Cmd C>
 std::function<int()> define_target_command(CLI::App& app, const Invocation& invocation,
-                                           bool starts_daemon, std::string command,
-                                           std::string verb, bool with_pid) {
+                                           bool starts_daemon, std::string verb, bool with_pid) {
   auto targets = std::make_shared<std::vector<std::string>>();
   add_targets(app, *targets);
-  return [targets, &invocation, starts_daemon, command, verb, with_pid] {
-    return act_on(starts_daemon, command, command, with_dashes(*targets, invocation), {}, verb,
-                  with_pid);
+  return [targets, &invocation, starts_daemon, verb, with_pid] {
+    return act_on<C>(starts_daemon, protocol::command_name(C), with_dashes(*targets, invocation),
+                     {}, verb, with_pid);
   };
 }
 
@@ -138,8 +123,8 @@ std::vector<std::string> current_env() { return current_environment(); }
 
 int daemon_status() {
   return with_daemon(false, [](Client& client) {
-    auto ping = client.request("ping", {}, kRequestTimeout);
-    if (!ping) return report(ping.failure());
+    auto ping = client.call<Cmd::kPing>({}, kRequestTimeout);
+    if (!ping) return report(ping.error());
     std::cout << format_daemon_status(*ping);
     return kExitOk;
   });
@@ -149,21 +134,21 @@ int daemon_start() {
   const HomePaths paths = home();
   const bool was_running = running_daemon_pid(paths).has_value();
   auto client = Client::connect(paths, true);
-  if (!client) return report(client.failure());
-  auto ping = client->request("ping", {}, kRequestTimeout);
-  if (!ping) return report(ping.failure());
-  const std::string pid = std::to_string(field_int(*ping, "pid").value_or(0));
+  if (!client) return report(client.error());
+  auto ping = client->call<Cmd::kPing>({}, kRequestTimeout);
+  if (!ping) return report(ping.error());
+  const std::string pid = std::to_string(ping->pid);
   std::cout << (was_running ? "the daemon is already running (pid " + pid + ")"
                             : "started the daemon (pid " + pid + ")")
             << '\n';
   return kExitOk;
 }
 
-// Sends `cmd`, kill or shutdown, which stops every app and then the daemon,
-// and waits until the daemon has exited. A shutdown the daemon does not
-// understand (it speaks another protocol version) becomes a SIGTERM, which
-// does the same.
-int stop_daemon(const std::string& cmd) {
+// Sends `command`, kill or shutdown, which stops every app and then the
+// daemon, and waits until the daemon has exited. A shutdown the daemon does
+// not understand (it speaks another protocol version) becomes a SIGTERM,
+// which does the same.
+int stop_daemon(Cmd command) {
   const HomePaths paths = home();
   const auto pid = running_daemon_pid(paths);
   const bool pid_known = pid && *pid > 0;
@@ -173,32 +158,34 @@ int stop_daemon(const std::string& cmd) {
     return kExitOk;
   }
   std::optional<std::int64_t> stopped;
-  Failure failure = client ? Failure{} : client.failure();
+  Error failure = client ? Error{} : client.error();
   if (client) {
-    auto result = client->request(cmd, {}, kStopTimeout);
+    auto result = command == Cmd::kKill ? client->call<Cmd::kKill>({}, kStopTimeout)
+                                        : client->call<Cmd::kShutdown>({}, kStopTimeout);
     if (result) {
-      stopped = field_int(*result, "stopped").value_or(0);
+      stopped = static_cast<std::int64_t>(result->stopped);
     } else {
-      failure = result.failure();
+      failure = result.error();
     }
   }
   const std::string label = pid_known ? " (pid " + std::to_string(*pid) + ")" : "";
   if (!stopped) {
     if (!pid_known) return report(failure);
-    if (cmd == "shutdown") {
+    if (command == Cmd::kShutdown) {
       if (::kill(*pid, SIGTERM) != 0 && errno != ESRCH) {
-        return report(
-            {kExitFailed, "cannot signal the daemon" + label + ": " + std::strerror(errno)});
+        return report(Error{ErrorKind::kIo,
+                            "cannot signal the daemon" + label + ": " + std::strerror(errno),
+                            errno});
       }
     } else if (!wait_for_exit(*pid, std::chrono::seconds(1))) {
       return report(failure);
     }
   }
   if (pid_known && !wait_for_exit(*pid, stopped ? kDaemonStartTimeout : kStopTimeout)) {
-    return report({kExitFailed, "the daemon" + label + " did not exit"});
+    return report(Error{ErrorKind::kInternal, "the daemon" + label + " did not exit", 0});
   }
   const std::int64_t n = stopped.value_or(0);
-  if (cmd == "kill") {
+  if (command == Cmd::kKill) {
     const std::string apps = std::to_string(n) + (n == 1 ? " app" : " apps");
     std::cout << "stopped " << (stopped ? apps + " and " : "") << "the daemon" << label << '\n';
   } else if (n > 0) {
@@ -209,7 +196,6 @@ int stop_daemon(const std::string& cmd) {
   }
   return kExitOk;
 }
-
 
 bool is_config_file(const std::string& arg) { return arg.size() > 5 && arg.ends_with(".toml"); }
 
@@ -233,63 +219,56 @@ struct ApplyFlags {
 
 // Sends `apply` for the apps of `file` and prints what the daemon did (or,
 // with dry_run, would do): "restarted web (cmd, env.PORT changed)".
-int apply_config(bool starts_daemon, const AppsFile& file, const std::string& mode,
+int apply_config(bool starts_daemon, const AppsFile& file, protocol::ApplyMode mode,
                  const ApplyFlags& flags) {
-  json::array specs;
-  for (const AppSpec& spec : file.apps) specs.push_back(protocol::to_json(spec));
-  json::object args{{"file", file.path},          {"mode", mode},
-                    {"specs", std::move(specs)},  {"env", to_array(current_env())},
-                    {"watch", flags.watch},       {"dry_run", flags.dry_run},
-                    {"update_env", flags.update_env}};
-  if (!flags.only.empty()) args["only"] = to_array(flags.only);
+  protocol::ApplyArgs args{file.path,   mode,          file.apps,        current_env(),
+                           flags.watch, flags.dry_run, flags.update_env, flags.only};
   return with_daemon(starts_daemon, [&](Client& client) {
-    auto result = client.request("apply", std::move(args), kStopTimeout);
-    if (!result) return report(result.failure());
-    const json::object& changes = object_at(*result, "changes");
+    auto result = client.call<Cmd::kApply>(args, kStopTimeout);
+    if (!result) return report(result.error());
     bool any = false;
     const bool dry = flags.dry_run;
-    for (const auto& [key, verb] :
-         {std::pair{"started", dry ? "would start" : "started"},
-          {"added", dry ? "would add (stopped)" : "added (stopped)"},
-          {"restarted", dry ? "would restart" : "restarted"},
-          {"deleted", dry ? "would delete" : "deleted"}, {"unchanged", "unchanged"}}) {
-      for (const json::value& name : array_at(*result, key)) {
-        if (!name.is_string()) continue;
-        const std::string n(name.get_string());
-        std::cout << verb << ' ' << n;
-        if (std::string_view(key) == "restarted") {
-          std::string why;
-          for (const json::value& c : array_at(changes, n)) {
-            if (c.is_string()) why += (why.empty() ? "" : ", ") + std::string(c.get_string());
+    const auto why_restarted = [&](const std::string& name) {
+      std::string why;
+      for (const auto& [app, keys] : result->changes) {
+        if (app != name) continue;
+        for (const std::string& key : keys) why += (why.empty() ? "" : ", ") + key;
+      }
+      return why;
+    };
+    for (const auto& [names, verb, restarted] :
+         {std::tuple{&result->started, dry ? "would start" : "started", false},
+          {&result->added, dry ? "would add (stopped)" : "added (stopped)", false},
+          {&result->restarted, dry ? "would restart" : "restarted", true},
+          {&result->deleted, dry ? "would delete" : "deleted", false},
+          {&result->unchanged, "unchanged", false}}) {
+      for (const std::string& name : *names) {
+        std::cout << verb << ' ' << name;
+        if (restarted) {
+          if (const std::string why = why_restarted(name); !why.empty()) {
+            std::cout << " (" << why << " changed)";
           }
-          if (!why.empty()) std::cout << " (" << why << " changed)";
         }
         std::cout << '\n';
         any = true;
       }
     }
     int code = kExitOk;
-    for (const json::value& failed : array_at(*result, "failed")) {
-      if (!failed.is_object()) continue;
-      const json::object& f = failed.get_object();
+    for (const protocol::ApplyFailure& f : result->failed) {
       std::cout.flush();
-      std::cerr << "sempre: " << field_string(f, "name") << ": "
-                << (f.contains("error") ? field_string(f, "error") : "failed") << '\n';
+      std::cerr << "sempre: " << f.name << ": " << (f.error.empty() ? "failed" : f.error) << '\n';
       code = kExitFailed;
       any = true;
     }
     if (!any) std::cout << "no apps\n";
     if (flags.watch && !dry) std::cout << "watching " << file.path << " for changes\n";
     // Ids and pids of what runs now, as `start PROGRAM` prints them.
-    if (!dry && mode == "start" && code == kExitOk) {
-      auto listed = client.request("list", {}, kRequestTimeout);
-      if (listed) {
-        for (const json::value& app : array_at(*listed, "apps")) {
-          if (!app.is_object()) continue;
-          const std::string name = field_string(app.get_object(), "name");
+    if (!dry && mode == protocol::ApplyMode::kStart && code == kExitOk) {
+      if (auto listed = client.call<Cmd::kList>({}, kRequestTimeout)) {
+        for (const protocol::AppInfo& app : listed->apps) {
           if (std::any_of(file.apps.begin(), file.apps.end(),
-                          [&](const AppSpec& a) { return a.name == name; })) {
-            std::cout << "  " << app_label(app.get_object(), true) << '\n';
+                          [&](const AppSpec& a) { return a.name == app.name; })) {
+            std::cout << "  " << app_label(app, true) << '\n';
           }
         }
       }
@@ -332,7 +311,7 @@ int start_config(bool starts_daemon, const std::vector<std::string>& words) {
   }
   auto file = read_config(words[0]);
   if (!file) return kExitUsage;
-  return apply_config(starts_daemon, *file, "start", flags);
+  return apply_config(starts_daemon, *file, protocol::ApplyMode::kStart, flags);
 }
 
 std::string saved_file(const std::string& given) {
@@ -342,13 +321,12 @@ std::string saved_file(const std::string& given) {
 // The last lines an app wrote, for the report of a start that crashed.
 void print_last_lines(Client& client, const std::string& name, int lines) {
   std::vector<LogLine> tail;
-  auto result = client.request(
-      "logs", {{"targets", json::array{name.c_str()}}, {"lines", lines}, {"follow", false}},
-      kRequestTimeout, [&](const json::object& item) {
-        if (!item.contains("line") && !item.contains("line_base64")) return;
-        tail.push_back({field_string(item, "app"), field_string(item, "stream"),
-                        field_string(item, "path"), protocol::get_line(item)});
-      });
+  protocol::LogsArgs args;
+  args.targets = {name};
+  args.lines = static_cast<std::size_t>(lines);
+  auto result = client.call<Cmd::kLogs>(args, kRequestTimeout, [&](const protocol::LogsItem& item) {
+    if (const auto* line = std::get_if<protocol::LogLine>(&item)) tail.push_back(*line);
+  });
   if (!result || tail.empty()) return;
   std::cerr << "its last lines:\n" << format_log_tail(tail, false, false);
 }
@@ -356,15 +334,14 @@ void print_last_lines(Client& client, const std::string& name, int lines) {
 // Prints the outcome of one app of start or restart --wait: "VERB LABEL",
 // or the reason it is not running and its last lines. Returns whether it
 // came up.
-bool report_outcome(Client& client, const json::object& app, const std::string& verb) {
-  const std::string error = field_string(app, "error");
-  if (error.empty()) {
-    std::cout << verb << ' ' << app_label(app, true) << '\n';
+bool report_outcome(Client& client, const protocol::AppOutcome& outcome, const std::string& verb) {
+  if (outcome.error.empty()) {
+    std::cout << verb << ' ' << app_label(outcome.app, true) << '\n';
     return true;
   }
   std::cout.flush();
-  const std::string name = field_string(app, "name");
-  std::cerr << "sempre: " << name << ' ' << error << '\n';
+  const std::string& name = outcome.app.name;
+  std::cerr << "sempre: " << name << ' ' << outcome.error << '\n';
   print_last_lines(client, name, 10);
   return false;
 }
@@ -422,23 +399,21 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
     // `pm2 start NAME` does.
     if (words.size() == 1 && args->given.empty()) {
       auto client = Client::connect(home(), starts_daemon);
-      if (!client) return report(client.failure());
-      auto info = client->request("info", {{"target", words[0]}}, kRequestTimeout);
-      if (info && field_string(object_at(*info, "app"), "name") == words[0]) {
-        const json::object& existing = object_at(*info, "app");
-        const std::string status = field_string(existing, "status");
-        if (status == "running" || status == "starting" || status == "backoff") {
-          std::cout << words[0] << " is already " << status << ": " << app_label(existing, true)
-                    << '\n';
+      if (!client) return report(client.error());
+      auto info = client->call<Cmd::kInfo>({words[0], {}}, kRequestTimeout);
+      if (info && info->app && info->app->app.name == words[0]) {
+        const protocol::AppInfo& existing = info->app->app;
+        const State state = existing.status.state;
+        if (state == State::kRunning || state == State::kStarting || state == State::kBackoff) {
+          std::cout << words[0] << " is already " << state_name(state) << ": "
+                    << app_label(existing, true) << '\n';
           return kExitOk;
         }
-        auto result = client->request(
-            "restart", {{"targets", json::array{words[0].c_str()}}, {"wait", *wait}},
-            kStopTimeout);
-        if (!result) return report(result.failure());
+        auto result = client->call<Cmd::kRestart>({{words[0]}, *wait}, kStopTimeout);
+        if (!result) return report(result.error());
         bool ok = true;
-        for (const json::value& a : array_at(*result, "apps")) {
-          if (a.is_object()) ok = report_outcome(*client, a.get_object(), "started") && ok;
+        for (const protocol::AppOutcome& a : result->apps) {
+          ok = report_outcome(*client, a, "started") && ok;
         }
         return ok ? kExitOk : kExitFailed;
       }
@@ -454,12 +429,11 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
     if (!options) return usage_error("start", options.error().message);
     const AppSpec& spec = *options;
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.request("start", {{"spec", protocol::to_json(spec)}, {"wait", *wait}},
-                                   *wait ? kStopTimeout : kRequestTimeout);
-      if (!result) return report(result.failure());
-      const json::object& started = object_at(*result, "app");
+      auto result = client.call<Cmd::kStart>({spec, *wait}, *wait ? kStopTimeout : kRequestTimeout);
+      if (!result) return report(result.error());
+      const protocol::AppOutcome& started = result->app;
       if (!spec.autostart) {
-        std::cout << "added " << app_label(started, false) << ", stopped\n";
+        std::cout << "added " << app_label(started.app, false) << ", stopped\n";
         return kExitOk;
       }
       return report_outcome(client, started, "started") ? kExitOk : kExitFailed;
@@ -468,7 +442,7 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
 }
 
 std::function<int()> define_stop(CLI::App& app, const Invocation& invocation, bool starts_daemon) {
-  return define_target_command(app, invocation, starts_daemon, "stop", "stopped", false);
+  return define_target_command<Cmd::kStop>(app, invocation, starts_daemon, "stopped", false);
 }
 
 // `restart TARGET... [--wait]`: each app's outcome on a line of its own;
@@ -478,15 +452,12 @@ int restart_apps(bool starts_daemon, const std::string& command,
                  const std::vector<std::string>& targets, bool wait) {
   if (targets.empty()) return usage_error(command, "TARGET is required");
   return with_daemon(starts_daemon, [&](Client& client) {
-    auto result = client.request("restart", {{"targets", to_array(targets)}, {"wait", wait}},
-                                 kStopTimeout);
-    if (!result) return report(result.failure());
-    const json::array& apps = array_at(*result, "apps");
-    if (apps.empty()) std::cout << "no apps\n";
+    auto result = client.call<Cmd::kRestart>({targets, wait}, kStopTimeout);
+    if (!result) return report(result.error());
+    if (result->apps.empty()) std::cout << "no apps\n";
     bool ok = true;
-    for (const json::value& a : apps) {
-      if (a.is_object()) ok = report_outcome(client, a.get_object(), "restarted") && ok;
-    }
+    for (const protocol::AppOutcome& a : result->apps)
+      ok = report_outcome(client, a, "restarted") && ok;
     return ok ? kExitOk : kExitFailed;
   });
 }
@@ -505,12 +476,12 @@ std::function<int()> define_restart(CLI::App& app, const Invocation& invocation,
 
 std::function<int()> define_delete(CLI::App& app, const Invocation& invocation,
                                    bool starts_daemon) {
-  return define_target_command(app, invocation, starts_daemon, "delete", "deleted", false);
+  return define_target_command<Cmd::kDelete>(app, invocation, starts_daemon, "deleted", false);
 }
 
 std::function<int()> define_stopall(CLI::App&, const Invocation&, bool starts_daemon) {
   return [starts_daemon] {
-    return act_on(starts_daemon, "stopall", "stop", {"all"}, {}, "stopped", false);
+    return act_on<Cmd::kStop>(starts_daemon, "stopall", {"all"}, {}, "stopped", false);
   };
 }
 
@@ -535,8 +506,8 @@ std::function<int()> define_signal(CLI::App& app, const Invocation& invocation,
     auto sig = parse_signal(name.size() > 1 && name.front() == '-' ? name.substr(1) : name);
     if (!sig) return usage_error("signal", sig.error().message);
     words.erase(words.begin());
-    return act_on(starts_daemon, "signal", "signal", words, {{"signal", *sig}},
-                  "sent " + signal_name(*sig) + " to", true);
+    return act_on<Cmd::kSignal>(starts_daemon, "signal", words, {*sig, {}},
+                                "sent " + signal_name(*sig) + " to", true);
   };
 }
 
@@ -579,18 +550,20 @@ std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_d
     }
     const std::string sort = !a->sort.empty() ? a->sort : settings.list_sort;
     if (!sort.empty()) {
-      json::array probe;
+      std::vector<protocol::AppInfo> probe;
       if (auto st = sort_apps(probe, sort); !st) {
         return usage_error("list", "--sort: " + st.error().message + " (columns: id,name,... as -o)");
       }
     }
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.request("list", {}, kRequestTimeout);
-      if (!result) return report(result.failure());
-      json::array apps = array_at(*result, "apps");
+      auto result = client.call<Cmd::kList>({}, kRequestTimeout);
+      if (!result) return report(result.error());
+      std::vector<protocol::AppInfo>& apps = result->apps;
       if (!sort.empty()) (void)sort_apps(apps, sort);
       if (a->json) {
-        std::cout << json_text(apps) << '\n';
+        json::array shown;
+        for (const protocol::AppInfo& one : apps) shown.push_back(protocol::to_json(one));
+        std::cout << json_text(shown) << '\n';
       } else {
         std::cout << format_list(apps, colour_enabled(STDOUT_FILENO), columns);
       }
@@ -610,26 +583,24 @@ std::function<int()> define_info(CLI::App& app, const Invocation& invocation, bo
     const auto words = with_dashes(*targets, invocation);
     if (words.empty()) return usage_error("info", "TARGET is required");
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.request("info", {{"targets", to_array(words)}}, kRequestTimeout);
-      if (!result) return report(result.failure());
-      const json::array& apps = array_at(*result, "apps");
+      auto result = client.call<Cmd::kInfo>({std::nullopt, words}, kRequestTimeout);
+      if (!result) return report(result.error());
+      const std::vector<protocol::AppDetails>& apps = result->apps;
       if (*as_json) {
         const bool one = words.size() == 1 && words[0] != "all" && apps.size() == 1;
-        std::cout << json_text(one ? apps.front() : json::value(apps)) << '\n';
+        json::array shown;
+        for (const protocol::AppDetails& details : apps)
+          shown.push_back(protocol::to_json(details));
+        std::cout << json_text(one ? shown.front() : json::value(shown)) << '\n';
         return kExitOk;
       }
       if (apps.empty()) std::cout << "no apps\n";
       bool first = true;
-      for (const json::value& entry : apps) {
-        if (!entry.is_object()) continue;
-        const json::object& info = entry.get_object();
-        std::optional<AppSpec> spec;
-        if (info.contains("spec")) {
-          if (auto parsed = protocol::app_spec_from_json(object_at(info, "spec"))) spec = *parsed;
-        }
+      for (const protocol::AppDetails& details : apps) {
         if (!first) std::cout << '\n';
         first = false;
-        std::cout << format_info(info, spec, colour_enabled(STDOUT_FILENO));
+        std::cout << format_info(details.app, details.spec, colour_enabled(STDOUT_FILENO),
+                                 details.source);
       }
       return kExitOk;
     });
@@ -665,9 +636,14 @@ std::function<int()> define_logs(CLI::App& app, const Invocation& invocation, bo
     if (a->lines < 0) return usage_error("logs", "--lines: must be 0 or more");
     const std::vector<std::string> targets = with_dashes(a->targets, invocation);
     const bool colour = colour_enabled(STDOUT_FILENO);
-    json::object args{{"lines", a->lines}, {"follow", a->follow}};
-    if (!targets.empty()) args["targets"] = to_array(targets);
-    if (a->out != a->err) args["streams"] = json::array{a->out ? "out" : "err"};
+    protocol::LogsArgs args;
+    args.targets = targets;
+    args.lines = static_cast<std::size_t>(a->lines);
+    args.follow = a->follow;
+    if (a->out != a->err) {
+      args.out = a->out;
+      args.err = a->err;
+    }
     return with_daemon(starts_daemon, [&](Client& client) {
       bool show_app = targets.empty() || targets.size() > 1 ||
                       std::find(targets.begin(), targets.end(), "all") != targets.end();
@@ -690,38 +666,35 @@ std::function<int()> define_logs(CLI::App& app, const Invocation& invocation, bo
         }
         tail.clear();
       };
-      auto result = client.request(
-          "logs", std::move(args),
+      auto result = client.call<Cmd::kLogs>(
+          args,
           a->follow ? std::nullopt : std::optional<std::chrono::milliseconds>(kRequestTimeout),
-          [&](const json::object& item) {
-            if (const json::value* names = item.if_contains("apps");
-                names != nullptr && names->is_array()) {
-              apps = names->get_array().size();
+          [&](const protocol::LogsItem& item) {
+            if (const auto* names = std::get_if<protocol::LogsApps>(&item)) {
+              apps = names->apps.size();
               show_app = show_app || *apps > 1;
-              for (const json::value& n : names->get_array()) {
-                if (n.is_string()) name_width = std::max(name_width, display_width(n.get_string()));
-              }
+              for (const std::string& n : names->apps)
+                name_width = std::max(name_width, display_width(n));
               if (*apps == 0) std::cout << "no apps\n";
               return;
             }
-            if (item.contains("following")) {
+            if (std::holds_alternative<protocol::LogsFollowing>(item)) {
               flush_tail();
               live = true;
               std::cout.flush();
               return;
             }
-            const std::string name = field_string(item, "app");
-            const std::string stream = field_string(item, "stream");
+            const auto& line = std::get<protocol::LogLine>(item);
             if (live) {
-              name_width = std::max(name_width, display_width(name));
-              print_line(name, stream, protocol::get_line(item));
+              name_width = std::max(name_width, display_width(line.app));
+              print_line(line.app, line.stream, line.text);
               std::cout.flush();
             } else {
-              tail.push_back({name, stream, field_string(item, "path"), protocol::get_line(item)});
+              tail.push_back(line);
             }
           });
       if (!tail.empty()) flush_tail();
-      if (!result) return report(result.failure());
+      if (!result) return report(result.error());
       return kExitOk;
     });
   };
@@ -735,16 +708,12 @@ std::function<int()> define_flush(CLI::App& app, const Invocation& invocation, b
       "files); rotated files stay (sempre cleanlogs removes them). Running apps keep writing.");
   return [targets, &invocation, starts_daemon] {
     const std::vector<std::string> words = with_dashes(*targets, invocation);
-    json::object args;
-    if (!words.empty()) args["targets"] = to_array(words);
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.request("flush", std::move(args), kRequestTimeout);
-      if (!result) return report(result.failure());
-      const json::array& apps = array_at(*result, "apps");
-      if (apps.empty()) std::cout << "no apps\n";
-      for (const json::value& name : apps) {
-        if (name.is_string()) std::cout << "flushed the logs of " << name.get_string().c_str() << '\n';
-      }
+      auto result = client.call<Cmd::kFlush>({words}, kRequestTimeout);
+      if (!result) return report(result.error());
+      if (result->apps.empty()) std::cout << "no apps\n";
+      for (const std::string& name : result->apps)
+        std::cout << "flushed the logs of " << name << '\n';
       return kExitOk;
     });
   };
@@ -761,20 +730,19 @@ std::function<int()> define_events(CLI::App& app, const Invocation& invocation,
   return [target, as_json, &invocation, starts_daemon] {
     const auto t = optional_target(*target, invocation);
     if (!t) return usage_error("events", "expected at most one TARGET");
-    json::object args;
-    args["target"] = t->empty() ? json::value(nullptr) : json::value(*t);
+    protocol::EventsArgs args;
+    if (!t->empty()) args.targets = {*t};
     return with_daemon(starts_daemon, [&](Client& client) {
       auto result =
-          client.request("events", std::move(args), std::nullopt, [&](const json::object& item) {
+          client.call<Cmd::kEvents>(args, std::nullopt, [&](const protocol::EventItem& item) {
             if (*as_json) {
-              std::cout << json_text(item) << '\n';
+              std::cout << json_text(protocol::to_json(item)) << '\n';
             } else {
-              std::cout << format_event(field_string(item, "app"), object_at(item, "event"))
-                        << '\n';
+              std::cout << format_event(item.app, item.event) << '\n';
             }
             std::cout.flush();
           });
-      if (!result) return report(result.failure());
+      if (!result) return report(result.error());
       return kExitOk;
     });
   };
@@ -784,9 +752,9 @@ std::function<int()> define_cleanlogs(CLI::App& app, const Invocation&, bool sta
   app.footer("Removes NAME.out.log.1 ... and NAME.err.log.1 ...; the live logs stay.");
   return [starts_daemon] {
     return with_daemon(starts_daemon, [](Client& client) {
-      auto result = client.request("cleanlogs", {}, kRequestTimeout);
-      if (!result) return report(result.failure());
-      const auto removed = field_int(*result, "removed").value_or(0);
+      auto result = client.call<Cmd::kCleanlogs>({}, kRequestTimeout);
+      if (!result) return report(result.error());
+      const int removed = result->removed;
       std::cout << "removed " << removed << " rotated log file" << (removed == 1 ? "" : "s")
                 << '\n';
       return kExitOk;
@@ -804,10 +772,10 @@ std::function<int()> define_daemon(CLI::App& app, const Invocation&, bool) {
       "restart: stop, then start: a new daemon (after an upgrade); its apps restart with it.");
   return [action] {
     if (*action == "status") return daemon_status();
-    if (*action == "stop") return stop_daemon("shutdown");
+    if (*action == "stop") return stop_daemon(Cmd::kShutdown);
     if (*action == "start") return daemon_start();
     if (*action == "restart") {
-      if (const int code = stop_daemon("shutdown"); code != kExitOk) return code;
+      if (const int code = stop_daemon(Cmd::kShutdown); code != kExitOk) return code;
       return daemon_start();
     }
     std::string message = "unknown action \"" + *action + "\"";
@@ -822,7 +790,7 @@ std::function<int()> define_daemon(CLI::App& app, const Invocation&, bool) {
 
 std::function<int()> define_kill(CLI::App& app, const Invocation&, bool) {
   app.footer("Stops every app, as stop all does, then the daemon.");
-  return [] { return stop_daemon("kill"); };
+  return [] { return stop_daemon(Cmd::kKill); };
 }
 
 }  // namespace sempre::cli
@@ -853,7 +821,7 @@ std::function<int()> define_reload(CLI::App& app, const Invocation&, bool starts
     }
     auto file = read_config(*path);
     if (!file) return kExitUsage;
-    return apply_config(starts_daemon, *file, "reload", *flags);
+    return apply_config(starts_daemon, *file, protocol::ApplyMode::kReload, *flags);
   };
 }
 
@@ -868,30 +836,27 @@ std::function<int()> define_save(CLI::App& app, const Invocation&, bool starts_d
              "holds environments). An empty list never replaces a file with apps without --force.");
   return [path, force, starts_daemon] {
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.request("dump", {}, kRequestTimeout);
-      if (!result) return report(result.failure());
+      auto result = client.call<Cmd::kDump>({}, kRequestTimeout);
+      if (!result) return report(result.error());
       std::vector<AppSpec> specs;
-      for (const json::value& entry : array_at(*result, "apps")) {
-        if (!entry.is_object()) continue;
-        auto spec = protocol::app_spec_from_json(object_at(entry.get_object(), "spec"));
-        if (!spec) return report(Failure{kExitFailed, spec.error().message});
-        const json::value* up = entry.get_object().if_contains("wanted_up");
-        spec->autostart = up == nullptr || !up->is_bool() || up->get_bool();
-        specs.push_back(std::move(*spec));
+      for (protocol::DumpedApp& entry : result->apps) {
+        entry.spec.autostart = entry.wanted_up;
+        specs.push_back(std::move(entry.spec));
       }
       const std::string target = saved_file(*path);
       std::error_code ec;
       if (specs.empty() && !*force && std::filesystem::exists(target, ec)) {
         const AppsFile old = load_apps_file(target, {});
         if (!old.ok() || !old.apps.empty()) {
-          return report(Failure{kExitFailed,
-                                "no apps to save, and " + target + " holds " +
-                                    std::to_string(old.apps.size()) +
-                                    " app(s); nothing was written (--force empties it)"});
+          return report(Error{ErrorKind::kExists,
+                              "no apps to save, and " + target + " holds " +
+                                  std::to_string(old.apps.size()) +
+                                  " app(s); nothing was written (--force empties it)",
+                              0});
         }
       }
       if (auto st = write_private_file(target, to_toml(specs)); !st) {
-        return report(Failure{kExitFailed, st.error().message});
+        return report(Error{ErrorKind::kIo, st.error().message, st.error().os_error});
       }
       std::cout << "saved " << specs.size() << " app" << (specs.size() == 1 ? "" : "s") << " to "
                 << target << '\n';
@@ -908,7 +873,9 @@ std::function<int()> define_resurrect(CLI::App& app, const Invocation&, bool sta
     const std::string file = saved_file(*path);
     std::error_code ec;
     if (!std::filesystem::exists(file, ec)) {
-      return report(Failure{kExitFailed, "nothing to resurrect: " + file + " does not exist (sempre save writes it)"});
+      return report(
+          Error{ErrorKind::kNotFound,
+                "nothing to resurrect: " + file + " does not exist (sempre save writes it)", 0});
     }
     return start_config(starts_daemon, {file});
   };

@@ -98,21 +98,6 @@ std::string percent(double value) {
   return buf;
 }
 
-const json::object* field_object(const json::object& object, std::string_view key) {
-  const json::value* v = object.if_contains(key);
-  return v != nullptr && v->is_object() ? &v->get_object() : nullptr;
-}
-
-// {"code":N} -> "code N", {"signal":"TERM"} -> "signal TERM"; "" for null.
-std::string describe_exit(const json::object* exit) {
-  if (exit == nullptr) return "";
-  if (const auto code = field_int(*exit, "code")) return "code " + std::to_string(*code);
-  if (const auto sig = field_int(*exit, "signal")) {
-    return "signal " + signal_name(static_cast<int>(*sig));
-  }
-  if (auto sig = field_string(*exit, "signal"); !sig.empty()) return "signal " + sig;
-  return "";
-}
 
 std::string join(const std::vector<std::string>& items, std::string_view separator) {
   std::string out;
@@ -190,29 +175,6 @@ bool colour_wanted(bool is_terminal, const char* no_color) {
 
 bool colour_enabled(int fd) { return colour_wanted(::isatty(fd) == 1, std::getenv("NO_COLOR")); }
 
-std::string field_string(const json::object& object, std::string_view key) {
-  const json::value* v = object.if_contains(key);
-  return v != nullptr && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-std::optional<std::int64_t> field_int(const json::object& object, std::string_view key) {
-  const json::value* v = object.if_contains(key);
-  if (v == nullptr) return std::nullopt;
-  if (v->is_int64()) return v->get_int64();
-  if (v->is_uint64()) return static_cast<std::int64_t>(v->get_uint64());
-  if (v->is_double()) return static_cast<std::int64_t>(v->get_double());
-  return std::nullopt;
-}
-
-double field_double(const json::object& object, std::string_view key) {
-  const json::value* v = object.if_contains(key);
-  if (v == nullptr) return 0;
-  if (v->is_double()) return v->get_double();
-  if (v->is_int64()) return static_cast<double>(v->get_int64());
-  if (v->is_uint64()) return static_cast<double>(v->get_uint64());
-  return 0;
-}
-
 std::string render_table(const std::vector<Column>& columns,
                          const std::vector<std::vector<Cell>>& rows, bool colour) {
   std::vector<std::size_t> widths;
@@ -256,81 +218,89 @@ std::string_view status_style(std::string_view status) {
 namespace {
 
 // One column of `sempre list`: its name (the JSON field's, or a short one),
-// its title, and how a cell and a sort key are made from an AppInfo.
+// its title, and how a cell is made from an AppInfo.
 struct ListColumn {
   std::string_view name;
   std::string_view alias;  // the JSON field when it differs ("uptime_ms" for uptime)
   Column column;
-  Cell (*cell)(const json::object& app, bool live);
+  Cell (*cell)(const protocol::AppInfo& app, bool live);
 };
 
-bool is_live(const json::object& app) {
-  const auto pid = field_int(app, "pid");
-  return pid && *pid > 0;
-}
+bool is_live(const protocol::AppInfo& app) { return app.status.pid > 0; }
 
-std::string exit_text(const json::object& app) {
-  const json::object* e = field_object(app, "last_exit");
-  if (e == nullptr) return "-";
-  if (e->contains("signal")) return "signal " + field_string(*e, "signal");
-  return "code " + std::to_string(field_int(*e, "code").value_or(0));
+std::string exit_text(const protocol::AppInfo& app) {
+  const auto& e = app.status.last_exit;
+  return e ? e->describe() : "-";
 }
 
 const std::vector<ListColumn>& list_columns() {
+  using protocol::AppInfo;
   static const std::vector<ListColumn> table = {
-      {"id", "", {"ID", true},
-       [](const json::object& a, bool) -> Cell {
-         const auto id = field_int(a, "id");
-         return {id ? std::to_string(*id) : "-"};
+      {"id",
+       "",
+       {"ID", true},
+       [](const AppInfo& a, bool) -> Cell { return {std::to_string(a.id)}; }},
+      {"name", "", {"NAME"}, [](const AppInfo& a, bool) -> Cell { return {a.name}; }},
+      {"pid",
+       "",
+       {"PID", true},
+       [](const AppInfo& a, bool live) -> Cell {
+         return {live ? std::to_string(a.status.pid) : "-"};
        }},
-      {"name", "", {"NAME"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "name")}; }},
-      {"pid", "", {"PID", true},
-       [](const json::object& a, bool live) -> Cell {
-         return {live ? std::to_string(*field_int(a, "pid")) : "-"};
-       }},
-      {"status", "", {"STATUS"},
-       [](const json::object& a, bool) -> Cell {
-         const std::string status = field_string(a, "status");
-         const json::object* e = field_object(a, "last_exit");
+      {"status",
+       "",
+       {"STATUS"},
+       [](const AppInfo& a, bool) -> Cell {
+         const std::string status = state_name(a.status.state);
          // A program that finished with code 0 did what it should.
-         const bool clean = status == "exited" && e != nullptr && !e->contains("signal") &&
-                            field_int(*e, "code").value_or(1) == 0;
+         const bool clean = a.status.state == State::kExited && a.status.last_exit &&
+                            a.status.last_exit->success();
          return {status, clean ? kDim : status_style(status)};
        }},
-      {"wanted", "", {"WANTED"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "wanted")}; }},
-      {"uptime", "uptime_ms", {"UPTIME", true},
-       [](const json::object& a, bool live) -> Cell {
-         return {live ? format_uptime(Millis(field_int(a, "uptime_ms").value_or(0))) : "-"};
+      {"wanted",
+       "",
+       {"WANTED"},
+       [](const AppInfo& a, bool) -> Cell { return {a.status.wanted_up ? "up" : "down"}; }},
+      {"uptime",
+       "uptime_ms",
+       {"UPTIME", true},
+       [](const AppInfo& a, bool live) -> Cell {
+         return {live ? format_uptime(a.status.uptime) : "-"};
        }},
-      {"restarts", "", {"RESTARTS", true},
-       [](const json::object& a, bool) -> Cell {
-         return {std::to_string(field_int(a, "restarts").value_or(0))};
+      {"restarts",
+       "",
+       {"RESTARTS", true},
+       [](const AppInfo& a, bool) -> Cell { return {std::to_string(a.status.restarts)}; }},
+      {"cpu",
+       "",
+       {"CPU", true},
+       [](const AppInfo& a, bool live) -> Cell {
+         return {live ? percent(a.usage.cpu_percent) : "-"};
        }},
-      {"cpu", "", {"CPU", true},
-       [](const json::object& a, bool live) -> Cell {
-         return {live ? percent(field_double(a, "cpu")) : "-"};
+      {"mem",
+       "rss_bytes",
+       {"MEM", true},
+       [](const AppInfo& a, bool live) -> Cell {
+         return {live ? format_size(a.usage.rss_bytes) : "-"};
        }},
-      {"mem", "rss_bytes", {"MEM", true},
-       [](const json::object& a, bool live) -> Cell {
-         return {live ? format_size(static_cast<std::uint64_t>(field_int(a, "rss_bytes").value_or(0)))
-                      : "-"};
-       }},
-      {"cmd", "", {"CMD"},
-       [](const json::object& a, bool) -> Cell {
-         std::vector<std::string> words;
-         if (const json::value* c = a.if_contains("cmd"); c != nullptr && c->is_array()) {
-           for (const json::value& w : c->get_array()) {
-             if (w.is_string()) words.emplace_back(w.get_string());
-           }
-         }
-         return {shell_join(words)};
-       }},
-      {"cwd", "", {"CWD"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "cwd")}; }},
-      {"out_log", "", {"OUT_LOG"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "out_log")}; }},
-      {"err_log", "", {"ERR_LOG"}, [](const json::object& a, bool) -> Cell { return {field_string(a, "err_log")}; }},
-      {"last_exit", "", {"LAST_EXIT"}, [](const json::object& a, bool) -> Cell { return {exit_text(a)}; }},
-      {"last_error", "", {"LAST_ERROR"},
-       [](const json::object& a, bool) -> Cell { return {field_string(a, "last_error")}; }},
+      {"cmd", "", {"CMD"}, [](const AppInfo& a, bool) -> Cell { return {shell_join(a.cmd)}; }},
+      {"cwd", "", {"CWD"}, [](const AppInfo& a, bool) -> Cell { return {a.cwd}; }},
+      {"out_log",
+       "",
+       {"OUT_LOG"},
+       [](const AppInfo& a, bool) -> Cell { return {a.status.out_log}; }},
+      {"err_log",
+       "",
+       {"ERR_LOG"},
+       [](const AppInfo& a, bool) -> Cell { return {a.status.err_log}; }},
+      {"last_exit",
+       "",
+       {"LAST_EXIT"},
+       [](const AppInfo& a, bool) -> Cell { return {exit_text(a)}; }},
+      {"last_error",
+       "",
+       {"LAST_ERROR"},
+       [](const AppInfo& a, bool) -> Cell { return {a.status.last_error}; }},
   };
   return table;
 }
@@ -376,7 +346,7 @@ Result<std::vector<std::string>> parse_list_columns(std::string_view text) {
   return out;
 }
 
-Status sort_apps(json::array& apps, std::string_view field) {
+Status sort_apps(std::vector<protocol::AppInfo>& apps, std::string_view field) {
   bool descending = false;
   if (!field.empty() && field.front() == '-') {
     descending = true;
@@ -386,28 +356,39 @@ Status sort_apps(json::array& apps, std::string_view field) {
   if (column == nullptr) {
     return Error{ErrorKind::kInvalidArgument, "unknown field \"" + std::string(field) + "\""};
   }
+  // The field as `list --json` shows it: what the user names is its key.
   const std::string key(column->alias.empty() ? column->name : column->alias);
-  auto value_of = [&](const json::value& x) -> const json::value* {
-    const json::object* o = x.if_object();
-    const json::value* v = o != nullptr ? o->if_contains(key) : nullptr;
-    return v != nullptr && !v->is_null() ? v : nullptr;
+  struct Keyed {
+    json::value key;  // null: the app has none
+    protocol::AppInfo app;
+  };
+  std::vector<Keyed> items;
+  items.reserve(apps.size());
+  for (protocol::AppInfo& app : apps) {
+    const json::object shown = protocol::to_json(app);
+    const json::value* v = shown.if_contains(key);
+    items.push_back({v != nullptr ? *v : json::value(nullptr), std::move(app)});
+  }
+  auto value_of = [](const Keyed& x) -> const json::value* {
+    return x.key.is_null() ? nullptr : &x.key;
   };
   auto less = [](const json::value& a, const json::value& b) {
     if (a.is_number() && b.is_number()) return a.to_number<double>() < b.to_number<double>();
     return json::serialize(a) < json::serialize(b);
   };
-  std::vector<json::value> items(apps.begin(), apps.end());
-  std::stable_sort(items.begin(), items.end(), [&](const json::value& x, const json::value& y) {
+  std::stable_sort(items.begin(), items.end(), [&](const Keyed& x, const Keyed& y) {
     const json::value* a = value_of(x);
     const json::value* b = value_of(y);
     if (a == nullptr || b == nullptr) return a != nullptr && b == nullptr;  // missing ones last
     return descending ? less(*b, *a) : less(*a, *b);
   });
-  apps = json::array(items.begin(), items.end());
+  apps.clear();
+  for (Keyed& item : items) apps.push_back(std::move(item.app));
   return {};
 }
 
-std::string format_list(const json::array& apps, bool colour, const std::vector<std::string>& names) {
+std::string format_list(const std::vector<protocol::AppInfo>& apps, bool colour,
+                        const std::vector<std::string>& names) {
   if (apps.empty()) return "no apps\n";
   std::vector<const ListColumn*> chosen;
   for (const std::string& n : names.empty() ? default_list_columns() : names) {
@@ -416,9 +397,7 @@ std::string format_list(const json::array& apps, bool colour, const std::vector<
   std::vector<Column> columns;
   for (const ListColumn* c : chosen) columns.push_back(c->column);
   std::vector<std::vector<Cell>> rows;
-  for (const json::value& v : apps) {
-    if (!v.is_object()) continue;
-    const json::object& app = v.get_object();
+  for (const protocol::AppInfo& app : apps) {
     const bool live = is_live(app);
     std::vector<Cell> row;
     for (const ListColumn* c : chosen) row.push_back(c->cell(app, live));
@@ -427,83 +406,41 @@ std::string format_list(const json::array& apps, bool colour, const std::vector<
   return render_table(columns, rows, colour);
 }
 
-std::string app_label(const json::object& app, bool with_pid) {
-  std::string out = field_string(app, "name") + " (id ";
-  const auto id = field_int(app, "id");
-  out += id ? std::to_string(*id) : "?";
-  const auto pid = field_int(app, "pid");
-  if (with_pid && pid && *pid > 0) out += ", pid " + std::to_string(*pid);
+std::string app_label(const protocol::AppInfo& app, bool with_pid) {
+  std::string out = app.name + " (id " + std::to_string(app.id);
+  if (with_pid && app.status.pid > 0) out += ", pid " + std::to_string(app.status.pid);
   return out + ")";
 }
 
-std::string format_info(const json::object& app, const std::optional<AppSpec>& spec, bool colour) {
+std::string format_info(const protocol::AppInfo& app, const std::optional<AppSpec>& spec,
+                        bool colour, const std::optional<std::string>& source) {
+  const MonitorStatus& st = app.status;
   Report report;
   report.heading(app_label(app, false));
-  const std::string status = field_string(app, "status");
-  const std::string wanted = field_string(app, "wanted");
-  report.row("status", status + (wanted.empty() ? "" : " (wanted " + wanted + ")"),
+  const std::string status = state_name(st.state);
+  report.row("status", status + " (wanted " + (st.wanted_up ? "up" : "down") + ")",
              status_style(status));
-  const auto pid = field_int(app, "pid");
-  const bool live = pid && *pid > 0;
-  report.row("pid", live ? std::to_string(*pid) : "-");
+  const bool live = st.pid > 0;
+  report.row("pid", live ? std::to_string(st.pid) : "-");
+  if (live) report.row("uptime", format_uptime(st.uptime));
+  report.row("restarts", std::to_string(st.restarts));
   if (live) {
-    report.row("uptime", format_uptime(Millis(field_int(app, "uptime_ms").value_or(0))));
+    report.row("cpu", percent(app.usage.cpu_percent));
+    report.row("memory", format_size(app.usage.rss_bytes));
   }
-  report.row("restarts", std::to_string(field_int(app, "restarts").value_or(0)));
-  if (live) {
-    report.row("cpu", percent(field_double(app, "cpu")));
-    report.row("memory",
-               format_size(static_cast<std::uint64_t>(field_int(app, "rss_bytes").value_or(0))));
-  }
-  const std::string last_exit = describe_exit(field_object(app, "last_exit"));
-  report.row("last exit", last_exit.empty() ? "-" : last_exit);
-  report.row_if("last error", field_string(app, "last_error"));
-  std::vector<std::string> cmd;
-  if (const json::value* v = app.if_contains("cmd"); v != nullptr && v->is_array()) {
-    for (const json::value& word : v->get_array()) {
-      if (word.is_string()) cmd.emplace_back(word.get_string());
-    }
-  }
-  report.row("command", shell_join(cmd));
-  report.row("cwd", field_string(app, "cwd"));
-  if (app.contains("source")) {
-    const std::string source = field_string(app, "source");
-    report.row("from", source.empty() ? "the command line" : source);
-  }
-  const std::string out_log = field_string(app, "out_log");
-  const std::string err_log = field_string(app, "err_log");
-  report.row("out log", out_log.empty() ? "-" : out_log);
-  report.row("err log", err_log.empty() ? "-" : err_log);
+  report.row("last exit", st.last_exit ? st.last_exit->describe() : "-");
+  report.row_if("last error", st.last_error);
+  report.row("command", shell_join(app.cmd));
+  report.row("cwd", app.cwd);
+  if (source) report.row("from", source->empty() ? "the command line" : *source);
+  report.row("out log", st.out_log.empty() ? "-" : st.out_log);
+  report.row("err log", st.err_log.empty() ? "-" : st.err_log);
   if (spec) add_spec(report, *spec);
   return report.render(colour);
 }
 
-std::string format_event(std::string_view app, const json::object& event) {
-  std::string out;
-  if (const std::string time = field_string(event, "time"); !time.empty()) out += time + " ";
-  out += app;
-  const std::string type = field_string(event, "type");
-  out += " " + type;
-  if (const auto pid = field_int(event, "pid"); pid && *pid != 0) {
-    out += " pid=" + std::to_string(*pid);
-  }
-  if (type == "exit") {
-    if (const std::string how = describe_exit(field_object(event, "exit")); !how.empty()) {
-      out += " " + how;
-    }
-    out += " uptime=" + format_uptime(Millis(field_int(event, "uptime_ms").value_or(0)));
-  } else if (type == "restart") {
-    out += " in " + format_duration(Millis(field_int(event, "delay_ms").value_or(0)));
-    if (const auto attempt = field_int(event, "attempt"); attempt && *attempt > 0) {
-      out += " attempt=" + std::to_string(*attempt);
-    }
-  } else if (type == "watch" || type == "rotate") {
-    if (const std::string path = field_string(event, "path"); !path.empty()) out += " " + path;
-  }
-  if (const std::string reason = field_string(event, "reason"); !reason.empty()) {
-    out += " (" + reason + ")";
-  }
-  return out;
+std::string format_event(std::string_view app, const Event& event) {
+  return protocol::iso8601_utc(event.time) + " " + std::string(app) + " " + describe(event);
 }
 
 std::string format_log_line(std::string_view app, std::size_t name_width, std::string_view stream,
@@ -593,26 +530,14 @@ std::string format_log_tail(const std::vector<LogLine>& lines, bool show_app, bo
   return out;
 }
 
-std::string format_daemon_status(const json::object& ping) {
+std::string format_daemon_status(const protocol::PingReply& ping) {
   Report report;
   report.heading("sempred is running", {});
-  if (const auto pid = field_int(ping, "pid")) report.row("pid", std::to_string(*pid));
-  report.row_if("home", field_string(ping, "home"));
-  if (const auto up = field_int(ping, "uptime_ms")) {
-    report.row("uptime", format_uptime(Millis(*up)));
-  }
-  if (const json::value* apps = ping.if_contains("apps")) {
-    report.row("apps", apps->is_array() ? std::to_string(apps->get_array().size())
-                                        : json::serialize(*apps));
-  }
-  // A number is the protocol version; a string, sempred's own.
-  if (const json::value* v = ping.if_contains("version")) {
-    if (v->is_string()) {
-      report.row("version", std::string(v->get_string()));
-    } else {
-      report.row("protocol", json::serialize(*v));
-    }
-  }
+  report.row("pid", std::to_string(ping.pid));
+  report.row_if("home", ping.home);
+  report.row("uptime", format_uptime(ping.uptime));
+  report.row("apps", std::to_string(ping.apps));
+  report.row("protocol", std::to_string(ping.version));
   return report.render(false);
 }
 

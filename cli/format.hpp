@@ -1,7 +1,7 @@
 // What `sempre` prints for people: the app table of `list`, the report of
 // `info`, event and log lines, the daemon's status. Pure functions of the
-// daemon's JSON (protocol.hpp) and of whether colour is on, which the caller
-// decides once with colour_enabled().
+// daemon's typed replies (protocol.hpp) and of whether colour is on, which
+// the caller decides once with colour_enabled().
 #pragma once
 
 #include <boost/json.hpp>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "app_spec.hpp"
+#include "protocol.hpp"
 #include "sempre/result.hpp"
 
 namespace sempre::cli {
@@ -22,13 +23,6 @@ namespace sempre::cli {
 bool colour_wanted(bool is_terminal, const char* no_color);
 // colour_wanted() for descriptor `fd` and this process's environment.
 bool colour_enabled(int fd);
-
-// --- reading the daemon's JSON --------------------------------------------
-// Lenient: a field that is missing or of another type reads as empty.
-
-std::string field_string(const boost::json::object& object, std::string_view key);
-std::optional<std::int64_t> field_int(const boost::json::object& object, std::string_view key);
-double field_double(const boost::json::object& object, std::string_view key);
 
 // --- tables ---------------------------------------------------------------
 
@@ -66,7 +60,7 @@ std::string_view status_style(std::string_view status);
 // default_list_columns(), ID NAME PID STATUS UPTIME RESTARTS CPU MEM); "-"
 // where no child runs. "no apps" when there are none. An exited app whose
 // code was 0 is not red: it did what it should.
-std::string format_list(const boost::json::array& apps, bool colour,
+std::string format_list(const std::vector<protocol::AppInfo>& apps, bool colour,
                         const std::vector<std::string>& columns = {});
 const std::vector<std::string>& default_list_columns();
 // Every column `list -o` knows, in table order.
@@ -74,22 +68,24 @@ std::vector<std::string> list_column_names();
 // "name,pid,cmd" -> its columns; each is a column name or the JSON field it
 // shows (uptime or uptime_ms, mem or rss_bytes). Fails naming an unknown one.
 Result<std::vector<std::string>> parse_list_columns(std::string_view text);
-// Sorts AppInfos by a column or JSON field ("-cpu": descending); apps
-// lacking the field go last. Fails for an unknown field.
-Status sort_apps(boost::json::array& apps, std::string_view field);
+// Sorts AppInfos by a column or JSON field ("-cpu": descending), the field
+// as `list --json` shows it; apps lacking it (a null pid, no last exit) go
+// last. Fails for an unknown field.
+Status sort_apps(std::vector<protocol::AppInfo>& apps, std::string_view field);
 
 // "api (id 1)", or "api (id 1, pid 1234)" with `with_pid` and a child running.
-std::string app_label(const boost::json::object& app, bool with_pid);
+std::string app_label(const protocol::AppInfo& app, bool with_pid);
 
 // `sempre info`: the state (observed and wanted), the last exit, the
-// command, the log paths, then the spec and the child's environment when
+// command, where the app came from when `source` is known ("": the command
+// line), the log paths, then the spec and the child's environment when
 // `spec` is known.
-std::string format_info(const boost::json::object& app, const std::optional<AppSpec>& spec,
-                        bool colour);
+std::string format_info(const protocol::AppInfo& app, const std::optional<AppSpec>& spec,
+                        bool colour, const std::optional<std::string>& source = std::nullopt);
 
-// `sempre events`: "TIME APP TYPE ...", the details in the words of
-// describe(Event): "2026-11-26T16:49:27.123Z api exit pid=12 code 1 uptime=20ms".
-std::string format_event(std::string_view app, const boost::json::object& event);
+// `sempre events`: "TIME APP " and describe(event):
+// "2026-11-26T16:49:27.123Z api exit pid=12 code 1 uptime=20ms".
+std::string format_event(std::string_view app, const Event& event);
 
 // `value` as compact JSON, with numbers written as people read them (0,
 // 12.5), where Boost.JSON writes doubles in exponent form (0E0, 1.25E1).
@@ -111,12 +107,7 @@ std::string format_log_line(std::string_view app, std::size_t name_width, std::s
 std::optional<std::int64_t> log_stamp_ms(std::string_view line);
 
 // One line of a log file, as `sempre logs` received it.
-struct LogLine {
-  std::string app;
-  std::string stream;  // out, err, log
-  std::string path;    // the file it was read from
-  std::string text;
-};
+using LogLine = protocol::LogLine;
 
 // The last lines of several files (`sempre logs` without -f), in the order
 // received. When every line has a timestamp they are merged into one
@@ -126,7 +117,7 @@ struct LogLine {
 std::string format_log_tail(const std::vector<LogLine>& lines, bool show_app, bool colour);
 
 // `sempre daemon status`, from the result of a ping.
-std::string format_daemon_status(const boost::json::object& ping);
+std::string format_daemon_status(const protocol::PingReply& ping);
 
 // `cmd` as a shell would read it back: words quoted only when they need it.
 std::string shell_join(const std::vector<std::string>& words);

@@ -168,7 +168,7 @@ Result<int> take_daemon_lock(const HomePaths& paths) {
     const pid_t holder = read_lock_pid(fd);
     std::string message = "a daemon is already running for " + paths.home;
     if (holder > 0) message += " (pid " + std::to_string(holder) + ")";
-    return Error{ErrorKind::kIo, message, EEXIST};
+    return Error{ErrorKind::kExists, message, EEXIST};
   }
   if (auto st = record_daemon_pid(fd); !st) return st.error();
   return guard.release();

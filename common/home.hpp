@@ -30,7 +30,7 @@ Status prepare_home(const HomePaths& paths);
 
 // Takes the daemon lock (flock, non-blocking) and writes our pid into the
 // file. Returns the open (CLOEXEC) descriptor, to keep for the daemon's
-// life. When another process holds it, fails with kIo and os_error EEXIST
+// life. When another process holds it, fails with kExists (os_error EEXIST)
 // ("a daemon is already running for HOME (pid N)").
 Result<int> take_daemon_lock(const HomePaths& paths);
 

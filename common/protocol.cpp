@@ -1,6 +1,7 @@
 #include "protocol.hpp"
 
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include "option_schema.hpp"
+#include "json_fields.hpp"
 
 namespace sempre::protocol {
 namespace json = boost::json;
@@ -79,34 +81,6 @@ std::string encode(const json::object& message) {
 
 // --- requests and responses ----------------------------------------------
 
-const char* error_code_name(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kBadRequest:
-      return "bad_request";
-    case ErrorCode::kVersion:
-      return "version";
-    case ErrorCode::kNotFound:
-      return "not_found";
-    case ErrorCode::kExists:
-      return "exists";
-    case ErrorCode::kSpawnFailed:
-      return "spawn_failed";
-    case ErrorCode::kInvalid:
-      return "invalid";
-    case ErrorCode::kInternal:
-      return "internal";
-  }
-  return "internal";
-}
-
-ErrorCode parse_error_code(std::string_view name) {
-  for (ErrorCode code : {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound,
-                         ErrorCode::kExists, ErrorCode::kSpawnFailed, ErrorCode::kInvalid}) {
-    if (name == error_code_name(code)) return code;
-  }
-  return ErrorCode::kInternal;
-}
-
 namespace {
 
 Error invalid(std::string_view field, std::string_view problem) {
@@ -116,20 +90,117 @@ Error invalid(std::string_view field, std::string_view problem) {
   return Error{ErrorKind::kInvalidArgument, std::move(message), 0};
 }
 
+// The one table of error codes: each code, its name and the kind it means.
+struct ErrorCodeRow {
+  ErrorCode code;
+  const char* name;
+  ErrorKind kind;
+};
+constexpr ErrorCodeRow kErrorCodes[] = {
+    {ErrorCode::kBadRequest, "bad_request", ErrorKind::kMalformed},
+    {ErrorCode::kVersion, "version", ErrorKind::kVersionMismatch},
+    {ErrorCode::kNotFound, "not_found", ErrorKind::kNotFound},
+    {ErrorCode::kExists, "exists", ErrorKind::kExists},
+    {ErrorCode::kSpawnFailed, "spawn_failed", ErrorKind::kSpawnFailed},
+    {ErrorCode::kInvalid, "invalid", ErrorKind::kInvalidArgument},
+    {ErrorCode::kInternal, "internal", ErrorKind::kInternal},
+};
+
+const ErrorCodeRow& row_of(ErrorCode code) {
+  for (const ErrorCodeRow& row : kErrorCodes) {
+    if (row.code == code) return row;
+  }
+  return kErrorCodes[std::size(kErrorCodes) - 1];
+}
+
+}  // namespace
+
+const char* error_code_name(ErrorCode code) { return row_of(code).name; }
+
+ErrorCode parse_error_code(std::string_view name) {
+  for (const ErrorCodeRow& row : kErrorCodes) {
+    if (name == row.name) return row.code;
+  }
+  return ErrorCode::kInternal;
+}
+
+ErrorCode error_code_for(ErrorKind kind) {
+  for (const ErrorCodeRow& row : kErrorCodes) {
+    if (row.kind == kind) return row.code;
+  }
+  return ErrorCode::kInternal;  // I/O, permission, transient...: nothing the client acts on
+}
+
+ErrorKind error_kind_for(ErrorCode code) { return row_of(code).kind; }
+
+Error version_mismatch(std::int64_t client, std::int64_t daemon) {
+  return Error{ErrorKind::kVersionMismatch,
+               "protocol version mismatch: the client speaks " + std::to_string(client) +
+                   ", the daemon speaks " + std::to_string(daemon),
+               0};
+}
+
+Status check_version(const json::value* v) {
+  if (v == nullptr) return invalid("request.v", "missing");
+  const auto version = json_integer<std::int64_t>(*v);
+  if (!version) return invalid("request.v", "expected an integer");
+  if (*version != kVersion) return version_mismatch(*version, kVersion);
+  return {};
+}
+
+// --- commands -------------------------------------------------------------
+
+const char* command_name(Command command) {
+  switch (command) {
+    case Command::kPing:
+      return "ping";
+    case Command::kStart:
+      return "start";
+    case Command::kStop:
+      return "stop";
+    case Command::kRestart:
+      return "restart";
+    case Command::kDelete:
+      return "delete";
+    case Command::kSignal:
+      return "signal";
+    case Command::kList:
+      return "list";
+    case Command::kInfo:
+      return "info";
+    case Command::kLogs:
+      return "logs";
+    case Command::kEvents:
+      return "events";
+    case Command::kCleanlogs:
+      return "cleanlogs";
+    case Command::kFlush:
+      return "flush";
+    case Command::kApply:
+      return "apply";
+    case Command::kDump:
+      return "dump";
+    case Command::kKill:
+      return "kill";
+    case Command::kShutdown:
+      return "shutdown";
+  }
+  return "unknown";
+}
+
+std::optional<Command> parse_command(std::string_view name) {
+  for (Command command : kCommands) {
+    if (name == command_name(command)) return command;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
 // A JSON number without a fraction that fits in [min, max].
 template <class Int>
 std::optional<Int> as_integer(const json::value& value, Int min, Int max) {
-  if (value.is_int64()) {
-    const std::int64_t n = value.get_int64();
-    if (std::cmp_less(n, min) || std::cmp_greater(n, max)) return std::nullopt;
-    return static_cast<Int>(n);
-  }
-  if (value.is_uint64()) {
-    const std::uint64_t n = value.get_uint64();
-    if (std::cmp_less(n, min) || std::cmp_greater(n, max)) return std::nullopt;
-    return static_cast<Int>(n);
-  }
-  return std::nullopt;
+  return json_integer<Int>(value, min, max);
 }
 
 }  // namespace
@@ -143,28 +214,18 @@ json::object make_request(std::uint64_t id, std::string_view cmd, json::object a
   return message;
 }
 
+json::object make_request(std::uint64_t id, Command command, json::object args) {
+  return make_request(id, std::string_view(command_name(command)), std::move(args));
+}
+
 Result<Request> parse_request(const json::object& message) {
   Request request;
-
-  // The version comes first: a peer of another version may shape the rest
-  // differently, and deserves to hear about the version, not a field.
-  const json::value* v = message.if_contains("v");
-  if (v == nullptr) return invalid("request.v", "missing");
-  const auto version =
-      as_integer<int>(*v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
-  if (!version) return invalid("request.v", "expected an integer");
-  if (*version != kVersion) {
-    return Error{ErrorKind::kInvalidArgument,
-                 "protocol version mismatch: the client speaks " + std::to_string(*version) +
-                     ", the daemon speaks " + std::to_string(kVersion),
-                 0};
-  }
-  request.version = *version;
+  if (auto version = check_version(message.if_contains("v")); !version) return version.error();
+  request.version = kVersion;
 
   const json::value* id = message.if_contains("id");
   if (id == nullptr) return invalid("request.id", "missing");
-  const auto id_value =
-      as_integer<std::uint64_t>(*id, 0, std::numeric_limits<std::uint64_t>::max());
+  const auto id_value = json_integer<std::uint64_t>(*id);
   if (!id_value) return invalid("request.id", "expected a non-negative integer");
   request.id = *id_value;
 
@@ -310,12 +371,7 @@ json::object make_error(std::uint64_t id, ErrorCode code, std::string_view messa
 
 namespace {
 
-json::array string_array(const std::vector<std::string>& strings) {
-  json::array array;
-  array.reserve(strings.size());
-  for (const std::string& s : strings) array.emplace_back(s);
-  return array;
-}
+json::array string_array(const std::vector<std::string>& strings) { return json_strings(strings); }
 
 json::value exit_json(const std::optional<ExitStatus>& exit) {
   if (!exit) return nullptr;
@@ -326,25 +382,6 @@ json::value exit_json(const std::optional<ExitStatus>& exit) {
     object["code"] = exit->code;
   }
   return object;
-}
-
-// "2026-11-26T16:49:27.123Z"
-std::string iso8601_utc(std::chrono::system_clock::time_point time) {
-  using std::chrono::floor;
-  const auto ms = floor<std::chrono::milliseconds>(time.time_since_epoch()).count();
-  std::int64_t seconds = ms / 1000;
-  std::int64_t millis = ms % 1000;
-  if (millis < 0) {
-    millis += 1000;
-    seconds -= 1;
-  }
-  const auto tt = static_cast<std::time_t>(seconds);
-  std::tm utc{};
-  ::gmtime_r(&tt, &utc);
-  char buf[64];
-  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
-  return buf;
 }
 
 // Reads the fields of an AppSpec object, each by its JSON type, and names
@@ -390,6 +427,24 @@ class SpecReader {
 };
 
 }  // namespace
+
+std::string iso8601_utc(std::chrono::system_clock::time_point time) {
+  using std::chrono::floor;
+  const auto ms = floor<std::chrono::milliseconds>(time.time_since_epoch()).count();
+  std::int64_t seconds = ms / 1000;
+  std::int64_t millis = ms % 1000;
+  if (millis < 0) {
+    millis += 1000;
+    seconds -= 1;
+  }
+  const auto tt = static_cast<std::time_t>(seconds);
+  std::tm utc{};
+  ::gmtime_r(&tt, &utc);
+  char buf[64];
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(millis));
+  return buf;
+}
 
 // The keys of a spec that are not rows of the option schema are written
 // here; every row writes itself.
@@ -470,6 +525,745 @@ json::object to_json(const AppInfo& info) {
   json["last_exit"] = exit_json(status.last_exit);
   json["last_error"] = status.last_error;
   return json;
+}
+
+json::object make_error(std::uint64_t id, const Error& error) {
+  return make_error(id, error_code_for(error.kind), error.message);
+}
+
+Result<Response> parse_response(const json::object& message) {
+  Response response;
+  if (const json::value* id = message.if_contains("id")) {
+    response.id = json_integer<std::uint64_t>(*id).value_or(0);
+  }
+  if (const json::value* item = message.if_contains("item")) {
+    if (!item->is_object()) return Error{ErrorKind::kMalformed, "an item that is not an object", 0};
+    response.kind = Response::Kind::kItem;
+    response.body = item->get_object();
+    return response;
+  }
+  const json::value* ok = message.if_contains("ok");
+  if (ok == nullptr || !ok->is_bool()) {
+    return Error{ErrorKind::kMalformed, "a message that is neither an item nor a response", 0};
+  }
+  if (ok->get_bool()) {
+    response.kind = Response::Kind::kResult;
+    if (const json::value* result = message.if_contains("result"); result && result->is_object()) {
+      response.body = result->get_object();
+    }
+    return response;
+  }
+  response.kind = Response::Kind::kError;
+  static const json::object kNone;
+  const json::value* error_value = message.if_contains("error");
+  const json::object& error =
+      error_value != nullptr && error_value->is_object() ? error_value->get_object() : kNone;
+  const json::value* code = error.if_contains("code");
+  const ErrorCode error_code =
+      parse_error_code(code != nullptr && code->is_string() ? std::string_view(code->get_string())
+                                                            : std::string_view());
+  const json::value* text = error.if_contains("message");
+  response.error =
+      Error{error_kind_for(error_code),
+            text != nullptr && text->is_string() ? std::string(text->get_string())
+                                                 : std::string("the daemon refused the request"),
+            0};
+  if (error_code == ErrorCode::kVersion) {
+    if (const json::value* v = error.if_contains("version")) {
+      if (const auto theirs = json_integer<std::int64_t>(*v)) {
+        response.error = version_mismatch(kVersion, *theirs);
+      }
+    }
+  }
+  return response;
+}
+
+// --- payload codecs ---------------------------------------------------------
+
+namespace {
+
+std::optional<State> parse_state(std::string_view name) {
+  for (int i = 0; i < kStateCount; ++i) {
+    if (name == state_name(static_cast<State>(i))) return static_cast<State>(i);
+  }
+  return std::nullopt;
+}
+
+std::optional<EventType> parse_event_type(std::string_view name) {
+  for (EventType type :
+       {EventType::kStart, EventType::kReady, EventType::kExit, EventType::kRestart,
+        EventType::kStop, EventType::kFailed, EventType::kWatch, EventType::kRotate}) {
+    if (name == event_name(type)) return type;
+  }
+  return std::nullopt;
+}
+
+// The inverse of iso8601_utc(): "2026-11-26T16:49:27.123Z".
+std::optional<std::chrono::system_clock::time_point> parse_iso8601_utc(std::string_view text) {
+  if (text.size() != 24 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':' || text[19] != '.' || text[23] != 'Z') {
+    return std::nullopt;
+  }
+  auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') return std::nullopt;
+      v = v * 10 + (text[i] - '0');
+    }
+    return v;
+  };
+  const auto y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2),
+             mi = digits(14, 2), sec = digits(17, 2), ms = digits(20, 3);
+  if (!y || !mo || !d || !h || !mi || !sec || !ms) return std::nullopt;
+  std::tm utc{};
+  utc.tm_year = *y - 1900;
+  utc.tm_mon = *mo - 1;
+  utc.tm_mday = *d;
+  utc.tm_hour = *h;
+  utc.tm_min = *mi;
+  utc.tm_sec = *sec;
+  const std::time_t seconds = ::timegm(&utc);
+  return std::chrono::system_clock::time_point(std::chrono::seconds(seconds)) +
+         std::chrono::milliseconds(*ms);
+}
+
+// The inverse of exit_json(): null, {"code":N} or {"signal":"TERM"}.
+void read_exit(FieldReader& read, std::string_view key, std::optional<ExitStatus>& out) {
+  const json::value* value = read.find(key);
+  if (value == nullptr || value->is_null()) return;
+  if (!value->is_object())
+    return read.fail(key, "expected null, {\"code\":N} or {\"signal\":NAME}");
+  const json::object& object = value->get_object();
+  if (const json::value* code = object.if_contains("code")) {
+    const auto n = json_integer<int>(*code);
+    if (!n) return read.fail(key, "code: expected an integer");
+    out = ExitStatus{false, *n};
+    return;
+  }
+  const json::value* sig = object.if_contains("signal");
+  if (sig == nullptr || !sig->is_string()) {
+    return read.fail(key, "expected null, {\"code\":N} or {\"signal\":NAME}");
+  }
+  auto number = parse_signal(sig->get_string());
+  if (!number) return read.fail(key, number.error().message);
+  out = ExitStatus{true, *number};
+}
+
+// Decodes the array `key` of objects, each with from_json<T>(); a problem
+// names the entry: "apps[2]: name: missing".
+template <class T>
+void read_objects(FieldReader& read, std::string_view key, std::vector<T>& out) {
+  const json::array* array = read.array(key);
+  if (array == nullptr) return;
+  std::vector<T> items;
+  items.reserve(array->size());
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
+    if (!(*array)[i].is_object()) return read.fail(where, "expected an object");
+    auto item = from_json<T>((*array)[i].get_object());
+    if (!item) return read.fail(where, item.error().message);
+    items.push_back(std::move(*item));
+  }
+  out = std::move(items);
+}
+
+template <class T>
+json::array to_array(const std::vector<T>& items) {
+  json::array array;
+  array.reserve(items.size());
+  for (const T& item : items) array.emplace_back(to_json(item));
+  return array;
+}
+
+template <class T>
+Result<T> finish(const FieldReader& read, T value) {
+  if (auto st = read.status(); !st) return st.error();
+  return value;
+}
+
+// A spec, with app_spec_from_json()'s own errors (kInvalidArgument).
+Result<AppSpec> spec_at(const json::object& json, std::string_view key) {
+  const json::value* spec = json.if_contains(key);
+  if (spec == nullptr || !spec->is_object()) {
+    return Error{ErrorKind::kMalformed, std::string(key) + ": expected an object", 0};
+  }
+  return app_spec_from_json(spec->get_object());
+}
+
+// "targets": a non-empty array of strings.
+Result<std::vector<std::string>> required_targets(const json::object& json) {
+  std::vector<std::string> targets;
+  const json::value* v = json.if_contains("targets");
+  if (v == nullptr || !v->is_array() || v->get_array().empty()) {
+    return Error{ErrorKind::kMalformed, "expected at least one TARGET", 0};
+  }
+  for (const json::value& t : v->get_array()) {
+    if (!t.is_string()) return Error{ErrorKind::kMalformed, "a TARGET must be a string", 0};
+    targets.emplace_back(t.get_string());
+  }
+  return targets;
+}
+
+// "targets" (the strings of an array) or "target" (a string); anything else
+// is none. Lenient, as the daemon has always read logs, events and flush.
+std::vector<std::string> optional_targets(const json::object& json) {
+  std::vector<std::string> targets;
+  if (const json::value* v = json.if_contains("targets"); v != nullptr && v->is_array()) {
+    for (const json::value& t : v->get_array()) {
+      if (t.is_string()) targets.emplace_back(t.get_string());
+    }
+  } else if (const json::value* t = json.if_contains("target"); t != nullptr && t->is_string()) {
+    targets.emplace_back(t->get_string());
+  }
+  return targets;
+}
+
+// A flag that reads as false unless it is true.
+bool flag(const json::object& json, std::string_view key) {
+  const json::value* v = json.if_contains(key);
+  return v != nullptr && v->is_bool() && v->get_bool();
+}
+
+// The strings of an array, others skipped.
+std::vector<std::string> lenient_strings(const json::object& json, std::string_view key) {
+  std::vector<std::string> out;
+  if (const json::value* v = json.if_contains(key); v != nullptr && v->is_array()) {
+    for (const json::value& e : v->get_array()) {
+      if (e.is_string()) out.emplace_back(e.get_string());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+template <>
+Result<Event> from_json<Event>(const json::object& json) {
+  Event event;
+  FieldReader read(json, "event.");
+  std::string type, time, state;
+  if (read.required("type")) read.string("type", type);
+  if (read.required("time")) read.string("time", time);
+  read.string("state", state);
+  if (!read.ok()) return read.status().error();
+  const auto parsed_type = parse_event_type(type);
+  if (!parsed_type) read.fail("type", "unknown event \"" + type + "\"");
+  if (parsed_type) event.type = *parsed_type;
+  const auto parsed_time = parse_iso8601_utc(time);
+  if (!parsed_time) read.fail("time", "expected an ISO 8601 UTC time, not \"" + time + "\"");
+  if (parsed_time) event.time = *parsed_time;
+  if (!state.empty()) {
+    const auto parsed_state = parse_state(state);
+    if (!parsed_state) read.fail("state", "unknown state \"" + state + "\"");
+    if (parsed_state) event.state = *parsed_state;
+  }
+  read.integer<pid_t>("pid", event.pid);
+  read_exit(read, "exit", event.exit);
+  read.millis("uptime_ms", event.uptime);
+  read.integer<int>("attempt", event.attempt);
+  read.millis("delay_ms", event.delay);
+  read.string("reason", event.reason);
+  read.string("path", event.path);
+  return finish(read, std::move(event));
+}
+
+template <>
+Result<AppInfo> from_json<AppInfo>(const json::object& json) {
+  AppInfo info;
+  MonitorStatus& status = info.status;
+  FieldReader read(json);
+  if (read.required("id")) read.integer<std::uint64_t>("id", info.id);
+  if (read.required("name")) read.string("name", info.name);
+  if (const json::value* pid = read.find("pid"); pid != nullptr && !pid->is_null()) {
+    read.integer<pid_t>("pid", status.pid);
+  }
+  std::string state;
+  read.string("status", state);
+  if (!state.empty()) {
+    if (const auto parsed = parse_state(state)) {
+      status.state = *parsed;
+    } else {
+      read.fail("status", "unknown state \"" + state + "\"");
+    }
+  }
+  std::string wanted;
+  read.string("wanted", wanted);
+  if (!wanted.empty() && wanted != "up" && wanted != "down")
+    read.fail("wanted", "expected up or down");
+  status.wanted_up = wanted == "up";
+  read.integer<int>("restarts", status.restarts);
+  read.millis("uptime_ms", status.uptime);
+  if (const json::value* cpu = read.find("cpu")) {
+    if (!cpu->is_number()) {
+      read.fail("cpu", "expected a number");
+    } else {
+      info.usage.cpu_percent = cpu->to_number<double>();
+    }
+  }
+  read.integer<std::uint64_t>("rss_bytes", info.usage.rss_bytes);
+  read.strings("cmd", info.cmd);
+  read.string("cwd", info.cwd);
+  read.string("out_log", status.out_log);
+  read.string("err_log", status.err_log);
+  read_exit(read, "last_exit", status.last_exit);
+  read.string("last_error", status.last_error);
+  return finish(read, std::move(info));
+}
+
+// --- messages ---------------------------------------------------------------
+
+json::object to_json(const Empty&) { return {}; }
+
+template <>
+Result<Empty> from_json<Empty>(const json::object&) {
+  return Empty{};
+}
+
+json::object to_json(const PingReply& reply) {
+  return {{"pid", reply.pid},
+          {"version", reply.version},
+          {"home", reply.home},
+          {"uptime_ms", reply.uptime.count()},
+          {"apps", reply.apps}};
+}
+
+template <>
+Result<PingReply> from_json<PingReply>(const json::object& json) {
+  PingReply reply;
+  FieldReader read(json);
+  read.integer<pid_t>("pid", reply.pid);
+  read.integer<int>("version", reply.version);
+  read.string("home", reply.home);
+  read.millis("uptime_ms", reply.uptime);
+  read.integer<std::size_t>("apps", reply.apps);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const AppOutcome& outcome) {
+  json::object json = to_json(outcome.app);
+  if (!outcome.error.empty()) json["error"] = outcome.error;
+  return json;
+}
+
+template <>
+Result<AppOutcome> from_json<AppOutcome>(const json::object& json) {
+  AppOutcome outcome;
+  auto app = from_json<AppInfo>(json);
+  if (!app) return app.error();
+  outcome.app = std::move(*app);
+  FieldReader read(json);
+  read.string("error", outcome.error);
+  return finish(read, std::move(outcome));
+}
+
+json::object to_json(const StartArgs& args) {
+  return {{"spec", to_json(args.spec)}, {"wait", args.wait}};
+}
+
+template <>
+Result<StartArgs> from_json<StartArgs>(const json::object& json) {
+  StartArgs args;
+  const json::value* spec = json.if_contains("spec");
+  if (spec == nullptr || !spec->is_object())
+    return Error{ErrorKind::kMalformed, "expected a spec", 0};
+  auto parsed = app_spec_from_json(spec->get_object());
+  if (!parsed) return parsed.error();
+  args.spec = std::move(*parsed);
+  args.wait = flag(json, "wait");
+  return args;
+}
+
+json::object to_json(const StartReply& reply) { return {{"app", to_json(reply.app)}}; }
+
+template <>
+Result<StartReply> from_json<StartReply>(const json::object& json) {
+  FieldReader read(json);
+  const json::object* app = read.required("app") ? read.object("app") : nullptr;
+  if (app == nullptr) return read.status().error();
+  auto outcome = from_json<AppOutcome>(*app);
+  if (!outcome) return Error{ErrorKind::kMalformed, "app: " + outcome.error().message, 0};
+  return StartReply{std::move(*outcome)};
+}
+
+json::object to_json(const TargetsArgs& args) { return {{"targets", json_strings(args.targets)}}; }
+
+template <>
+Result<TargetsArgs> from_json<TargetsArgs>(const json::object& json) {
+  auto targets = required_targets(json);
+  if (!targets) return targets.error();
+  return TargetsArgs{std::move(*targets)};
+}
+
+json::object to_json(const RestartArgs& args) {
+  return {{"targets", json_strings(args.targets)}, {"wait", args.wait}};
+}
+
+template <>
+Result<RestartArgs> from_json<RestartArgs>(const json::object& json) {
+  auto targets = required_targets(json);
+  if (!targets) return targets.error();
+  return RestartArgs{std::move(*targets), flag(json, "wait")};
+}
+
+json::object to_json(const SignalArgs& args) {
+  return {{"signal", args.signal}, {"targets", json_strings(args.targets)}};
+}
+
+template <>
+Result<SignalArgs> from_json<SignalArgs>(const json::object& json) {
+  auto targets = required_targets(json);
+  if (!targets) return targets.error();
+  const json::value* sig = json.if_contains("signal");
+  const auto number = sig != nullptr ? json_integer<int>(*sig, 1, NSIG - 1) : std::nullopt;
+  if (!number) return Error{ErrorKind::kMalformed, "expected a signal number", 0};
+  return SignalArgs{*number, std::move(*targets)};
+}
+
+json::object to_json(const AppsReply& reply) { return {{"apps", to_array(reply.apps)}}; }
+
+template <>
+Result<AppsReply> from_json<AppsReply>(const json::object& json) {
+  AppsReply reply;
+  FieldReader read(json);
+  read_objects(read, "apps", reply.apps);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const ListReply& reply) { return {{"apps", to_array(reply.apps)}}; }
+
+template <>
+Result<ListReply> from_json<ListReply>(const json::object& json) {
+  ListReply reply;
+  FieldReader read(json);
+  read_objects(read, "apps", reply.apps);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const InfoArgs& args) {
+  if (args.target) return {{"target", *args.target}};
+  return {{"targets", json_strings(args.targets)}};
+}
+
+template <>
+Result<InfoArgs> from_json<InfoArgs>(const json::object& json) {
+  InfoArgs args;
+  if (json.contains("targets")) {
+    auto targets = required_targets(json);
+    if (!targets) return targets.error();
+    args.targets = std::move(*targets);
+    return args;
+  }
+  const json::value* target = json.if_contains("target");
+  if (target == nullptr || !target->is_string()) {
+    return Error{ErrorKind::kMalformed, "expected one TARGET", 0};
+  }
+  args.target = std::string(target->get_string());
+  return args;
+}
+
+json::object to_json(const AppDetails& details) {
+  json::object json = to_json(details.app);
+  json["spec"] = to_json(details.spec);
+  json["source"] = details.source;
+  return json;
+}
+
+template <>
+Result<AppDetails> from_json<AppDetails>(const json::object& json) {
+  AppDetails details;
+  auto app = from_json<AppInfo>(json);
+  if (!app) return app.error();
+  details.app = std::move(*app);
+  auto spec = spec_at(json, "spec");
+  if (!spec) return Error{ErrorKind::kMalformed, spec.error().message, 0};
+  details.spec = std::move(*spec);
+  FieldReader read(json);
+  read.string("source", details.source);
+  return finish(read, std::move(details));
+}
+
+json::object to_json(const InfoReply& reply) {
+  if (reply.app) return {{"app", to_json(*reply.app)}};
+  return {{"apps", to_array(reply.apps)}};
+}
+
+template <>
+Result<InfoReply> from_json<InfoReply>(const json::object& json) {
+  InfoReply reply;
+  FieldReader read(json);
+  if (const json::object* app = read.object("app")) {
+    auto details = from_json<AppDetails>(*app);
+    if (!details) return Error{ErrorKind::kMalformed, "app: " + details.error().message, 0};
+    reply.app = std::move(*details);
+  }
+  read_objects(read, "apps", reply.apps);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const LogsArgs& args) {
+  json::object json{{"lines", args.lines}, {"follow", args.follow}};
+  if (!args.targets.empty()) json["targets"] = json_strings(args.targets);
+  if (!(args.out && args.err)) {
+    json::array streams;
+    if (args.out) streams.emplace_back("out");
+    if (args.err) streams.emplace_back("err");
+    json["streams"] = std::move(streams);
+  }
+  return json;
+}
+
+template <>
+Result<LogsArgs> from_json<LogsArgs>(const json::object& json) {
+  LogsArgs args;
+  args.targets = optional_targets(json);
+  if (const json::value* n = json.if_contains("lines"); n != nullptr && n->is_int64()) {
+    args.lines = static_cast<std::size_t>(std::max<std::int64_t>(0, n->get_int64()));
+  }
+  args.follow = flag(json, "follow");
+  if (const json::value* v = json.if_contains("streams"); v != nullptr && v->is_array()) {
+    args.out = args.err = false;
+    for (const json::value& stream : v->get_array()) {
+      args.out = args.out || stream == "out";
+      args.err = args.err || stream == "err";
+    }
+  }
+  return args;
+}
+
+json::object to_json(const LogsApps& item) { return {{"apps", json_strings(item.apps)}}; }
+
+json::object to_json(const LogsFollowing&) { return {{"following", true}}; }
+
+json::object to_json(const LogLine& item) {
+  json::object json{{"app", item.app}, {"stream", item.stream}};
+  if (!item.path.empty()) json["path"] = item.path;
+  put_line(json, item.text);
+  return json;
+}
+
+json::object to_json(const LogsItem& item) {
+  return std::visit([](const auto& alternative) { return to_json(alternative); }, item);
+}
+
+template <>
+Result<LogsItem> from_json<LogsItem>(const json::object& json) {
+  FieldReader read(json);
+  if (json.contains("apps")) {
+    LogsApps apps;
+    read.strings("apps", apps.apps);
+    return finish<LogsItem>(read, std::move(apps));
+  }
+  if (json.contains("following")) return LogsItem{LogsFollowing{}};
+  if (!json.contains("line") && !json.contains("line_base64")) {
+    return Error{ErrorKind::kMalformed, "expected apps, following, line or line_base64", 0};
+  }
+  LogLine line;
+  read.string("app", line.app);
+  read.string("stream", line.stream);
+  read.string("path", line.path);
+  std::string ignored;
+  read.string("line", ignored);
+  read.string("line_base64", ignored);
+  line.text = get_line(json);
+  return finish<LogsItem>(read, std::move(line));
+}
+
+json::object to_json(const LogsReply& reply) { return {{"apps", reply.apps}}; }
+
+template <>
+Result<LogsReply> from_json<LogsReply>(const json::object& json) {
+  LogsReply reply;
+  FieldReader read(json);
+  read.integer<std::size_t>("apps", reply.apps);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const EventsArgs& args) {
+  if (args.targets.size() > 1) return {{"targets", json_strings(args.targets)}};
+  if (args.targets.empty()) return {{"target", nullptr}};
+  return {{"target", args.targets.front()}};
+}
+
+template <>
+Result<EventsArgs> from_json<EventsArgs>(const json::object& json) {
+  return EventsArgs{optional_targets(json)};
+}
+
+json::object to_json(const EventItem& item) {
+  return {{"app", item.app}, {"event", to_json(item.event)}};
+}
+
+template <>
+Result<EventItem> from_json<EventItem>(const json::object& json) {
+  EventItem item;
+  FieldReader read(json);
+  read.string("app", item.app);
+  const json::object* event = read.required("event") ? read.object("event") : nullptr;
+  if (event == nullptr) return read.status().error();
+  auto decoded = from_json<Event>(*event);
+  if (!decoded) return decoded.error();
+  item.event = std::move(*decoded);
+  return finish(read, std::move(item));
+}
+
+json::object to_json(const CleanlogsReply& reply) { return {{"removed", reply.removed}}; }
+
+template <>
+Result<CleanlogsReply> from_json<CleanlogsReply>(const json::object& json) {
+  CleanlogsReply reply;
+  FieldReader read(json);
+  read.integer<int>("removed", reply.removed);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const FlushArgs& args) {
+  if (args.targets.empty()) return {};
+  return {{"targets", json_strings(args.targets)}};
+}
+
+template <>
+Result<FlushArgs> from_json<FlushArgs>(const json::object& json) {
+  return FlushArgs{optional_targets(json)};
+}
+
+json::object to_json(const FlushReply& reply) { return {{"apps", json_strings(reply.apps)}}; }
+
+template <>
+Result<FlushReply> from_json<FlushReply>(const json::object& json) {
+  FlushReply reply;
+  FieldReader read(json);
+  read.strings("apps", reply.apps);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const ApplyArgs& args) {
+  json::array specs;
+  specs.reserve(args.specs.size());
+  for (const AppSpec& spec : args.specs) specs.emplace_back(to_json(spec));
+  json::object json{{"file", args.file},
+                    {"mode", args.mode == ApplyMode::kReload ? "reload" : "start"},
+                    {"specs", std::move(specs)},
+                    {"env", json_strings(args.env)},
+                    {"watch", args.watch},
+                    {"dry_run", args.dry_run},
+                    {"update_env", args.update_env}};
+  if (!args.only.empty()) json["only"] = json_strings(args.only);
+  return json;
+}
+
+template <>
+Result<ApplyArgs> from_json<ApplyArgs>(const json::object& json) {
+  ApplyArgs args;
+  const json::value* file = json.if_contains("file");
+  const json::value* mode = json.if_contains("mode");
+  const json::value* specs = json.if_contains("specs");
+  if (file == nullptr || !file->is_string() || mode == nullptr || !mode->is_string() ||
+      (mode->get_string() != "start" && mode->get_string() != "reload") || specs == nullptr ||
+      !specs->is_array()) {
+    return Error{ErrorKind::kMalformed, "expected file, mode (start or reload) and specs", 0};
+  }
+  args.file = std::string(file->get_string());
+  args.mode = mode->get_string() == "reload" ? ApplyMode::kReload : ApplyMode::kStart;
+  for (const json::value& v : specs->get_array()) {
+    if (!v.is_object()) return Error{ErrorKind::kMalformed, "a spec must be an object", 0};
+    auto spec = app_spec_from_json(v.get_object());
+    if (!spec) return spec.error();
+    args.specs.push_back(std::move(*spec));
+  }
+  args.env = lenient_strings(json, "env");
+  args.only = lenient_strings(json, "only");
+  args.watch = flag(json, "watch");
+  args.dry_run = flag(json, "dry_run");
+  args.update_env = flag(json, "update_env");
+  return args;
+}
+
+json::object to_json(const ApplyReply& reply) {
+  json::array failed;
+  for (const ApplyFailure& f : reply.failed)
+    failed.push_back(json::object{{"name", f.name}, {"error", f.error}});
+  json::object changes;
+  for (const auto& [name, keys] : reply.changes) changes[name] = json_strings(keys);
+  return {{"started", json_strings(reply.started)},
+          {"added", json_strings(reply.added)},
+          {"restarted", json_strings(reply.restarted)},
+          {"deleted", json_strings(reply.deleted)},
+          {"unchanged", json_strings(reply.unchanged)},
+          {"failed", std::move(failed)},
+          {"changes", std::move(changes)}};
+}
+
+template <>
+Result<ApplyReply> from_json<ApplyReply>(const json::object& json) {
+  ApplyReply reply;
+  FieldReader read(json);
+  read.strings("started", reply.started);
+  read.strings("added", reply.added);
+  read.strings("restarted", reply.restarted);
+  read.strings("deleted", reply.deleted);
+  read.strings("unchanged", reply.unchanged);
+  if (const json::array* failed = read.array("failed")) {
+    for (std::size_t i = 0; i < failed->size(); ++i) {
+      const std::string where = "failed[" + std::to_string(i) + "]";
+      if (!(*failed)[i].is_object()) {
+        read.fail(where, "expected an object");
+        break;
+      }
+      FieldReader entry((*failed)[i].get_object(), where + ".");
+      ApplyFailure f;
+      entry.string("name", f.name);
+      entry.string("error", f.error);
+      if (auto st = entry.status(); !st) return st.error();
+      reply.failed.push_back(std::move(f));
+    }
+  }
+  if (const json::object* changes = read.object("changes")) {
+    for (const auto& [name, keys] : *changes) {
+      FieldReader entry(*changes, "changes.");
+      std::vector<std::string> list;
+      entry.strings(name, list);
+      if (auto st = entry.status(); !st) return st.error();
+      reply.changes.emplace_back(std::string(name), std::move(list));
+    }
+  }
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const DumpedApp& app) {
+  return {{"spec", to_json(app.spec)}, {"wanted_up", app.wanted_up}, {"source", app.source}};
+}
+
+template <>
+Result<DumpedApp> from_json<DumpedApp>(const json::object& json) {
+  DumpedApp app;
+  auto spec = spec_at(json, "spec");
+  if (!spec) return Error{ErrorKind::kMalformed, spec.error().message, 0};
+  app.spec = std::move(*spec);
+  FieldReader read(json);
+  app.wanted_up = true;  // as sempre save has always read a missing one
+  read.boolean("wanted_up", app.wanted_up);
+  read.string("source", app.source);
+  return finish(read, std::move(app));
+}
+
+json::object to_json(const DumpReply& reply) { return {{"apps", to_array(reply.apps)}}; }
+
+template <>
+Result<DumpReply> from_json<DumpReply>(const json::object& json) {
+  DumpReply reply;
+  FieldReader read(json);
+  read_objects(read, "apps", reply.apps);
+  return finish(read, std::move(reply));
+}
+
+json::object to_json(const StoppedReply& reply) { return {{"stopped", reply.stopped}}; }
+
+template <>
+Result<StoppedReply> from_json<StoppedReply>(const json::object& json) {
+  StoppedReply reply;
+  FieldReader read(json);
+  read.integer<std::size_t>("stopped", reply.stopped);
+  return finish(read, std::move(reply));
 }
 
 }  // namespace sempre::protocol

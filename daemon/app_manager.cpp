@@ -1,5 +1,6 @@
 #include "app_manager.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -8,7 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <map>
-#include <spdlog/spdlog.h>
+#include <span>
 
 #include "app_config.hpp"
 #include "app_registry.hpp"
@@ -24,9 +25,9 @@ namespace sempre {
 namespace {
 
 namespace json = boost::json;
+using protocol::Command;
 using protocol::ErrorCode;
 
-constexpr std::size_t kDefaultLogLines = 15;
 
 // Sends `sig`, then SIGKILL after `timeout`, to the group of `pid`, a
 // process left running by an earlier daemon (not our child: watched through
@@ -156,22 +157,19 @@ class AppManager::Impl {
     persist();
   }
 
+  // Serves `request` by the command table (routes()): its args decoded into
+  // the command's struct (a bad shape is answered bad_request), then its
+  // handler.
   void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    const std::string& cmd = request.cmd;
-    if (cmd == "ping") return ping(request, session);
-    if (cmd == "start") return start(request, session);
-    if (cmd == "stop" || cmd == "restart" || cmd == "delete") return stop_restart_delete(request, session);
-    if (cmd == "signal") return signal(request, session);
-    if (cmd == "list") return list(request, session);
-    if (cmd == "info") return info(request, session);
-    if (cmd == "logs") return logs(request, session);
-    if (cmd == "events") return events(request, session);
-    if (cmd == "cleanlogs") return cleanlogs(request, session);
-    if (cmd == "flush") return flush(request, session);
-    if (cmd == "apply") return apply_request(request, session);
-    if (cmd == "dump") return dump(request, session);
-    if (cmd == "kill" || cmd == "shutdown") return kill(request, session, cmd == "kill");
-    fail(session, request, ErrorCode::kBadRequest, "unknown command \"" + cmd + "\"");
+    const auto command = protocol::parse_command(request.cmd);
+    if (!command) {
+      return fail(session, request, ErrorCode::kBadRequest,
+                  "unknown command \"" + request.cmd + "\"");
+    }
+    for (const Route& route : routes()) {
+      if (route.command == *command) return route.serve(*this, request, session);
+    }
+    fail(session, request, ErrorCode::kBadRequest, "unknown command \"" + request.cmd + "\"");
   }
 
   void shutdown(std::function<void()> done) {
@@ -268,9 +266,9 @@ class AppManager::Impl {
     return info;
   }
 
-  json::array infos_of(const std::vector<App*>& apps) {
-    json::array out;
-    for (App* app : apps) out.push_back(protocol::to_json(info_of(*app)));
+  std::vector<protocol::AppOutcome> infos_of(const std::vector<App*>& apps) {
+    std::vector<protocol::AppOutcome> out;
+    for (App* app : apps) out.push_back({info_of(*app), {}});
     return out;
   }
 
@@ -333,8 +331,7 @@ class AppManager::Impl {
     }
     // The pid in state.json must follow every spawn and exit.
     if (e.type == EventType::kStart || e.type == EventType::kExit) persist_soon();
-    json::object item{{"app", app.spec.name}, {"event", protocol::to_json(e)}};
-    event_followers_.publish(app.id, item);
+    event_followers_.publish(app.id, protocol::to_json(protocol::EventItem{app.spec.name, e}));
     if (!app.waiters.empty()) {
       auto waiters = std::move(app.waiters);
       app.waiters.clear();
@@ -406,9 +403,8 @@ class AppManager::Impl {
   void on_app_output(App& app, OutputStream stream, std::string_view line) {
     if (log_followers_.empty()) return;
     const bool out = stream == OutputStream::kStdout;
-    json::object item{{"app", app.spec.name}, {"stream", out ? "out" : "err"}};
-    protocol::put_line(item, line);
-    log_followers_.publish(app.id, item, stream);
+    const protocol::LogLine item{app.spec.name, out ? "out" : "err", "", std::string(line)};
+    log_followers_.publish(app.id, protocol::to_json(item), stream);
   }
 
   // Several events of one transition (exit, restart, start) save once.
@@ -425,9 +421,57 @@ class AppManager::Impl {
 
   // --- requests ---------------------------------------------------------
 
+  // The command table: each command of the protocol and its handler, which
+  // gets the request's args decoded into the command's struct.
+  struct Route {
+    Command command;
+    void (*serve)(Impl& self, const protocol::Request& request,
+                  const std::shared_ptr<Session>& session);
+  };
+
+  template <Command C, auto Handler>
+  static void serve(Impl& self, const protocol::Request& request,
+                    const std::shared_ptr<Session>& session) {
+    auto args = protocol::decode_args<C>(request.args);
+    if (!args) return fail(session, request, args.error());
+    (self.*Handler)(*args, request, session);
+  }
+
+  static std::span<const Route> routes() {
+    static constexpr Route kRoutes[] = {
+        {Command::kPing, &serve<Command::kPing, &Impl::ping>},
+        {Command::kStart, &serve<Command::kStart, &Impl::start>},
+        {Command::kStop, &serve<Command::kStop, &Impl::stop>},
+        {Command::kRestart, &serve<Command::kRestart, &Impl::restart>},
+        {Command::kDelete, &serve<Command::kDelete, &Impl::delete_apps>},
+        {Command::kSignal, &serve<Command::kSignal, &Impl::signal>},
+        {Command::kList, &serve<Command::kList, &Impl::list>},
+        {Command::kInfo, &serve<Command::kInfo, &Impl::info>},
+        {Command::kLogs, &serve<Command::kLogs, &Impl::logs>},
+        {Command::kEvents, &serve<Command::kEvents, &Impl::events>},
+        {Command::kCleanlogs, &serve<Command::kCleanlogs, &Impl::cleanlogs>},
+        {Command::kFlush, &serve<Command::kFlush, &Impl::flush>},
+        {Command::kApply, &serve<Command::kApply, &Impl::apply_request>},
+        {Command::kDump, &serve<Command::kDump, &Impl::dump>},
+        {Command::kKill, &serve<Command::kKill, &Impl::kill>},
+        {Command::kShutdown, &serve<Command::kShutdown, &Impl::shutdown_request>},
+    };
+    static_assert(
+        [] {
+          if (std::size(kRoutes) != std::size(protocol::kCommands)) return false;
+          for (std::size_t i = 0; i < std::size(kRoutes); ++i) {
+            if (kRoutes[i].command != protocol::kCommands[i]) return false;
+          }
+          return true;
+        }(),
+        "every command of protocol::kCommands has a route, in its order");
+    return kRoutes;
+  }
+
+  template <class Reply>
   static void reply(const std::shared_ptr<Session>& session, const protocol::Request& request,
-                    json::object result) {
-    session->send(protocol::make_result(request.id, std::move(result)));
+                    const Reply& result) {
+    session->send(protocol::make_result(request.id, protocol::to_json(result)));
   }
 
   static void fail(const std::shared_ptr<Session>& session, const protocol::Request& request,
@@ -435,37 +479,22 @@ class AppManager::Impl {
     session->send(protocol::make_error(request.id, code, message));
   }
 
-  // The "targets" argument: a non-empty array of strings.
-  static Result<std::vector<std::string>> targets_of(const protocol::Request& request) {
-    std::vector<std::string> targets;
-    const json::value* v = request.args.if_contains("targets");
-    if (v == nullptr || !v->is_array() || v->as_array().empty()) {
-      return Error{ErrorKind::kInvalidArgument, request.cmd + ": expected at least one TARGET"};
-    }
-    for (const json::value& t : v->as_array()) {
-      if (!t.is_string()) return Error{ErrorKind::kInvalidArgument, request.cmd + ": a TARGET must be a string"};
-      targets.emplace_back(t.as_string());
-    }
-    return targets;
+  // An Error answered with the code its kind means.
+  static void fail(const std::shared_ptr<Session>& session, const protocol::Request& request,
+                   const Error& error) {
+    session->send(protocol::make_error(request.id, error));
   }
 
-  void ping(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+  void ping(const protocol::Empty&, const protocol::Request& request,
+            const std::shared_ptr<Session>& session) {
     const auto uptime = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
     reply(session, request,
-          {{"pid", ::getpid()},
-           {"version", protocol::kVersion},
-           {"home", paths_.home},
-           {"uptime_ms", uptime.count()},
-           {"apps", registry_.size()}});
+          protocol::PingReply{::getpid(), protocol::kVersion, paths_.home, uptime, registry_.size()});
   }
 
-  void start(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    const json::value* v = request.args.if_contains("spec");
-    if (v == nullptr || !v->is_object()) {
-      return fail(session, request, ErrorCode::kBadRequest, "start: expected a spec");
-    }
-    auto spec = protocol::app_spec_from_json(v->as_object());
-    if (!spec) return fail(session, request, ErrorCode::kInvalid, spec.error().message);
+  void start(const protocol::StartArgs& args, const protocol::Request& request,
+             const std::shared_ptr<Session>& session) {
+    std::optional<AppSpec> spec = args.spec;
     if (auto problem = check_app_name(spec->name); !problem.empty()) {
       return fail(session, request, ErrorCode::kInvalid, problem);
     }
@@ -484,7 +513,7 @@ class AppManager::Impl {
     if (!autostart) {
       log_->info("added app {} (id {}), stopped", app.spec.name, id);
       persist();
-      return reply(session, request, {{"app", protocol::to_json(info_of(app))}});
+      return reply(session, request, protocol::StartReply{{info_of(app), {}}});
     }
     if (auto st = start_app(app); !st) {
       const std::string message = st.error().message;
@@ -497,27 +526,37 @@ class AppManager::Impl {
     }
     log_->info("started app {} (id {}), pid {}", app.spec.name, id, app.monitor->status().pid);
     persist();
-    if (!wants_wait(request)) return reply(session, request, {{"app", protocol::to_json(info_of(app))}});
+    if (!args.wait) return reply(session, request, protocol::StartReply{{info_of(app), {}}});
     std::weak_ptr<bool> alive = alive_;
     wait_until_up({id}, [this, alive, id, request, session](std::map<std::uint64_t, std::string> errors) {
       if (alive.expired()) return;
       App* a = find_id(id);
       if (a == nullptr) return fail(session, request, ErrorCode::kNotFound, "the app was deleted");
-      json::object info = protocol::to_json(info_of(*a));
-      if (auto it = errors.find(id); it != errors.end()) info["error"] = it->second;
-      reply(session, request, {{"app", std::move(info)}});
+      protocol::AppOutcome outcome{info_of(*a), {}};
+      if (auto it = errors.find(id); it != errors.end()) outcome.error = it->second;
+      reply(session, request, protocol::StartReply{std::move(outcome)});
     });
   }
 
-  static bool wants_wait(const protocol::Request& request) {
-    const json::value* w = request.args.if_contains("wait");
-    return w != nullptr && w->is_bool() && w->as_bool();
+  void stop(const protocol::TargetsArgs& args, const protocol::Request& request,
+            const std::shared_ptr<Session>& session) {
+    stop_restart_delete(Command::kStop, args.targets, false, request, session);
   }
 
-  void stop_restart_delete(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    auto targets = targets_of(request);
-    if (!targets) return fail(session, request, ErrorCode::kBadRequest, targets.error().message);
-    auto apps = resolve(*targets);
+  void restart(const protocol::RestartArgs& args, const protocol::Request& request,
+               const std::shared_ptr<Session>& session) {
+    stop_restart_delete(Command::kRestart, args.targets, args.wait, request, session);
+  }
+
+  void delete_apps(const protocol::TargetsArgs& args, const protocol::Request& request,
+                   const std::shared_ptr<Session>& session) {
+    stop_restart_delete(Command::kDelete, args.targets, false, request, session);
+  }
+
+  void stop_restart_delete(Command command, const std::vector<std::string>& targets, bool wait,
+                           const protocol::Request& request,
+                           const std::shared_ptr<Session>& session) {
+    auto apps = resolve(targets);
     if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
     std::vector<std::uint64_t> ids;
     for (App* app : *apps) ids.push_back(app->id);
@@ -527,22 +566,21 @@ class AppManager::Impl {
     auto answer = [this, alive, ids, request, session](bool erase,
                                                        std::map<std::uint64_t, std::string> errors) {
       if (alive.expired()) return;
-      json::array infos;
+      protocol::AppsReply infos;
       for (auto id : ids) {
         App* a = find_id(id);
         if (a == nullptr) continue;
-        json::object info = protocol::to_json(info_of(*a));
-        if (auto it = errors.find(id); it != errors.end()) info["error"] = it->second;
-        infos.push_back(std::move(info));
+        protocol::AppOutcome outcome{info_of(*a), {}};
+        if (auto it = errors.find(id); it != errors.end()) outcome.error = it->second;
+        infos.apps.push_back(std::move(outcome));
       }
       if (erase) {
         for (auto id : ids) erase_app(id);
       }
       persist();
-      reply(session, request, {{"apps", std::move(infos)}});
+      reply(session, request, infos);
     };
-    if (request.cmd == "restart") {
-      const bool wait = wants_wait(request);
+    if (command == Command::kRestart) {
       auto countdown = std::make_shared<Countdown>();
       countdown->left = apps->size() + 1;
       countdown->done = [this, alive, ids, answer, wait] {
@@ -571,40 +609,34 @@ class AppManager::Impl {
       countdown->one();
       return;
     }
-    const bool erase = request.cmd == "delete";
+    const bool erase = command == Command::kDelete;
     stop_apps(*apps, false, [answer, erase](std::size_t) { answer(erase, {}); });
   }
 
-  void signal(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    auto targets = targets_of(request);
-    if (!targets) return fail(session, request, ErrorCode::kBadRequest, targets.error().message);
-    const json::value* sig = request.args.if_contains("signal");
-    if (sig == nullptr || !sig->is_int64() || sig->as_int64() <= 0 || sig->as_int64() >= NSIG) {
-      return fail(session, request, ErrorCode::kBadRequest, "signal: expected a signal number");
-    }
-    auto apps = resolve(*targets);
+  void signal(const protocol::SignalArgs& args, const protocol::Request& request,
+              const std::shared_ptr<Session>& session) {
+    auto apps = resolve(args.targets);
     if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
     for (App* app : *apps) {
-      if (auto st = app->monitor->signal(static_cast<int>(sig->as_int64())); !st) {
+      if (auto st = app->monitor->signal(args.signal); !st) {
         return fail(session, request, ErrorCode::kNotFound,
                     "app \"" + app->spec.name + "\" is not running");
       }
     }
-    reply(session, request, {{"apps", infos_of(*apps)}});
+    reply(session, request, protocol::AppsReply{infos_of(*apps)});
   }
 
-  void list(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    reply(session, request, {{"apps", infos_of(registry_.all())}});
+  void list(const protocol::Empty&, const protocol::Request& request,
+            const std::shared_ptr<Session>& session) {
+    protocol::ListReply listed;
+    for (App* app : registry_.all()) listed.apps.push_back(info_of(*app));
+    reply(session, request, listed);
   }
 
-  // A single app from "target", or an error already sent.
-  App* one_target(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    const json::value* t = request.args.if_contains("target");
-    if (t == nullptr || !t->is_string()) {
-      fail(session, request, ErrorCode::kBadRequest, request.cmd + ": expected one TARGET");
-      return nullptr;
-    }
-    auto apps = resolve({std::string(t->as_string())});
+  // The single app `target` names, or nullptr with an error already sent.
+  App* one_target(const std::string& target, const protocol::Request& request,
+                  const std::shared_ptr<Session>& session) {
+    auto apps = resolve({target});
     if (!apps) {
       fail(session, request, ErrorCode::kNotFound, apps.error().message);
       return nullptr;
@@ -618,47 +650,35 @@ class AppManager::Impl {
 
   // "target": one app -> {"app":...}; "targets": those apps, resolved as
   // stop's are -> {"apps":[...]}.
-  void info(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+  void info(const protocol::InfoArgs& args, const protocol::Request& request,
+            const std::shared_ptr<Session>& session) {
     auto full_info = [this](App& app) {
-      json::object result = protocol::to_json(info_of(app));
-      result["spec"] = protocol::to_json(app.spec);
-      result["source"] = app.source;
-      return result;
+      return protocol::AppDetails{info_of(app), app.spec, app.source};
     };
-    if (request.args.contains("targets")) {
-      auto targets = targets_of(request);
-      if (!targets) return fail(session, request, ErrorCode::kBadRequest, targets.error().message);
-      auto apps = resolve(*targets);
+    if (!args.target) {
+      auto apps = resolve(args.targets);
       if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
-      json::array out;
-      for (App* app : *apps) out.push_back(full_info(*app));
-      return reply(session, request, {{"apps", std::move(out)}});
+      protocol::InfoReply out;
+      for (App* app : *apps) out.apps.push_back(full_info(*app));
+      return reply(session, request, out);
     }
-    App* app = one_target(request, session);
+    App* app = one_target(*args.target, request, session);
     if (app == nullptr) return;
-    reply(session, request, {{"app", full_info(*app)}});
+    reply(session, request, protocol::InfoReply{full_info(*app), {}});
   }
 
-  // The TARGETs of a request that may name none: "targets" (an array) or
-  // "target" (a string); none, null or empty: every app ("all").
-  static std::vector<std::string> optional_target_words(const protocol::Request& request) {
-    std::vector<std::string> targets;
-    if (const json::value* v = request.args.if_contains("targets"); v != nullptr && v->is_array()) {
-      for (const json::value& t : v->as_array()) {
-        if (t.is_string()) targets.emplace_back(t.as_string());
-      }
-    } else if (const json::value* t = request.args.if_contains("target");
-               t != nullptr && t->is_string()) {
-      targets.emplace_back(t->as_string());
-    }
+  // The TARGETs of a request that may name none: none is every app ("all").
+  static std::vector<std::string> optional_target_words(const std::vector<std::string>& given) {
+    std::vector<std::string> targets = given;
     if (targets.empty()) targets.emplace_back("all");
     return targets;
   }
 
   // The apps of optional_target_words(), or an error already sent.
-  std::optional<std::vector<App*>> optional_targets(const protocol::Request& request,
+  std::optional<std::vector<App*>> optional_targets(const std::vector<std::string>& given,
+                                                    const protocol::Request& request,
                                                     const std::shared_ptr<Session>& session) {
-    auto apps = resolve(optional_target_words(request));
+    auto apps = resolve(optional_target_words(given));
     if (!apps) {
       fail(session, request, ErrorCode::kNotFound, apps.error().message);
       return std::nullopt;
@@ -668,9 +688,9 @@ class AppManager::Impl {
 
   // Whom a subscription follows: nobody in particular (every app, those
   // started later too) when "all" is among the targets, else those apps.
-  static std::vector<std::uint64_t> followed_ids(const protocol::Request& request,
+  static std::vector<std::uint64_t> followed_ids(const std::vector<std::string>& given,
                                                  const std::vector<App*>& apps) {
-    const auto words = optional_target_words(request);
+    const auto words = optional_target_words(given);
     if (std::find(words.begin(), words.end(), "all") != words.end()) return {};
     std::vector<std::uint64_t> ids;
     for (App* app : apps) ids.push_back(app->id);
@@ -680,35 +700,24 @@ class AppManager::Impl {
   // Items: first {"apps":[NAME...]} (whose logs follow), then the last
   // lines of each file with its "path", then with "follow" {"following":true}
   // and every new line as it is written.
-  void logs(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    auto apps = optional_targets(request, session);
+  void logs(const protocol::LogsArgs& args, const protocol::Request& request,
+            const std::shared_ptr<Session>& session) {
+    auto apps = optional_targets(args.targets, request, session);
     if (!apps) return;
-    std::size_t lines = kDefaultLogLines;
-    if (const json::value* n = request.args.if_contains("lines"); n != nullptr && n->is_int64()) {
-      lines = static_cast<std::size_t>(std::max<std::int64_t>(0, n->as_int64()));
-    }
-    const json::value* f = request.args.if_contains("follow");
-    const bool follow = f != nullptr && f->is_bool() && f->as_bool();
-    bool want_out = true;
-    bool want_err = true;
-    if (const json::value* v = request.args.if_contains("streams"); v != nullptr && v->is_array()) {
-      want_out = want_err = false;
-      for (const json::value& stream : v->as_array()) {
-        want_out = want_out || stream == "out";
-        want_err = want_err || stream == "err";
-      }
-    }
-    json::array names;
-    for (App* app : *apps) names.emplace_back(app->spec.name);
-    session->send(protocol::make_item(request.id, {{"apps", std::move(names)}}));
+    const std::size_t lines = args.lines;
+    const bool follow = args.follow;
+    const bool want_out = args.out;
+    const bool want_err = args.err;
+    protocol::LogsApps names;
+    for (App* app : *apps) names.apps.emplace_back(app->spec.name);
+    session->send(protocol::make_item(request.id, protocol::to_json(names)));
     for (App* app : *apps) {
       const LogOptions& l = app->spec.monitor.logs;
       auto send_tail = [&](const std::string& path, const char* stream) {
         if (path.empty()) return;
         for (const std::string& line : tail_lines(path, lines)) {
-          json::object item{{"app", app->spec.name}, {"stream", stream}, {"path", path}};
-          protocol::put_line(item, line);
-          session->send(protocol::make_item(request.id, std::move(item)));
+          const protocol::LogLine item{app->spec.name, stream, path, line};
+          session->send(protocol::make_item(request.id, protocol::to_json(item)));
         }
       };
       // One file for both streams: its lines are not told apart.
@@ -716,24 +725,26 @@ class AppManager::Impl {
       if (want_out || (combined && want_err)) send_tail(l.out_path, combined ? "log" : "out");
       if (want_err && !combined) send_tail(l.err_path, "err");
     }
-    if (!follow) return reply(session, request, {{"apps", apps->size()}});
-    session->send(protocol::make_item(request.id, {{"following", true}}));
+    if (!follow) return reply(session, request, protocol::LogsReply{apps->size()});
+    session->send(protocol::make_item(request.id, protocol::to_json(protocol::LogsFollowing{})));
     // Nothing runs between the tail above and this subscription: no line is
     // missed or shown twice.
-    log_followers_.add(session, request.id, {followed_ids(request, *apps), want_out, want_err});
+    log_followers_.add(session, request.id, {followed_ids(args.targets, *apps), want_out, want_err});
   }
 
-  void events(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    auto apps = optional_targets(request, session);
+  void events(const protocol::EventsArgs& args, const protocol::Request& request,
+              const std::shared_ptr<Session>& session) {
+    auto apps = optional_targets(args.targets, request, session);
     if (!apps) return;
-    event_followers_.add(session, request.id, {followed_ids(request, *apps)});
+    event_followers_.add(session, request.id, {followed_ids(args.targets, *apps)});
   }
 
   // Empties the current log files of the TARGETs (every app without one).
-  void flush(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    auto apps = optional_targets(request, session);
+  void flush(const protocol::FlushArgs& args, const protocol::Request& request,
+             const std::shared_ptr<Session>& session) {
+    auto apps = optional_targets(args.targets, request, session);
     if (!apps) return;
-    json::array flushed;
+    std::vector<std::string> flushed;
     for (App* app : *apps) {
       if (auto st = app->monitor->flush_logs(); !st) {
         return fail(session, request, ErrorCode::kInternal,
@@ -742,10 +753,11 @@ class AppManager::Impl {
       flushed.emplace_back(app->spec.name);
     }
     log_->info("flushed the logs of {} apps", flushed.size());
-    reply(session, request, {{"apps", std::move(flushed)}});
+    reply(session, request, protocol::FlushReply{std::move(flushed)});
   }
 
-  void cleanlogs(const protocol::Request& request, const std::shared_ptr<Session>& session) {
+  void cleanlogs(const protocol::Empty&, const protocol::Request& request,
+                 const std::shared_ptr<Session>& session) {
     int removed = 0;
     for (App* app : registry_.all()) {
       const LogOptions& l = app->spec.monitor.logs;
@@ -753,27 +765,13 @@ class AppManager::Impl {
       if (!l.err_path.empty() && l.err_path != l.out_path) removed += remove_rotated_logs(l.err_path);
     }
     log_->info("cleanlogs removed {} rotated log files", removed);
-    reply(session, request, {{"removed", removed}});
+    reply(session, request, protocol::CleanlogsReply{removed});
   }
-
 
   // --- config files -----------------------------------------------------
 
-  struct ApplyReport {
-    json::array started, added, restarted, deleted, unchanged, failed;
-    json::object changes;  // NAME -> what changed, for each restarted app
-    json::object to_json() const {
-      return {{"started", started},     {"added", added},         {"restarted", restarted},
-              {"deleted", deleted},     {"unchanged", unchanged}, {"failed", failed},
-              {"changes", changes}};
-    }
-  };
-
-  static json::array to_array(const std::vector<std::string>& items) {
-    json::array out;
-    for (const auto& item : items) out.emplace_back(item);
-    return out;
-  }
+  // What apply() did: the reply to `apply`.
+  using ApplyReport = protocol::ApplyReply;
 
   // The apps as the reload planner sees them, in id order.
   std::vector<CurrentApp> current_apps() {
@@ -806,7 +804,7 @@ class AppManager::Impl {
           break;
         case PlannedAction::kRestart:
           report.restarted.emplace_back(name);
-          report.changes[name] = to_array(p.changes);
+          report.changes.emplace_back(name, p.changes);
           break;
       }
     }
@@ -846,64 +844,31 @@ class AppManager::Impl {
               log_->error("reload of {} failed: {}", path, report.error().message);
               return;
             }
-            log_->info("reloaded {}: {}", path, json::serialize(report->to_json()));
+            log_->info("reloaded {}: {}", path, json::serialize(protocol::to_json(*report)));
           });
   }
 
-  void apply_request(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    const json::value* file = request.args.if_contains("file");
-    const json::value* mode = request.args.if_contains("mode");
-    const json::value* specs = request.args.if_contains("specs");
-    if (file == nullptr || !file->is_string() || mode == nullptr || !mode->is_string() ||
-        (mode->as_string() != "start" && mode->as_string() != "reload") || specs == nullptr ||
-        !specs->is_array()) {
-      return fail(session, request, ErrorCode::kBadRequest,
-                  "apply: expected file, mode (start or reload) and specs");
-    }
-    std::vector<AppSpec> apps;
-    for (const json::value& v : specs->as_array()) {
-      if (!v.is_object()) return fail(session, request, ErrorCode::kBadRequest, "apply: a spec must be an object");
-      auto spec = protocol::app_spec_from_json(v.as_object());
-      if (!spec) return fail(session, request, ErrorCode::kInvalid, spec.error().message);
-      apps.push_back(std::move(*spec));
-    }
-    auto strings = [&](const char* key) {
-      std::vector<std::string> out;
-      if (const json::value* v = request.args.if_contains(key); v != nullptr && v->is_array()) {
-        for (const json::value& e : v->as_array()) {
-          if (e.is_string()) out.emplace_back(e.as_string());
-        }
-      }
-      return out;
-    };
-    auto flag = [&](const char* key) {
-      const json::value* v = request.args.if_contains(key);
-      return v != nullptr && v->is_bool() && v->as_bool();
-    };
-    const std::string path(file->as_string());
-    std::vector<std::string> env = strings("env");
+  void apply_request(const protocol::ApplyArgs& args, const protocol::Request& request,
+                     const std::shared_ptr<Session>& session) {
+    std::vector<AppSpec> apps = args.specs;
+    const std::string& path = args.file;
+    std::vector<std::string> env = args.env;
     // A file's apps keep the environment they were first started with: a
     // shell with another PWD or SSH_* must not make every app "changed".
     // The file is read again here with that environment, unless the user
     // asks to take the current one (--update-env).
-    if (const SavedSource* known = sources_.find(path); known != nullptr && !flag("update_env")) {
+    if (const SavedSource* known = sources_.find(path); known != nullptr && !args.update_env) {
       AppsFile again = load_apps_file(path, known->env, paths_.home + "/config.toml");
       if (again.ok()) {
         apps = std::move(again.apps);
         env = known->env;
       }
     }
-    apply(path, std::move(apps), mode->as_string() == "reload", strings("only"), std::move(env),
-          flag("watch"), flag("dry_run"),
+    apply(path, std::move(apps), args.mode == protocol::ApplyMode::kReload, args.only,
+          std::move(env), args.watch, args.dry_run,
           [this, request, session](Result<ApplyReport> report) {
-            if (!report) {
-              const ErrorCode code = report.error().kind == ErrorKind::kNotFound ? ErrorCode::kNotFound
-                                     : report.error().kind == ErrorKind::kInvalidArgument
-                                         ? ErrorCode::kInvalid
-                                         : ErrorCode::kExists;
-              return fail(session, request, code, report.error().message);
-            }
-            reply(session, request, report->to_json());
+            if (!report) return fail(session, request, report.error());
+            reply(session, request, *report);
           });
   }
 
@@ -933,7 +898,7 @@ class AppManager::Impl {
         if (!autostart) {
           report->added.emplace_back(name);
         } else if (auto st = start_app(app); !st) {
-          report->failed.push_back(json::object{{"name", name}, {"error", st.error().message}});
+          report->failed.push_back({name, st.error().message});
           erase_app(app.id, /*failed_start=*/true);
         } else {
           report->started.emplace_back(name);
@@ -945,7 +910,7 @@ class AppManager::Impl {
         if (p.action == PlannedAction::kUnchanged) {
           report->unchanged.emplace_back(name);
         } else if (auto st = start_app(*existing); !st) {
-          report->failed.push_back(json::object{{"name", name}, {"error", st.error().message}});
+          report->failed.push_back({name, st.error().message});
         } else {
           report->started.emplace_back(name);
         }
@@ -975,7 +940,7 @@ class AppManager::Impl {
       const std::uint64_t id = p->id;
       App* app = find_id(id);
       report->restarted.emplace_back(p->spec.name);
-      report->changes[p->spec.name] = to_array(p->changes);
+      report->changes.emplace_back(p->spec.name, p->changes);
       app->monitor->stop([this, alive, id, spec = std::move(p->spec), report, countdown] {
         if (alive.expired()) return;
         if (App* a = find_id(id)) {
@@ -986,7 +951,7 @@ class AppManager::Impl {
           make_monitor(*a, /*resume=*/true);
           boost::asio::post(executor_, [gone = std::shared_ptr<Monitor>(std::move(old))] {});
           if (auto st = start_app(*a); !st) {
-            report->failed.push_back(json::object{{"name", a->spec.name}, {"error", st.error().message}});
+            report->failed.push_back({a->spec.name, st.error().message});
           }
         }
         countdown->one();
@@ -995,23 +960,31 @@ class AppManager::Impl {
     countdown->one();
   }
 
-  void dump(const protocol::Request& request, const std::shared_ptr<Session>& session) {
-    json::array apps;
-    for (App* app : registry_.all()) {
-      apps.push_back(json::object{{"spec", protocol::to_json(app->spec)},
-                                  {"wanted_up", app->wanted_up},
-                                  {"source", app->source}});
-    }
-    reply(session, request, {{"apps", std::move(apps)}});
+  void dump(const protocol::Empty&, const protocol::Request& request,
+            const std::shared_ptr<Session>& session) {
+    protocol::DumpReply dumped;
+    for (App* app : registry_.all()) dumped.apps.push_back({app->spec, app->wanted_up, app->source});
+    reply(session, request, dumped);
   }
 
-  void kill(const protocol::Request& request, const std::shared_ptr<Session>& session, bool forget) {
+  void kill(const protocol::Empty&, const protocol::Request& request,
+            const std::shared_ptr<Session>& session) {
+    stop_everything(request, session, /*forget=*/true);
+  }
+
+  void shutdown_request(const protocol::Empty&, const protocol::Request& request,
+                        const std::shared_ptr<Session>& session) {
+    stop_everything(request, session, /*forget=*/false);
+  }
+
+  void stop_everything(const protocol::Request& request, const std::shared_ptr<Session>& session,
+                       bool forget) {
     log_->info("{} requested: stopping every app", request.cmd);
     std::weak_ptr<bool> alive = alive_;
     stop_all(/*keep_wanted=*/!forget, [this, alive, request, session](std::size_t n) {
       if (alive.expired()) return;
       persist();
-      reply(session, request, {{"stopped", n}});
+      reply(session, request, protocol::StoppedReply{n});
       if (on_kill_) on_kill_();
     });
   }

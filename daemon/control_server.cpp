@@ -225,7 +225,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void dispatch(const boost::json::object& message) {
     auto request = protocol::parse_request(message);
     if (!request) {
-      reject(message, request.error().message);
+      reject(message, request.error());
       return;
     }
     const std::uint64_t id = request->id;
@@ -242,31 +242,22 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
     }
   }
 
-  // Answers a message that is JSON but not a request we can serve.
-  void reject(const boost::json::object& message, const std::string& problem) {
+  // Answers a message that is JSON but not a request we can serve: a
+  // version error for another protocol version, else a bad request.
+  void reject(const boost::json::object& message, const Error& error) {
     std::uint64_t id = 0;
     if (const auto* v = message.if_contains("id")) {
       boost::system::error_code ec;
       const auto n = v->to_number<std::uint64_t>(ec);
       if (!ec) id = n;
     }
-    if (const auto* v = message.if_contains("v"); v != nullptr && v->is_number()) {
-      boost::system::error_code ec;
-      const auto version = v->to_number<std::int64_t>(ec);
-      if (ec || version != protocol::kVersion) {
-        const std::string client_version =
-            ec ? boost::json::serialize(*v) : std::to_string(version);
-        shared_->log->warn("{} speaks protocol version {}, sempred version {}", label_,
-                           client_version, protocol::kVersion);
-        send(protocol::make_error(id, protocol::ErrorCode::kVersion,
-                                  "protocol version mismatch: the client speaks version " +
-                                      client_version + ", the daemon version " +
-                                      std::to_string(protocol::kVersion)));
-        return;
-      }
+    if (error.kind == ErrorKind::kVersionMismatch) {
+      shared_->log->warn("{}: {}", label_, error.message);
+      send(protocol::make_error(id, error));
+      return;
     }
-    shared_->log->warn("bad request from {}: {}", label_, problem);
-    send(protocol::make_error(id, protocol::ErrorCode::kBadRequest, problem));
+    shared_->log->warn("bad request from {}: {}", label_, error.message);
+    send(protocol::make_error(id, protocol::ErrorCode::kBadRequest, error.message));
   }
 
   // A response ends its request; the session may become idle again.

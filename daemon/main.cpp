@@ -274,7 +274,7 @@ int run_daemon(Options options) {
   }
   auto lock = take_daemon_lock(paths);
   if (!lock) {
-    return report.fail(lock.error().os_error == EEXIST ? kExitRunning : kExitCannotStart,
+    return report.fail(lock.error().kind == ErrorKind::kExists ? kExitRunning : kExitCannotStart,
                        lock.error().message);
   }
   auto listen_fd = bind_control_socket(paths.socket);

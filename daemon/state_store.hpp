@@ -4,7 +4,10 @@
 // {"version":1, "next_id":N, "apps":[{"id":N, "wanted_up":bool, "pid":N|null,
 //   "pid_start_time":N|null, "source":PATH, "spec":AppSpec}],
 //  "sources":[{"path":PATH, "env":["K=V"...], "watch":bool}]}
-// ("source" and "sources" may be missing: no config file.)
+// ("source" and "sources" may be missing: no config file.) AppSpec here is
+// state.json's own codec of the spec, with the keys of version 1 (which were
+// the wire's then); it does not follow the protocol. BUMP kStateVersion when
+// a key changes meaning or goes, and keep reading the versions before.
 #pragma once
 
 #include <sys/types.h>

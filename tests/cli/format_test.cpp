@@ -16,6 +16,23 @@ std::string strip_sgr(const std::string& text) {
   return std::regex_replace(text, std::regex("\033\\[[0-9;]*m"), "");
 }
 
+// The typed payload a JSON text of the daemon decodes to.
+template <class T>
+T decoded(const json::value& value) {
+  auto result = protocol::from_json<T>(value.as_object());
+  EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().message);
+  return result.ok() ? *result : T{};
+}
+
+protocol::AppInfo app_of(const json::value& value) { return decoded<protocol::AppInfo>(value); }
+Event event_of(std::string_view text) { return decoded<Event>(json::parse(text)); }
+
+// The time of the events below.
+const std::string kT = "2026-11-26T16:49:27.123Z";
+std::string with_time(std::string text) {
+  return std::regex_replace(text, std::regex(R"("time":"T")"), "\"time\":\"" + kT + "\"");
+}
+
 json::object running_api() {
   return json::parse(R"({"id":1, "name":"api", "pid":1234, "status":"running", "wanted":"up",
       "restarts":2, "uptime_ms":184000, "cpu":0.5, "rss_bytes":12582912,
@@ -86,7 +103,7 @@ TEST(Table, ColourKeepsTheAlignment) {
 }
 
 TEST(List, ShowsOneAlignedRowPerApp) {
-  json::array apps{running_api(), stopped_worker()};
+  std::vector<protocol::AppInfo> apps{app_of(running_api()), app_of(stopped_worker())};
   const auto lines = split_lines(format_list(apps, false));
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0], "ID  NAME               PID  STATUS   UPTIME  RESTARTS   CPU    MEM");
@@ -95,7 +112,7 @@ TEST(List, ShowsOneAlignedRowPerApp) {
 }
 
 TEST(List, ColoursTheStatusOnlyWhenAsked) {
-  json::array apps{running_api(), stopped_worker()};
+  std::vector<protocol::AppInfo> apps{app_of(running_api()), app_of(stopped_worker())};
   const std::string plain = format_list(apps, false);
   const std::string coloured = format_list(apps, true);
   EXPECT_EQ(plain.find('\033'), std::string::npos);
@@ -109,20 +126,21 @@ TEST(List, AnExitWithCodeZeroIsNotRed) {
       "last_exit":{"code":0}})").as_object();
   auto crashed = json::parse(R"({"id":4, "name":"bad", "pid":null, "status":"exited",
       "last_exit":{"code":2}})").as_object();
-  const std::string out = format_list(json::array{done, crashed}, true, {"name", "status"});
+  const std::string out = format_list({app_of(done), app_of(crashed)}, true, {"name", "status"});
   EXPECT_NE(out.find(std::string(kDim) + "exited"), std::string::npos) << out;
   EXPECT_NE(out.find(std::string(kRed) + "exited"), std::string::npos) << out;
   EXPECT_EQ(out.find(std::string(kRed) + "exited") , out.rfind(std::string(kRed) + "exited")) << out;
 }
 
 TEST(List, SortsByAColumnOrField) {
-  json::array apps{json::parse(R"({"name":"b", "cpu":5})"), json::parse(R"({"name":"a", "cpu":9})"),
-                   json::parse(R"({"name":"c"})")};
+  std::vector<protocol::AppInfo> apps{app_of(json::parse(R"({"id":1, "name":"b", "cpu":5})")),
+                                      app_of(json::parse(R"({"id":2, "name":"a", "cpu":9})")),
+                                      app_of(json::parse(R"({"id":3, "name":"c"})"))};
   ASSERT_TRUE(sort_apps(apps, "name").ok());
-  EXPECT_EQ(apps[0].at("name"), "a");
+  EXPECT_EQ(apps[0].name, "a");
   ASSERT_TRUE(sort_apps(apps, "-cpu").ok());
-  EXPECT_EQ(apps[0].at("name"), "a");
-  EXPECT_EQ(apps[2].at("name"), "c");  // no figure: last
+  EXPECT_EQ(apps[0].name, "a");
+  EXPECT_EQ(apps[2].name, "c");  // no figure: last
   EXPECT_FALSE(sort_apps(apps, "bogus").ok());
   EXPECT_FALSE(parse_list_columns("name,nope").ok());
   EXPECT_EQ(*parse_list_columns("name,uptime_ms"), (std::vector<std::string>{"name", "uptime_ms"}));
@@ -133,7 +151,15 @@ TEST(Json, NumbersReadAsPeopleWriteThem) {
             R"({"cpu":0,"mem":12.5,"n":3,"s":"x"})");
 }
 
-TEST(List, SaysSoWhenThereAreNoApps) { EXPECT_EQ(format_list(json::array{}, false), "no apps\n"); }
+TEST(List, SaysSoWhenThereAreNoApps) { EXPECT_EQ(format_list({}, false), "no apps\n"); }
+
+TEST(List, AppsWithoutAPidGoLastEitherWay) {
+  std::vector<protocol::AppInfo> apps{app_of(stopped_worker()), app_of(running_api())};
+  ASSERT_TRUE(sort_apps(apps, "pid").ok());
+  EXPECT_EQ(apps[0].name, "api");
+  ASSERT_TRUE(sort_apps(apps, "-pid").ok());
+  EXPECT_EQ(apps[0].name, "api");
+}
 
 TEST(List, StatusColoursFollowTheLifecycle) {
   EXPECT_EQ(status_style("running"), kGreen);
@@ -144,52 +170,46 @@ TEST(List, StatusColoursFollowTheLifecycle) {
 }
 
 TEST(Label, NamesTheAppItsIdAndPid) {
-  EXPECT_EQ(app_label(running_api(), true), "api (id 1, pid 1234)");
-  EXPECT_EQ(app_label(running_api(), false), "api (id 1)");
-  EXPECT_EQ(app_label(stopped_worker(), true), "worker-long-name (id 12)");
+  EXPECT_EQ(app_label(app_of(running_api()), true), "api (id 1, pid 1234)");
+  EXPECT_EQ(app_label(app_of(running_api()), false), "api (id 1)");
+  EXPECT_EQ(app_label(app_of(stopped_worker()), true), "worker-long-name (id 12)");
 }
 
 TEST(Events, ExitReadsLikeDescribe) {
-  const auto e =
-      json::parse(R"({"type":"exit", "time":"2026-11-26T16:49:27.123Z", "state":"backoff",
-      "pid":12, "exit":{"code":1}, "uptime_ms":20})")
-          .as_object();
+  const auto e = event_of(R"({"type":"exit", "time":"2026-11-26T16:49:27.123Z", "state":"backoff",
+      "pid":12, "exit":{"code":1}, "uptime_ms":20})");
   EXPECT_EQ(format_event("api", e), "2026-11-26T16:49:27.123Z api exit pid=12 code 1 uptime=20ms");
 }
 
 TEST(Events, KilledBySignal) {
-  const auto e = json::parse(R"({"type":"exit", "time":"T", "pid":7, "exit":{"signal":"KILL"},
-      "uptime_ms":5000})")
-                     .as_object();
-  EXPECT_EQ(format_event("w", e), "T w exit pid=7 signal KILL uptime=5.0s");
-  const auto longer = json::parse(R"({"type":"exit", "time":"T", "pid":7, "exit":{"code":0},
-      "uptime_ms":10600})")
-                          .as_object();
-  EXPECT_EQ(format_event("w", longer), "T w exit pid=7 code 0 uptime=10.6s");
+  const auto e =
+      event_of(with_time(R"({"type":"exit", "time":"T", "pid":7, "exit":{"signal":"KILL"},
+      "uptime_ms":5000})"));
+  EXPECT_EQ(format_event("w", e), kT + " w exit pid=7 signal KILL uptime=5.0s");
+  const auto longer = event_of(with_time(R"({"type":"exit", "time":"T", "pid":7, "exit":{"code":0},
+      "uptime_ms":10600})"));
+  EXPECT_EQ(format_event("w", longer), kT + " w exit pid=7 code 0 uptime=10.6s");
 }
 
 TEST(Events, RestartShowsDelayAndAttempt) {
   const auto crash =
-      json::parse(R"({"type":"restart", "time":"T", "attempt":3, "delay_ms":400})").as_object();
-  EXPECT_EQ(format_event("api", crash), "T api restart in 400ms attempt=3");
-  const auto asked =
-      json::parse(
-          R"({"type":"restart", "time":"T", "attempt":0, "delay_ms":0, "reason":"restart requested"})")
-          .as_object();
-  EXPECT_EQ(format_event("api", asked), "T api restart in 0s (restart requested)");
+      event_of(with_time(R"({"type":"restart", "time":"T", "attempt":3, "delay_ms":400})"));
+  EXPECT_EQ(format_event("api", crash), kT + " api restart in 400ms attempt=3");
+  const auto asked = event_of(with_time(
+      R"({"type":"restart", "time":"T", "attempt":0, "delay_ms":0, "reason":"restart requested"})"));
+  EXPECT_EQ(format_event("api", asked), kT + " api restart in 0s (restart requested)");
 }
 
 TEST(Events, WatchFailedAndStop) {
   EXPECT_EQ(
+      format_event("api", event_of(with_time(R"({"type":"watch","time":"T","path":"/srv/a.js"})"))),
+      kT + " api watch /srv/a.js");
+  EXPECT_EQ(
       format_event("api",
-                   json::parse(R"({"type":"watch","time":"T","path":"/srv/a.js"})").as_object()),
-      "T api watch /srv/a.js");
-  EXPECT_EQ(format_event(
-                "api",
-                json::parse(R"({"type":"failed","time":"T","reason":"no such file"})").as_object()),
-            "T api failed (no such file)");
-  EXPECT_EQ(format_event("api", json::parse(R"({"type":"stop","time":"T","pid":3})").as_object()),
-            "T api stop pid=3");
+                   event_of(with_time(R"({"type":"failed","time":"T","reason":"no such file"})"))),
+      kT + " api failed (no such file)");
+  EXPECT_EQ(format_event("api", event_of(with_time(R"({"type":"stop","time":"T","pid":3})"))),
+            kT + " api stop pid=3");
 }
 
 TEST(Logs, MarksTheStreamAndPadsTheAppWhenSeveralAreShown) {
@@ -255,9 +275,7 @@ TEST(Info, ListsTheEnvironmentSortedAndWhereTheAppCameFrom) {
   spec.name = "api";
   spec.monitor.argv = {"node"};
   spec.monitor.env = {"ZED=1", "ALPHA=2", "MID=3"};
-  json::object app = running_api();
-  app["source"] = "/srv/apps.toml";
-  const std::string out = format_info(app, spec, false);
+  const std::string out = format_info(app_of(running_api()), spec, false, "/srv/apps.toml");
   EXPECT_LT(out.find("ALPHA=2"), out.find("MID=3")) << out;
   EXPECT_LT(out.find("MID=3"), out.find("ZED=1")) << out;
   EXPECT_NE(out.find("/srv/apps.toml"), std::string::npos) << out;
@@ -272,7 +290,7 @@ TEST(Info, ShowsStateLastExitLogsSpecAndEnvironment) {
   spec.monitor.kill_signal = SIGINT;
   spec.monitor.watch = {"/srv"};
   spec.monitor.ready = "tcp:8080";
-  const std::string out = format_info(running_api(), spec, false);
+  const std::string out = format_info(app_of(running_api()), spec, false);
   EXPECT_EQ(out.find('\033'), std::string::npos);
   const auto lines = split_lines(out);
   ASSERT_FALSE(lines.empty());
@@ -298,7 +316,7 @@ TEST(Info, ShowsStateLastExitLogsSpecAndEnvironment) {
 }
 
 TEST(Info, StoppedAppShowsNoLiveFigures) {
-  const std::string out = format_info(stopped_worker(), std::nullopt, false);
+  const std::string out = format_info(app_of(stopped_worker()), std::nullopt, false);
   EXPECT_NE(out.find("  status     stopped (wanted down)\n"), std::string::npos) << out;
   EXPECT_NE(out.find("  pid        -\n"), std::string::npos) << out;
   EXPECT_NE(out.find("  last exit  signal TERM\n"), std::string::npos) << out;
@@ -308,9 +326,9 @@ TEST(Info, StoppedAppShowsNoLiveFigures) {
 }
 
 TEST(Info, ColoursTheStatusWhenAsked) {
-  const std::string out = format_info(running_api(), std::nullopt, true);
+  const std::string out = format_info(app_of(running_api()), std::nullopt, true);
   EXPECT_NE(out.find(std::string(kGreen) + "running (wanted up)"), std::string::npos) << out;
-  EXPECT_EQ(strip_sgr(out), format_info(running_api(), std::nullopt, false));
+  EXPECT_EQ(strip_sgr(out), format_info(app_of(running_api()), std::nullopt, false));
 }
 
 TEST(ShellJoin, QuotesOnlyWhatNeedsIt) {
@@ -320,9 +338,8 @@ TEST(ShellJoin, QuotesOnlyWhatNeedsIt) {
 }
 
 TEST(DaemonStatus, ListsPidHomeUptimeAppsAndProtocol) {
-  const auto ping =
-      json::parse(R"({"pid":99, "version":1, "home":"/h", "uptime_ms":61000, "apps":3})")
-          .as_object();
+  const auto ping = decoded<protocol::PingReply>(
+      json::parse(R"({"pid":99, "version":1, "home":"/h", "uptime_ms":61000, "apps":3})"));
   EXPECT_EQ(format_daemon_status(ping),
             "sempred is running\n"
             "  pid       99\n"

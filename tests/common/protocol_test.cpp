@@ -613,3 +613,140 @@ TEST(AppInfoJson, PidAndLastExitAreNullWhenNotRunning) {
 
 }  // namespace
 }  // namespace sempre::protocol
+
+namespace sempre::protocol {
+namespace {
+
+namespace json = boost::json;
+
+json::object object_of(std::string_view text) { return json::parse(text).as_object(); }
+
+TEST(Commands, EveryCommandHasOneNameThatReadsBack) {
+  for (const Command command : kCommands) {
+    const auto parsed = parse_command(command_name(command));
+    ASSERT_TRUE(parsed.has_value()) << command_name(command);
+    EXPECT_EQ(*parsed, command);
+  }
+  EXPECT_FALSE(parse_command("echo").has_value());
+}
+
+TEST(Errors, EachCodeMeansOneKindAndBack) {
+  for (const ErrorCode code :
+       {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound, ErrorCode::kExists,
+        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kInternal}) {
+    EXPECT_EQ(error_code_for(error_kind_for(code)), code) << error_code_name(code);
+    EXPECT_EQ(parse_error_code(error_code_name(code)), code);
+  }
+  EXPECT_EQ(error_code_for(ErrorKind::kIo), ErrorCode::kInternal);
+  EXPECT_EQ(make_error(3, Error{ErrorKind::kExists, "taken", 0}),
+            make_error(3, ErrorCode::kExists, "taken"));
+}
+
+TEST(Versions, BothSidesSayTheMismatchInOneText) {
+  const Status missing = check_version(nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message, "request.v: missing");
+  const json::value two = 2;
+  const Status mismatch = check_version(&two);
+  ASSERT_FALSE(mismatch.ok());
+  EXPECT_EQ(mismatch.error().kind, ErrorKind::kVersionMismatch);
+  EXPECT_EQ(mismatch.error().message, version_mismatch(2, kVersion).message);
+
+  // The client reads the daemon's version error with the same words.
+  auto response = parse_response(object_of(
+      R"({"id":1,"ok":false,"error":{"code":"version","message":"whatever","version":7}})"));
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->kind, Response::Kind::kError);
+  EXPECT_EQ(response->error.kind, ErrorKind::kVersionMismatch);
+  EXPECT_EQ(response->error.message, version_mismatch(kVersion, 7).message);
+}
+
+TEST(ParseResponse, ReadsItemsResultsAndErrors) {
+  auto item = parse_response(object_of(R"({"id":4,"item":{"following":true}})"));
+  ASSERT_TRUE(item.ok());
+  EXPECT_EQ(item->kind, Response::Kind::kItem);
+  EXPECT_EQ(item->id, 4u);
+  EXPECT_EQ(item->body, object_of(R"({"following":true})"));
+
+  auto result = parse_response(make_result(5, {{"removed", 2}}));
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->kind, Response::Kind::kResult);
+  EXPECT_EQ(result->body, object_of(R"({"removed":2})"));
+
+  auto error = parse_response(make_error(6, ErrorCode::kNotFound, "no app matches \"x\""));
+  ASSERT_TRUE(error.ok());
+  EXPECT_EQ(error->kind, Response::Kind::kError);
+  EXPECT_EQ(error->error.kind, ErrorKind::kNotFound);
+  EXPECT_EQ(error->error.message, "no app matches \"x\"");
+
+  auto neither = parse_response(object_of(R"({"id":7})"));
+  ASSERT_FALSE(neither.ok());
+  EXPECT_EQ(neither.error().kind, ErrorKind::kMalformed);
+}
+
+// `text` decoded as T and encoded again is `text`.
+template <class T>
+void expect_round_trip(std::string_view text) {
+  const json::object wire = object_of(text);
+  auto decoded = from_json<T>(wire);
+  ASSERT_TRUE(decoded.ok()) << text << ": " << decoded.error().message;
+  EXPECT_EQ(json::serialize(to_json(*decoded)), json::serialize(wire));
+}
+
+TEST(Messages, PayloadsRoundTripOnTheWire) {
+  expect_round_trip<AppInfo>(
+      R"({"id":1,"name":"api","pid":1234,"status":"running","wanted":"up","restarts":2,)"
+      R"("uptime_ms":184000,"cpu":5E-1,"rss_bytes":12582912,"cmd":["node","server.js"],)"
+      R"("cwd":"/srv","out_log":"/h/a.out.log","err_log":"/h/a.err.log",)"
+      R"("last_exit":{"signal":"TERM"},"last_error":""})");
+  expect_round_trip<Event>(
+      R"({"type":"exit","time":"2026-11-26T16:49:27.123Z","state":"backoff","pid":12,)"
+      R"("exit":{"code":1},"uptime_ms":20})");
+  expect_round_trip<Event>(
+      R"({"type":"restart","time":"1970-01-01T00:00:00.000Z","state":"backoff","attempt":3,)"
+      R"("delay_ms":400,"reason":"crashed"})");
+  expect_round_trip<PingReply>(R"({"pid":9,"version":1,"home":"/h","uptime_ms":5,"apps":2})");
+  expect_round_trip<SignalArgs>(R"({"signal":15,"targets":["web","2"]})");
+  expect_round_trip<RestartArgs>(R"({"targets":["all"],"wait":true})");
+  expect_round_trip<InfoArgs>(R"({"target":"web"})");
+  expect_round_trip<InfoArgs>(R"({"targets":["web","db"]})");
+  expect_round_trip<LogsArgs>(R"({"lines":10,"follow":true,"targets":["web"],"streams":["err"]})");
+  expect_round_trip<EventsArgs>(R"({"target":null})");
+  expect_round_trip<LogsItem>(R"({"apps":["web","db"]})");
+  expect_round_trip<LogsItem>(R"({"following":true})");
+  expect_round_trip<LogsItem>(
+      R"({"app":"web","stream":"out","path":"/l/web.out.log","line":"hi"})");
+  expect_round_trip<LogsItem>(R"({"app":"web","stream":"err","line_base64":"/w=="})");
+  expect_round_trip<ApplyReply>(
+      R"({"started":["a"],"added":[],"restarted":["b"],"deleted":[],"unchanged":["c"],)"
+      R"("failed":[{"name":"d","error":"no such file"}],"changes":{"b":["cmd","env.PORT"]}})");
+  expect_round_trip<StoppedReply>(R"({"stopped":3})");
+}
+
+TEST(Messages, ABadShapeNamesTheFieldAndTheCommand) {
+  auto stop = decode_args<Command::kStop>(object_of(R"({"targets":[]})"));
+  ASSERT_FALSE(stop.ok());
+  EXPECT_EQ(stop.error().kind, ErrorKind::kMalformed);
+  EXPECT_EQ(stop.error().message, "stop: expected at least one TARGET");
+
+  auto signal = decode_args<Command::kSignal>(object_of(R"({"targets":["a"],"signal":"TERM"})"));
+  ASSERT_FALSE(signal.ok());
+  EXPECT_EQ(signal.error().message, "signal: expected a signal number");
+
+  // A spec's own problem is the spec's: invalid, not a bad request.
+  auto start = decode_args<Command::kStart>(object_of(R"({"spec":{"name":"x","cmd":"ls"}})"));
+  ASSERT_FALSE(start.ok());
+  EXPECT_EQ(start.error().kind, ErrorKind::kInvalidArgument);
+  EXPECT_EQ(start.error().message, "spec.cmd: expected an array of strings");
+
+  auto info = from_json<AppInfo>(object_of(R"({"id":1,"name":"x","status":"asleep"})"));
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.error().message, "status: unknown state \"asleep\"");
+
+  auto event = from_json<Event>(object_of(R"({"type":"exit","time":"yesterday"})"));
+  ASSERT_FALSE(event.ok());
+  EXPECT_NE(event.error().message.find("event.time"), std::string::npos) << event.error().message;
+}
+
+}  // namespace
+}  // namespace sempre::protocol

@@ -124,6 +124,151 @@ TEST(StateStore, WritesTheDocumentedFormat) {
   EXPECT_EQ(app.at("spec").at("name"), "web");
 }
 
+// A state.json as version 1 has always been written, byte for byte: a daemon
+// must read it after an upgrade, and a change of the wire's codec must not
+// change it.
+const char kGoldenState[] =
+    R"({"version":1,"next_id":3,"apps":[{"id":1,"wanted_up":true,"pid":4242,)"
+    R"("pid_start_time":123456,"source":"/srv/apps.toml","restarts":2,"spec":{"name":"web",)"
+    R"("cmd":["node","server.js"],"interpreter":"/usr/bin/node","cwd":"/srv",)"
+    R"("env":["PORT=8080","A=b=c"],"user":"www","group":"www","umask":18,)"
+    R"("restart":"on-failure","max_restarts":10,"min_uptime_ms":1500,"restart_delay_ms":250,)"
+    R"("backoff_max_ms":60000,"kill_signal":"INT","kill_timeout_ms":8000,)"
+    R"("out":"/h/logs/web.out.log","err":"/h/logs/web.err.log","append":true,)"
+    R"("log_max_size":1048576,"log_keep":3,"log_timestamps":true,"watch":["/srv/src"],)"
+    R"("watch_ignore":["*.tmp"],"watch_debounce_ms":300,"pid_file":"/run/web.pid",)"
+    R"("ready":"tcp:8080","autostart":true}},{"id":2,"wanted_up":false,"pid":null,)"
+    R"("pid_start_time":null,"spec":{"name":"job","cmd":["true"],"interpreter":"","cwd":"",)"
+    R"("env":[],"user":"","group":"","umask":null,"restart":"never","max_restarts":null,)"
+    R"("min_uptime_ms":0,"restart_delay_ms":0,"backoff_max_ms":0,"kill_signal":"TERM",)"
+    R"("kill_timeout_ms":0,"out":"","err":"","append":false,"log_max_size":0,"log_keep":0,)"
+    R"("log_timestamps":false,"watch":[],"watch_ignore":[],"watch_debounce_ms":0,)"
+    R"("pid_file":"","ready":"","autostart":false}}],"sources":[{"path":"/srv/apps.toml",)"
+    R"("env":["PATH=/bin"],"watch":true}]})"
+    "\n";
+
+// What this version writes for golden_state(): version 1 still (a daemon of
+// kGoldenState's time reads it, ignoring the fields it does not know), the
+// spec's hand-written keys first, then each row of the option schema.
+const char kWrittenState[] =
+    R"({"version":1,"next_id":3,"apps":[{"id":1,"wanted_up":true,"pid":4242,)"
+    R"("pid_start_time":123456,"source":"/srv/apps.toml","restarts":2,"spec":{"name":"web",)"
+    R"("cmd":["node","server.js"],"cwd":"/srv","env":["PORT=8080","A=b=c"],)"
+    R"("out":"/h/logs/web.out.log","err":"/h/logs/web.err.log","watch":["/srv/src"],)"
+    R"("interpreter":"/usr/bin/node","user":"www","group":"www","umask":18,"nice":null,)"
+    R"("limit_nofile":null,"restart":"on-failure","max_restarts":10,"min_uptime_ms":1500,)"
+    R"("restart_delay_ms":250,"backoff_max_ms":60000,"kill_signal":"INT","kill_timeout_ms":8000,)"
+    R"("append":true,"log_max_size":1048576,"log_keep":3,"log_timestamps":true,)"
+    R"("watch_ignore":["*.tmp"],"watch_debounce_ms":300,"pid_file":"/run/web.pid",)"
+    R"("ready":"tcp:8080","autostart":true}},{"id":2,"wanted_up":false,"pid":null,)"
+    R"("pid_start_time":null,"spec":{"name":"job","cmd":["true"],"cwd":"","env":[],"out":"",)"
+    R"("err":"","watch":[],"interpreter":"","user":"","group":"","umask":null,"nice":null,)"
+    R"("limit_nofile":null,"restart":"never","max_restarts":null,"min_uptime_ms":0,)"
+    R"("restart_delay_ms":0,"backoff_max_ms":0,"kill_signal":"TERM","kill_timeout_ms":0,)"
+    R"("append":false,"log_max_size":0,"log_keep":0,"log_timestamps":false,"watch_ignore":[],)"
+    R"("watch_debounce_ms":0,"pid_file":"","ready":"","autostart":false}}],)"
+    R"("sources":[{"path":"/srv/apps.toml","env":["PATH=/bin"],"watch":true}]})"
+    "\n";
+
+// What kGoldenState holds.
+SavedState golden_state() {
+  SavedState state;
+  state.next_id = 3;
+  SavedApp web;
+  web.id = 1;
+  web.wanted_up = true;
+  web.pid = 4242;
+  web.pid_start_time = 123456;
+  web.source = "/srv/apps.toml";
+  web.restarts = 2;
+  web.spec.name = "web";
+  MonitorOptions& m = web.spec.monitor;
+  m.argv = {"node", "server.js"};
+  m.interpreter = "/usr/bin/node";
+  m.cwd = "/srv";
+  m.env = {"PORT=8080", "A=b=c"};
+  m.user = "www";
+  m.group = "www";
+  m.umask = 022;
+  m.restart = RestartMode::kOnFailure;
+  m.max_restarts = 10;
+  m.min_uptime = Millis{1500};
+  m.restart_delay = Millis{250};
+  m.backoff_max = Millis{60000};
+  m.kill_signal = SIGINT;
+  m.kill_timeout = Millis{8000};
+  m.logs.out_path = "/h/logs/web.out.log";
+  m.logs.err_path = "/h/logs/web.err.log";
+  m.logs.append = true;
+  m.logs.max_size = 1048576;
+  m.logs.keep = 3;
+  m.logs.timestamps = true;
+  m.watch = {"/srv/src"};
+  m.watch_ignore = {"*.tmp"};
+  m.watch_debounce = Millis{300};
+  m.pid_file = "/run/web.pid";
+  m.ready = "tcp:8080";
+  web.spec.autostart = true;
+
+  SavedApp job;
+  job.id = 2;
+  job.spec.name = "job";
+  MonitorOptions& j = job.spec.monitor;
+  j.argv = {"true"};
+  j.umask.reset();
+  j.restart = RestartMode::kNever;
+  j.max_restarts.reset();
+  j.min_uptime = j.restart_delay = j.backoff_max = j.kill_timeout = j.watch_debounce = Millis{0};
+  j.kill_signal = SIGTERM;
+  j.logs.append = false;
+  j.logs.max_size = 0;
+  j.logs.keep = 0;
+  j.logs.timestamps = false;
+  job.spec.autostart = false;
+
+  state.apps = {web, job};
+  state.sources = {{"/srv/apps.toml", {"PATH=/bin"}, true}};
+  return state;
+}
+
+TEST(StateStore, ReadsTheGoldenFileOfVersion1) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  write_file(path, kGoldenState);
+  const LoadedState loaded = load_ok(path);
+  EXPECT_EQ(loaded.warning, "");
+  const SavedState expected = golden_state();
+  EXPECT_EQ(loaded.state.next_id, expected.next_id);
+  ASSERT_EQ(loaded.state.apps.size(), expected.apps.size());
+  for (std::size_t i = 0; i < expected.apps.size(); ++i) {
+    const SavedApp& got = loaded.state.apps[i];
+    const SavedApp& want = expected.apps[i];
+    EXPECT_EQ(got.id, want.id);
+    EXPECT_EQ(got.wanted_up, want.wanted_up);
+    EXPECT_EQ(got.pid, want.pid);
+    EXPECT_EQ(got.pid_start_time, want.pid_start_time);
+    EXPECT_EQ(got.source, want.source);
+    EXPECT_EQ(got.restarts, want.restarts);
+    EXPECT_TRUE(got.spec == want.spec) << "apps[" << i << "].spec";
+  }
+  ASSERT_EQ(loaded.state.sources.size(), 1u);
+  EXPECT_EQ(loaded.state.sources[0].path, "/srv/apps.toml");
+  EXPECT_EQ(loaded.state.sources[0].env, (std::vector<std::string>{"PATH=/bin"}));
+  EXPECT_TRUE(loaded.state.sources[0].watch);
+}
+
+TEST(StateStore, WritesTheGoldenFileByteForByte) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  ASSERT_TRUE(save_state(path, golden_state()).ok());
+  EXPECT_EQ(read_file(path), kWrittenState);
+  // And it reads back to the same state.
+  const LoadedState loaded = load_ok(path);
+  ASSERT_EQ(loaded.state.apps.size(), 2u);
+  EXPECT_TRUE(loaded.state.apps[0].spec == golden_state().apps[0].spec);
+  EXPECT_TRUE(loaded.state.apps[1].spec == golden_state().apps[1].spec);
+}
+
 TEST(StateStore, AtomicWriteLeavesNoTemporaryFileAndIsPrivate) {
   TempDir dir;
   const std::string path = dir.file("state.json");

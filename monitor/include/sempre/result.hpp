@@ -11,13 +11,20 @@
 
 namespace sempre {
 
+// One kind per meaning: callers decide by kind (the daemon's wire error
+// code, the CLI's exit code), people read the message.
 enum class ErrorKind {
-  kInvalidArgument,  // the caller asked for something malformed
+  kInvalidArgument,  // the caller asked for something invalid (a bad value, a bad spec)
   kNotFound,         // a named thing (program, user, file, app) does not exist
+  kExists,           // a named thing (app, lock) exists already
   kPermission,       // the OS refused (EACCES, EPERM)
   kSpawnFailed,      // fork or exec failed for another reason
   kIo,               // a read, write, open or rename failed
   kTransient,        // try again later (EAGAIN, ENOMEM on fork, ENOSPC)
+  kMalformed,        // a message or file that does not have the expected shape
+  kVersionMismatch,  // the peer speaks another version of a protocol
+  kUnavailable,      // a peer (the daemon) cannot be reached or stopped answering
+  kInternal,         // anything else: a failure no kind above describes
 };
 
 // What went wrong, for a person to read. os_error is the errno behind it, or 0.
