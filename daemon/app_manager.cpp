@@ -812,8 +812,7 @@ class AppManager::Impl {
     return report;
   }
 
-  // A refused plan as apply_request answers it: kNotFound, kInvalidArgument,
-  // and any other kind for a name that is taken.
+  // A refused plan as an Error of the kind its reason means.
   static Error error_of(const PlanError& e) {
     switch (e.kind) {
       case PlanError::Kind::kUnknownOnly:
@@ -823,7 +822,7 @@ class AppManager::Impl {
       case PlanError::Kind::kNameTaken:
         break;
     }
-    return Error{ErrorKind::kIo, e.message};
+    return Error{ErrorKind::kExists, e.message};
   }
 
   // Re-reads a remembered file and applies it as `sempre reload` would. A
