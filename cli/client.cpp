@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "os.hpp"
+
 namespace sempre::cli {
 namespace {
 
@@ -24,23 +26,7 @@ namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Closes a descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
+using os::UniqueFd;
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -62,7 +48,7 @@ int open_connection(const std::string& path, int& err) {
     return -1;
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
     err = errno;
     return -1;
@@ -140,11 +126,11 @@ std::optional<Error> start_sempred(const HomePaths& paths) {
   if (::pipe2(fds, O_CLOEXEC) != 0) {
     return no_daemon("cannot start the daemon: pipe: " + errno_text(errno));
   }
-  Fd read_end(fds[0]);
+  UniqueFd read_end(fds[0]);
   // Above the standard descriptors, which the child replaces.
-  Fd write_end(::fcntl(fds[1], F_DUPFD_CLOEXEC, 3));
+  UniqueFd write_end(::fcntl(fds[1], F_DUPFD_CLOEXEC, 3));
   ::close(fds[1]);
-  Fd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (write_end.get() < 0 || null.get() < 0) {
     return no_daemon("cannot start the daemon: " + errno_text(errno));
   }
@@ -231,7 +217,7 @@ Result<Client> Client::connect(const HomePaths& paths, bool start_daemon) {
   if (!start_daemon) return no_daemon(no_daemon_message(paths));
 
   if (auto st = prepare_home(paths); !st) return no_daemon(st.error().message);
-  Fd lock(::open(paths.start_lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  UniqueFd lock(::open(paths.start_lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (lock.get() < 0) {
     return no_daemon("cannot open " + paths.start_lock + ": " + errno_text(errno));
   }
@@ -342,7 +328,7 @@ Result<json::object> Client::exchange(protocol::Command command, json::object ar
 }
 
 std::optional<pid_t> running_daemon_pid(const HomePaths& paths) {
-  Fd fd(::open(paths.lock.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(paths.lock.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return std::nullopt;
   if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) {
     ::flock(fd.get(), LOCK_UN);
@@ -364,9 +350,9 @@ std::optional<pid_t> running_daemon_pid(const HomePaths& paths) {
 
 bool wait_for_exit(pid_t pid, milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (pidfd.get() < 0) {
-    if (errno == ESRCH) return true;
+  auto pidfd = os::open_pidfd(pid);
+  if (!pidfd) {
+    if (pidfd.error().os_error == ESRCH) return true;
     // No pidfds: ask kill() until the process is gone.
     while (::kill(pid, 0) == 0 || errno != ESRCH) {
       if (Clock::now() >= deadline) return false;
@@ -375,7 +361,7 @@ bool wait_for_exit(pid_t pid, milliseconds timeout) {
     return true;
   }
   while (true) {
-    pollfd p{pidfd.get(), POLLIN, 0};
+    pollfd p{pidfd->get(), POLLIN, 0};
     const int n = ::poll(&p, 1, remaining_ms(deadline));
     if (n > 0) return true;
     if (n == 0) return false;

@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "commands.hpp"
+#include "os.hpp"
 #include "sempre/monitor.hpp"
 #include "sempre/program.hpp"
 #include "sempre/reaper.hpp"
@@ -25,16 +26,8 @@
 namespace sempre::cli {
 namespace {
 
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // a closed terminal or pipe: the output is lost, the child is not
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
+// Best effort: on failure (a closed terminal or pipe: the output is lost, the child is not) there is nothing to do.
+void write_all(int fd, std::string_view data) { (void)os::write_all(fd, data); }
 
 void say(const std::string& line) { write_all(STDERR_FILENO, "sempre: " + line + "\n"); }
 

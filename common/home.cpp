@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "os.hpp"
+
 namespace sempre {
 namespace {
 
@@ -232,41 +234,7 @@ Result<int> bind_control_socket(const std::string& path) {
 }
 
 Status write_private_file(const std::string& path, std::string_view text) {
-  const std::string tmp = path + ".tmp";
-  const auto fail = [&tmp](int err, const std::string& what) {
-    ::unlink(tmp.c_str());
-    return os_error(err, what);
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return os_error(errno, "cannot create " + tmp);
-  const auto close_and_fail = [&](int err, const std::string& what) {
-    ::close(fd);
-    return fail(err, what);
-  };
-  // A leftover temporary file keeps its mode through O_TRUNC.
-  if (::fchmod(fd, 0600) != 0) return close_and_fail(errno, "cannot chmod " + tmp);
-  for (std::size_t done = 0; done < text.size();) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return close_and_fail(errno, "cannot write " + tmp);
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) return close_and_fail(errno, "cannot sync " + tmp);
-  if (::close(fd) != 0) return fail(errno, "cannot write " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return fail(errno, "cannot rename " + tmp + " to " + path);
-  }
-  // The rename is durable only once the directory is.
-  std::string dir = path.substr(0, path.find_last_of('/'));
-  if (path.find('/') == std::string::npos) dir = ".";
-  if (dir.empty()) dir = "/";
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return os_error(errno, "cannot open " + dir);
-  // EINVAL: a file system that cannot sync directories.
-  const int synced = ::fsync(dir_fd) == 0 ? 0 : errno;
-  ::close(dir_fd);
-  if (synced != 0 && synced != EINVAL) return os_error(synced, "cannot sync " + dir);
-  return {};
+  return os::write_file_atomic(path, text, 0600);
 }
 
 }  // namespace sempre

@@ -15,6 +15,7 @@
 #include "app_registry.hpp"
 #include "config_sources.hpp"
 #include "protocol.hpp"
+#include "os.hpp"
 #include "reload_planner.hpp"
 #include "sempre/log_files.hpp"
 #include "sempre/monitor.hpp"
@@ -46,19 +47,19 @@ class StaleChildStopper : public std::enable_shared_from_this<StaleChildStopper>
       : pid_(pid), fd_(executor), timer_(executor), done_(std::move(done)) {}
 
   void begin(int sig, Millis timeout) {
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    auto pidfd = os::open_pidfd(pid_);
     if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
-    if (pidfd < 0) {
+    if (!pidfd) {
       finish();
       return;
     }
     boost::system::error_code ec;
-    fd_.assign(pidfd, ec);
+    fd_.assign(pidfd->get(), ec);
     if (ec) {
-      ::close(pidfd);
       finish();
       return;
     }
+    pidfd->release();
     auto self = shared_from_this();
     fd_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                    [self](const boost::system::error_code&) { self->finish(); });

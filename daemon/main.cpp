@@ -31,6 +31,7 @@
 #include "control_server.hpp"
 #include "home.hpp"
 #include "protocol.hpp"
+#include "os.hpp"
 #include "sempre/reaper.hpp"
 #include "sempre/units.hpp"
 
@@ -71,16 +72,8 @@ constexpr std::string_view kUsage =
     "Exit status: 0 after a clean stop, 1 when a daemon already runs for the\n"
     "home, 2 on a usage error, 3 when the home or the control socket is refused.\n";
 
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;  // the reader is gone: nobody is left to tell
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
+// Best effort: on failure (the reader is gone: nobody is left to tell) there is nothing to do.
+void write_all(int fd, std::string_view data) { (void)os::write_all(fd, data); }
 
 struct Options {
   std::string home;  // empty: resolve_home()

@@ -18,31 +18,12 @@
 #include "home.hpp"
 #include "json_fields.hpp"
 #include "option_schema.hpp"
+#include "os.hpp"
 
 namespace sempre {
 namespace {
 
 namespace json = boost::json;
-
-// Closes a descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  // Closes now and returns close's errno, or 0.
-  int close() {
-    const int fd = std::exchange(fd_, -1);
-    return ::close(fd) == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
 
 // Reads all of `fd`. Returns 0 or the errno of the failed read.
 int read_all(int fd, std::string& out) {
@@ -293,15 +274,15 @@ Status save_state(const std::string& path, const SavedState& state) {
 
 Result<LoadedState> load_state(const std::string& path) {
   LoadedState loaded;
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
+  os::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
     const int err = errno;
     if (err == ENOENT) return loaded;
     return os_error(err, "cannot read " + path);
   }
   std::string text;
   if (int err = read_all(fd.get(), text); err != 0) return os_error(err, "cannot read " + path);
-  fd.close();
+  fd.reset();
 
   const std::string reason = parse_state(text, loaded.state);
   if (reason.empty()) return loaded;
@@ -316,30 +297,9 @@ Result<LoadedState> load_state(const std::string& path) {
 
 std::optional<std::uint64_t> process_start_time(pid_t pid) {
   if (pid <= 0) return std::nullopt;
-  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return std::nullopt;
-  std::string stat;
-  if (read_all(fd.get(), stat) != 0) return std::nullopt;
-
-  // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so the
-  // fields are counted from the last ')'. The first after it is field 3.
-  const std::size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return std::nullopt;
-  std::string_view rest = std::string_view(stat).substr(paren + 1);
-  constexpr int kStartTimeField = 22;
-  for (int field = 3;; ++field) {
-    while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-    const std::size_t end = std::min(rest.find(' '), rest.size());
-    if (end == 0) return std::nullopt;
-    if (field == kStartTimeField) {
-      std::uint64_t ticks = 0;
-      const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + end, ticks);
-      if (ec != std::errc() || ptr != rest.data() + end) return std::nullopt;
-      return ticks;
-    }
-    rest.remove_prefix(end);
-  }
+  auto stat = os::read_proc_stat(pid);
+  if (!stat) return std::nullopt;
+  return stat->starttime;
 }
 
 }  // namespace sempre

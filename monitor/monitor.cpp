@@ -44,7 +44,7 @@ constexpr StateSet kChildGone = in(State::kStopped) | in(State::kExited) | in(St
 constexpr StateSet kSpawnSettled = kChildGone | in(State::kStarting) | in(State::kBackoff);
 
 Status write_pid_file(const std::string& path, pid_t pid) {
-  Status st = os::write_file_atomic(path, std::to_string(pid) + "\n", 0666);
+  Status st = os::write_file_atomic(path, std::to_string(pid) + "\n", 0644);
   if (!st) return Error{st.error().kind, "pid file: " + st.error().message, st.error().os_error};
   return {};
 }

@@ -47,6 +47,8 @@ Status write_file_atomic(const std::string& path, std::string_view data, mode_t 
     ::unlink(tmp.c_str());
     return os_error(err, what);
   };
+  // A leftover PATH.tmp keeps its mode through O_TRUNC.
+  if (::fchmod(fd.get(), mode) != 0) return fail(errno, "cannot write " + tmp);
   if (Status st = write_all(fd.get(), data); !st) {
     return fail(st.error().os_error, "cannot write " + tmp);
   }
@@ -59,7 +61,9 @@ Status write_file_atomic(const std::string& path, std::string_view data, mode_t 
                           : slash == 0               ? "/"
                                                      : path.substr(0, slash);
   UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir_fd || ::fsync(dir_fd.get()) != 0) return os_error(errno, "cannot sync " + dir);
+  if (!dir_fd) return os_error(errno, "cannot sync " + dir);
+  // EINVAL: a file system that cannot sync directories.
+  if (::fsync(dir_fd.get()) != 0 && errno != EINVAL) return os_error(errno, "cannot sync " + dir);
   return {};
 }
 

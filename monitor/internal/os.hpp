@@ -63,7 +63,7 @@ Status write_all(int fd, std::string_view data, std::size_t* written = nullptr);
 
 // Replaces the file at `path` with `data` so that a reader sees the old
 // content or the new one, never a part, even after a crash: it writes
-// PATH.tmp (created with `mode` & ~umask), fsyncs it, renames it over `path`
+// PATH.tmp (with exactly `mode`), fsyncs it, renames it over `path`
 // and fsyncs the directory. One writer per path at a time. On failure the
 // old file is left as it was and PATH.tmp is removed.
 Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode);
