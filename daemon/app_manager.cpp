@@ -131,17 +131,17 @@ class AppManager::Impl {
       sources_.remember(source.path, std::move(source.env), source.watch);
     }
     for (SavedApp& saved : loaded->state.apps) {
-      App& app = registry_.add_with_id(saved.id, std::move(saved.spec), saved.wanted_up);
-      make_monitor(app, /*resume=*/true);
+      App& app = registry_.add_with_id(saved.id, std::move(saved.spec));
+      make_monitor(app, saved.wanted_up ? Wanted::kUp : Wanted::kDown, /*resume=*/true);
       app.source = saved.source;
       app.restarts_before = saved.restarts;
       log_->info("restored app {} (id {}), wanted {}", app.spec.name, app.id,
-                 app.wanted_up ? "up" : "down");
-      if (!app.wanted_up) continue;
+                 wanted_up(app) ? "up" : "down");
+      if (!wanted_up(app)) continue;
       const std::uint64_t id = app.id;
       auto start = [this, id] {
         App* a = find_id(id);
-        if (a == nullptr || !a->wanted_up) return;
+        if (a == nullptr || !wanted_up(*a)) return;
         if (auto st = start_app(*a); !st) {
           log_->error("app {} (id {}) cannot start: {}", a->spec.name, id, st.error().message);
         }
@@ -191,18 +191,19 @@ class AppManager::Impl {
   // --- apps -------------------------------------------------------------
 
   // A new app, under the next id, with its Monitor.
-  App& add_app(AppSpec spec, bool wanted_up) {
-    App& app = registry_.add(std::move(spec), wanted_up);
-    make_monitor(app, /*resume=*/false);
+  App& add_app(AppSpec spec, Wanted wanted) {
+    App& app = registry_.add(std::move(spec));
+    make_monitor(app, wanted, /*resume=*/false);
     return app;
   }
 
+  // `wanted`: the wanted state it reports until a command changes it.
   // `resume`: the app ran under an earlier daemon, so its next run appends
   // to the logs of the runs before rather than truncating them.
-  void make_monitor(App& app, bool resume) {
+  void make_monitor(App& app, Wanted wanted, bool resume) {
     MonitorOptions options = app.spec.monitor;
     if (resume) options.logs.append = true;
-    app.monitor = std::make_unique<Monitor>(executor_, options, seams_);
+    app.monitor = std::make_unique<Monitor>(executor_, options, wanted, seams_);
     App* raw = &app;
     app.monitor->on_event([this, raw](const Event& e) { on_app_event(*raw, e); });
     app.monitor->on_output([this, raw](OutputStream stream, std::string_view line) {
@@ -219,10 +220,10 @@ class AppManager::Impl {
     if (logs.err_path.empty()) logs.err_path = paths_.logs_dir + "/" + spec.name + ".err.log";
   }
 
-  Status start_app(App& app) {
-    app.wanted_up = true;
-    return app.monitor->start();
-  }
+  Status start_app(App& app) { return app.monitor->start(); }
+
+  // Whether it is wanted up: its Monitor owns the flag.
+  static bool wanted_up(const App& app) { return app.monitor->status().wanted_up; }
 
   // `failed_start`: its first start failed, and it gives its id back.
   void erase_app(std::uint64_t id, bool failed_start = false) {
@@ -244,7 +245,6 @@ class AppManager::Impl {
     info.id = app.id;
     info.name = app.spec.name;
     info.status = app.monitor->status();
-    info.status.wanted_up = app.wanted_up;
     info.status.restarts += app.restarts_before;
     info.usage = app.monitor->usage();
     const auto now = std::chrono::steady_clock::now();
@@ -280,7 +280,7 @@ class AppManager::Impl {
       SavedApp saved;
       saved.id = app->id;
       saved.spec = app->spec;
-      saved.wanted_up = app->wanted_up;
+      saved.wanted_up = wanted_up(*app);
       if (const pid_t pid = app->monitor->status().pid; pid != 0) {
         saved.pid = pid;
         saved.pid_start_time = process_start_time(pid);
@@ -311,8 +311,12 @@ class AppManager::Impl {
     countdown->left = apps.size() + 1;
     countdown->done = [done = std::move(done), running] { done(running); };
     for (App* app : apps) {
-      if (!keep_wanted) app->wanted_up = false;
-      app->monitor->stop([countdown] { countdown->one(); });
+      auto one = [countdown] { countdown->one(); };
+      if (keep_wanted) {
+        app->monitor->stop_keep_wanted(one);
+      } else {
+        app->monitor->stop(one);
+      }
     }
     countdown->one();
   }
@@ -509,7 +513,7 @@ class AppManager::Impl {
       return fail(session, request, ErrorCode::kInvalid, st.error().message);
     }
     const bool autostart = spec->autostart;
-    App& app = add_app(std::move(*spec), autostart);
+    App& app = add_app(std::move(*spec), autostart ? Wanted::kUp : Wanted::kDown);
     const std::uint64_t id = app.id;
     if (!autostart) {
       log_->info("added app {} (id {}), stopped", app.spec.name, id);
@@ -604,7 +608,6 @@ class AppManager::Impl {
         });
       };
       for (App* app : *apps) {
-        app->wanted_up = true;
         app->monitor->restart([countdown] { countdown->one(); });
       }
       countdown->one();
@@ -893,7 +896,7 @@ class AppManager::Impl {
       const std::string name = p.spec.name;
       if (p.action == PlannedAction::kStart || p.action == PlannedAction::kAddStopped) {
         const bool autostart = p.action == PlannedAction::kStart;
-        App& app = add_app(std::move(p.spec), autostart);
+        App& app = add_app(std::move(p.spec), autostart ? Wanted::kUp : Wanted::kDown);
         app.source = path;
         if (!autostart) {
           report->added.emplace_back(name);
@@ -929,7 +932,6 @@ class AppManager::Impl {
       const std::uint64_t id = d.id;
       App* app = find_id(id);
       report->deleted.emplace_back(d.name);
-      app->wanted_up = false;
       app->monitor->stop([this, alive, id, countdown] {
         if (alive.expired()) return;
         erase_app(id);
@@ -941,21 +943,24 @@ class AppManager::Impl {
       App* app = find_id(id);
       report->restarted.emplace_back(p->spec.name);
       report->changes.emplace_back(p->spec.name, p->changes);
-      app->monitor->stop([this, alive, id, spec = std::move(p->spec), report, countdown] {
+      // It stays wanted as it was while the old Monitor stops, and the new
+      // one takes that over.
+      auto replace = [this, alive, id, spec = std::move(p->spec), report, countdown] {
         if (alive.expired()) return;
         if (App* a = find_id(id)) {
           // The old Monitor finished its stop; it is not on the stack here.
           std::unique_ptr<Monitor> old = std::move(a->monitor);
           a->restarts_before += old->status().restarts + 1;  // the reload's own restart counts
           a->spec = spec;
-          make_monitor(*a, /*resume=*/true);
+          make_monitor(*a, old->status().wanted_up ? Wanted::kUp : Wanted::kDown, /*resume=*/true);
           boost::asio::post(executor_, [gone = std::shared_ptr<Monitor>(std::move(old))] {});
           if (auto st = start_app(*a); !st) {
             report->failed.push_back({a->spec.name, st.error().message});
           }
         }
         countdown->one();
-      });
+      };
+      app->monitor->stop_keep_wanted(std::move(replace));
     }
     countdown->one();
   }
@@ -963,7 +968,7 @@ class AppManager::Impl {
   void dump(const protocol::Empty&, const protocol::Request& request,
             const std::shared_ptr<Session>& session) {
     protocol::DumpReply dumped;
-    for (App* app : registry_.all()) dumped.apps.push_back({app->spec, app->wanted_up, app->source});
+    for (App* app : registry_.all()) dumped.apps.push_back({app->spec, wanted_up(*app), app->source});
     reply(session, request, dumped);
   }
 

@@ -21,16 +21,13 @@ std::string check_app_name(const std::string& name) {
 
 void AppRegistry::skip_ids_below(std::uint64_t next) { next_id_ = std::max(next_id_, next); }
 
-App& AppRegistry::add(AppSpec spec, bool wanted_up) {
-  return add_with_id(next_id_, std::move(spec), wanted_up);
-}
+App& AppRegistry::add(AppSpec spec) { return add_with_id(next_id_, std::move(spec)); }
 
-App& AppRegistry::add_with_id(std::uint64_t id, AppSpec spec, bool wanted_up) {
+App& AppRegistry::add_with_id(std::uint64_t id, AppSpec spec) {
   assert(!apps_.contains(id));
   auto app = std::make_unique<App>();
   app->id = id;
   app->spec = std::move(spec);
-  app->wanted_up = wanted_up;
   App& record = *app;
   apps_[id] = std::move(app);
   next_id_ = std::max(next_id_, id + 1);

@@ -20,13 +20,12 @@
 
 namespace sempre {
 
-// One app of the daemon: what it is (spec, source), whether it is wanted up,
-// and the Monitor that runs it. Owned by the AppRegistry; used on the
+// One app of the daemon: what it is (spec, source) and the Monitor that runs
+// it (which also owns whether it is wanted up). Owned by the AppRegistry; used on the
 // daemon's io thread.
 struct App {
   std::uint64_t id = 0;
   AppSpec spec;
-  bool wanted_up = false;
   std::string source;  // the config file it came from; empty: the command line
   // Made by AppManager with the record (a test of the registry may leave it null).
   std::unique_ptr<Monitor> monitor;
@@ -68,10 +67,10 @@ class AppRegistry {
 
   // Adds an app under the next id, which then advances. Returns the record,
   // which stays at this address until it is removed.
-  App& add(AppSpec spec, bool wanted_up);
+  App& add(AppSpec spec);
   // Adds an app under `id` (restored from state.json); next_id() moves past
   // it. REQUIRES: no app has `id` (state.json holds each id once).
-  App& add_with_id(std::uint64_t id, AppSpec spec, bool wanted_up);
+  App& add_with_id(std::uint64_t id, AppSpec spec);
 
   // Removes app `id` and hands its record to the caller (who decides when
   // its Monitor dies); null when there is no such app. Its id stays used.

@@ -427,5 +427,33 @@ TEST_F(AppManagerTest, ShutdownStopsEveryAppButKeepsThemWantedUp) {
   EXPECT_EQ(launcher_.requests.size(), 4u);
 }
 
+TEST_F(AppManagerTest, TheWantedStateIsReportedAndSavedAcrossShutdownAndRestore) {
+  start(spec_of("web"));
+  AppSpec batch = spec_of("batch");
+  batch.autostart = false;
+  start(batch);
+  bool done = false;
+  manager().shutdown([&] { done = true; });
+  ASSERT_TRUE(run_until(io_, [&] { return done; }));
+  auto info = [&](const std::string& target) {
+    return result("info", {{"target", target}}).at("app").as_object();
+  };
+  EXPECT_EQ(text(info("web"), "status"), "stopped");
+  EXPECT_EQ(text(info("web"), "wanted"), "up") << "a shutdown keeps it wanted up";
+  EXPECT_EQ(text(info("batch"), "wanted"), "down");
+  const SavedState state = saved();
+  ASSERT_EQ(state.apps.size(), 2u);
+  EXPECT_TRUE(state.apps[0].wanted_up);
+  EXPECT_FALSE(state.apps[1].wanted_up);
+
+  manager_.reset();
+  manager().restore();
+  EXPECT_EQ(launcher_.requests.size(), 2u) << "only web is started again";
+  EXPECT_EQ(text(info("web"), "wanted"), "up");
+  EXPECT_EQ(text(info("batch"), "status"), "stopped");
+  EXPECT_EQ(text(info("batch"), "wanted"), "down");
+  EXPECT_EQ(listed(), (Names{"1:web:starting", "2:batch:stopped"}));
+}
+
 }  // namespace
 }  // namespace sempre

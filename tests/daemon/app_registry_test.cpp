@@ -35,7 +35,7 @@ class AppRegistryTest : public ::testing::Test {
   // Adds `name` with a Monitor on the fake launcher, started: its pid is
   // the launcher's next one.
   App& add_running(const std::string& name) {
-    App& app = registry_.add(spec_of(name), true);
+    App& app = registry_.add(spec_of(name));
     app.monitor = std::make_unique<Monitor>(io_.get_executor(), app.spec.monitor,
                                             MonitorSeams{&clock_, &launcher_});
     EXPECT_TRUE(app.monitor->start().ok());
@@ -56,47 +56,47 @@ class AppRegistryTest : public ::testing::Test {
 
 TEST_F(AppRegistryTest, HandsOutIdsFromOneInOrder) {
   EXPECT_EQ(registry_.next_id(), 1u);
-  EXPECT_EQ(registry_.add(spec_of("a"), true).id, 1u);
-  EXPECT_EQ(registry_.add(spec_of("b"), false).id, 2u);
+  EXPECT_EQ(registry_.add(spec_of("a")).id, 1u);
+  EXPECT_EQ(registry_.add(spec_of("b")).id, 2u);
   EXPECT_EQ(registry_.next_id(), 3u);
   EXPECT_EQ(ids(registry_.all()), (Ids{1, 2}));
   EXPECT_EQ(registry_.size(), 2u);
 }
 
 TEST_F(AppRegistryTest, NeverReusesTheIdOfADeletedApp) {
-  registry_.add(spec_of("a"), true);
-  registry_.add(spec_of("b"), true);
+  registry_.add(spec_of("a"));
+  registry_.add(spec_of("b"));
   EXPECT_NE(registry_.remove(2), nullptr);
-  EXPECT_EQ(registry_.add(spec_of("c"), true).id, 3u);
+  EXPECT_EQ(registry_.add(spec_of("c")).id, 3u);
   EXPECT_EQ(registry_.remove(2), nullptr);
 }
 
 TEST_F(AppRegistryTest, AFailedStartConsumesNoId) {
-  registry_.add(spec_of("a"), true);
-  const std::uint64_t id = registry_.add(spec_of("typo"), true).id;
+  registry_.add(spec_of("a"));
+  const std::uint64_t id = registry_.add(spec_of("typo")).id;
   auto gone = registry_.withdraw(id);
   ASSERT_NE(gone, nullptr);
   EXPECT_EQ(gone->spec.name, "typo");
   EXPECT_EQ(registry_.find_id(id), nullptr);
   EXPECT_EQ(registry_.next_id(), id);
-  EXPECT_EQ(registry_.add(spec_of("b"), true).id, id);
+  EXPECT_EQ(registry_.add(spec_of("b")).id, id);
 }
 
 TEST_F(AppRegistryTest, AWithdrawnAppThatIsNotTheLatestLeavesItsIdUsed) {
-  registry_.add(spec_of("a"), true);
-  registry_.add(spec_of("b"), true);
+  registry_.add(spec_of("a"));
+  registry_.add(spec_of("b"));
   registry_.withdraw(1);
   EXPECT_EQ(registry_.next_id(), 3u);
 }
 
 TEST_F(AppRegistryTest, RestoredAppsKeepTheirIdsAndNextIdMovesPastThem) {
   registry_.skip_ids_below(4);
-  registry_.add_with_id(9, spec_of("late"), true);
-  registry_.add_with_id(2, spec_of("early"), false);
+  registry_.add_with_id(9, spec_of("late"));
+  registry_.add_with_id(2, spec_of("early"));
   EXPECT_EQ(registry_.next_id(), 10u);
   EXPECT_EQ(ids(registry_.all()), (Ids{2, 9}));
-  EXPECT_FALSE(registry_.find_id(2)->wanted_up);
-  EXPECT_EQ(registry_.add(spec_of("new"), true).id, 10u);
+  EXPECT_EQ(registry_.find_id(2)->spec.name, "early");
+  EXPECT_EQ(registry_.add(spec_of("new")).id, 10u);
 }
 
 TEST_F(AppRegistryTest, SkipIdsBelowNeverMovesBack) {
@@ -106,7 +106,7 @@ TEST_F(AppRegistryTest, SkipIdsBelowNeverMovesBack) {
 }
 
 TEST_F(AppRegistryTest, FindsByIdAndByName) {
-  registry_.add(spec_of("web"), true);
+  registry_.add(spec_of("web"));
   EXPECT_EQ(registry_.find_name("web")->id, 1u);
   EXPECT_EQ(registry_.find_id(1)->spec.name, "web");
   EXPECT_EQ(registry_.find_name("nope"), nullptr);
@@ -114,16 +114,16 @@ TEST_F(AppRegistryTest, FindsByIdAndByName) {
 }
 
 TEST_F(AppRegistryTest, ResolvesNamesAndIdsInIdOrderEachOnce) {
-  registry_.add(spec_of("a"), true);
-  registry_.add(spec_of("b"), true);
-  registry_.add(spec_of("c"), true);
+  registry_.add(spec_of("a"));
+  registry_.add(spec_of("b"));
+  registry_.add(spec_of("c"));
   EXPECT_EQ(resolved({"c", "1", "a", "3"}), (Ids{1, 3}));
   EXPECT_EQ(resolved({"b"}), (Ids{2}));
 }
 
 TEST_F(AppRegistryTest, AllIsEveryAppOnceWhateverElseIsNamed) {
-  registry_.add(spec_of("a"), true);
-  registry_.add(spec_of("b"), true);
+  registry_.add(spec_of("a"));
+  registry_.add(spec_of("b"));
   EXPECT_EQ(resolved({"b", "all", "a"}), (Ids{1, 2}));
   AppRegistry empty;
   auto none = empty.resolve({"all"});
@@ -149,7 +149,7 @@ TEST_F(AppRegistryTest, APidTargetsTheRunningAppItBelongsTo) {
 }
 
 TEST_F(AppRegistryTest, ZeroNeverMatchesTheZeroPidOfAnAppThatDoesNotRun) {
-  registry_.add(spec_of("stopped"), false);
+  registry_.add(spec_of("stopped"));
   EXPECT_EQ(registry_.find_id(1)->pid(), 0);
   auto apps = registry_.resolve({"0"});
   ASSERT_FALSE(apps.ok());
@@ -158,7 +158,7 @@ TEST_F(AppRegistryTest, ZeroNeverMatchesTheZeroPidOfAnAppThatDoesNotRun) {
 }
 
 TEST_F(AppRegistryTest, TheFirstTargetThatMatchesNothingFailsTheWhole) {
-  registry_.add(spec_of("a"), true);
+  registry_.add(spec_of("a"));
   for (const std::string target : {"nope", "7", "", "99999999999999999999"}) {
     auto apps = registry_.resolve({"a", target, "also-nope"});
     ASSERT_FALSE(apps.ok()) << target;
@@ -169,7 +169,7 @@ TEST_F(AppRegistryTest, TheFirstTargetThatMatchesNothingFailsTheWhole) {
 TEST_F(AppRegistryTest, ANumberTooLongForAnIdIsOnlyAName) {
   // Names may not be numbers, but a restored state could hold anything:
   // a long number is looked up by name only, never parsed.
-  registry_.add(spec_of("1234567890123456789"), true);
+  registry_.add(spec_of("1234567890123456789"));
   EXPECT_EQ(resolved({"1234567890123456789"}), (Ids{1}));
 }
 
