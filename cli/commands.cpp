@@ -169,10 +169,12 @@ std::string parse_error_message(const CLI::ParseError& e, const CLI::App* sub) {
       std::regex_match(what, m, std::regex(R"(Could not convert: (\S+) = (.*))"))) {
     const CLI::Option* option = sub != nullptr ? sub->get_option_no_throw(m[1].str()) : nullptr;
     const bool number = option != nullptr && option->get_type_name() == "N";
-    return m[1].str() + ": " + in_quotes(m[2].str()) + (number ? " is not a number" : " is not valid");
+    return m[1].str() + ": " + in_quotes(m[2].str()) +
+           (number ? " is not a number" : " is not valid");
   }
   if (dynamic_cast<const CLI::ConversionError*>(&e) != nullptr &&
-      std::regex_match(what, m, std::regex(R"(The value (.*) is not an allowed value for (\S+))"))) {
+      std::regex_match(what, m,
+                       std::regex(R"(The value (.*) is not an allowed value for (\S+))"))) {
     return m[2].str() + ": " + in_quotes(m[1].str()) + " is not valid";
   }
   if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr &&
@@ -180,10 +182,12 @@ std::string parse_error_message(const CLI::ParseError& e, const CLI::App* sub) {
     return m[1].str() + " needs a value (" + m[2].str() + ")";
   }
   if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr &&
-      std::regex_match(what, m, std::regex(R"(The following arguments? (?:was|were) not expected: (\S+).*)"))) {
+      std::regex_match(
+          what, m, std::regex(R"(The following arguments? (?:was|were) not expected: (\S+).*)"))) {
     return unknown_argument_message(m[1].str(), sub);
   }
-  if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && what.find("subcommand") != std::string::npos) {
+  if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr &&
+      what.find("subcommand") != std::string::npos) {
     return "a command is required";
   }
   if (!what.empty()) what[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(what[0])));
@@ -217,7 +221,8 @@ std::string unknown_argument_message(const std::string& word, const CLI::App* ap
   if (app != nullptr) {
     const std::vector<std::string> names = option_names(*app);
     const std::vector<std::string_view> known(names.begin(), names.end());
-    if (const auto best = closest_word(name, known)) message += "; did you mean " + in_quotes(*best) + "?";
+    if (const auto best = closest_word(name, known))
+      message += "; did you mean " + in_quotes(*best) + "?";
   }
   return message;
 }

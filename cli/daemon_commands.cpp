@@ -19,7 +19,6 @@
 #include "sempre/program.hpp"
 #include "start_options.hpp"
 
-
 namespace sempre::cli {
 
 // The protocol's commands; Command is a row of the CLI's own table.
@@ -380,17 +379,20 @@ std::function<int()> define_start(CLI::App& app, const Invocation& invocation, b
         for (const auto& g : given) names += (names.empty() ? "" : ", ") + g;
         return usage_error("start", names + (given.size() == 1 ? " does" : " do") +
                                         " not apply to a config file: its apps take their "
-                                        "options from " + words[0]);
+                                        "options from " +
+                                        words[0]);
       }
       return start_config(starts_daemon, words);
     }
     // A PM2 or foreman habit: their config files are JSON, YAML or JS.
     if (words.size() == 1 && !invocation.has_dashes &&
-        (words[0].ends_with(".json") || words[0].ends_with(".yaml") ||
-         words[0].ends_with(".yml") || words[0].ends_with(".config.js"))) {
-      return usage_error("start", words[0] + ": config files are TOML (sempre start FILE.toml, "
-                                             "see sempre.toml(5)); to run it as a program, write "
-                                             "sempre start -- " + words[0]);
+        (words[0].ends_with(".json") || words[0].ends_with(".yaml") || words[0].ends_with(".yml") ||
+         words[0].ends_with(".config.js"))) {
+      return usage_error("start", words[0] +
+                                      ": config files are TOML (sempre start FILE.toml, "
+                                      "see sempre.toml(5)); to run it as a program, write "
+                                      "sempre start -- " +
+                                      words[0]);
     }
     if (const std::string warning = late_options_warning(*args, "start"); !warning.empty()) {
       std::cerr << "sempre: " << warning << '\n';
@@ -467,8 +469,9 @@ std::function<int()> define_restart(CLI::App& app, const Invocation& invocation,
   auto targets = std::make_shared<std::vector<std::string>>();
   auto wait = std::make_shared<bool>(false);
   add_targets(app, *targets);
-  app.add_flag("--wait", *wait,
-               "Answer once each app is running again; exit 1 with its last lines if it ended first");
+  app.add_flag(
+      "--wait", *wait,
+      "Answer once each app is running again; exit 1 with its last lines if it ended first");
   return [targets, wait, &invocation, starts_daemon] {
     return restart_apps(starts_daemon, "restart", with_dashes(*targets, invocation), *wait);
   };
@@ -488,7 +491,8 @@ std::function<int()> define_stopall(CLI::App&, const Invocation&, bool starts_da
 std::function<int()> define_restartall(CLI::App& app, const Invocation&, bool starts_daemon) {
   auto wait = std::make_shared<bool>(false);
   app.add_flag("--wait", *wait, "Answer once every app is running again");
-  return [wait, starts_daemon] { return restart_apps(starts_daemon, "restartall", {"all"}, *wait); };
+  return
+      [wait, starts_daemon] { return restart_apps(starts_daemon, "restartall", {"all"}, *wait); };
 }
 
 std::function<int()> define_signal(CLI::App& app, const Invocation& invocation,
@@ -519,12 +523,14 @@ std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_d
   };
   auto a = std::make_shared<Args>();
   app.add_flag("--json", a->json, "Print the apps as a JSON array (its schema is in sempre(1))");
-  app.add_option("-o,--columns", a->columns,
-                 "The columns, comma-separated: " + [] {
-                   std::string all;
-                   for (const auto& n : list_column_names()) all += (all.empty() ? "" : ",") + n;
-                   return all;
-                 }())
+  app.add_option(
+         "-o,--columns", a->columns,
+         "The columns, comma-separated: " +
+             [] {
+               std::string all;
+               for (const auto& n : list_column_names()) all += (all.empty() ? "" : ",") + n;
+               return all;
+             }())
       ->type_name("COLUMNS");
   app.add_option("--sort", a->sort, "Order the apps by a column or JSON field (-FIELD: descending)")
       ->type_name("FIELD");
@@ -552,7 +558,8 @@ std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_d
     if (!sort.empty()) {
       std::vector<protocol::AppInfo> probe;
       if (auto st = sort_apps(probe, sort); !st) {
-        return usage_error("list", "--sort: " + st.error().message + " (columns: id,name,... as -o)");
+        return usage_error("list",
+                           "--sort: " + st.error().message + " (columns: id,name,... as -o)");
       }
     }
     return with_daemon(starts_daemon, [&](Client& client) {
@@ -652,8 +659,9 @@ std::function<int()> define_logs(CLI::App& app, const Invocation& invocation, bo
       bool live = false;
       std::vector<LogLine> tail;
       auto print_line = [&](std::string_view name, std::string_view stream, std::string_view line) {
-        std::string text = a->raw ? std::string(line)
-                                  : format_log_line(name, name_width, stream, line, show_app, colour);
+        std::string text = a->raw
+                               ? std::string(line)
+                               : format_log_line(name, name_width, stream, line, show_app, colour);
         text += '\n';
         std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
       };
@@ -802,8 +810,9 @@ std::function<int()> define_reload(CLI::App& app, const Invocation&, bool starts
   auto flags = std::make_shared<ApplyFlags>();
   app.add_option("FILE", *path, "The config file (FILE.toml)")->required()->type_name("FILE");
   app.add_flag("--dry-run", flags->dry_run, "Print what would be done, and do nothing");
-  app.add_flag("--update-env", flags->update_env,
-               "Give the apps this shell's environment instead of the one of the file's first start");
+  app.add_flag(
+      "--update-env", flags->update_env,
+      "Give the apps this shell's environment instead of the one of the file's first start");
   app.footer(
       "Compares FILE with what runs: starts its new apps, restarts the changed ones (only\n"
       "those, saying what changed), stops and deletes the ones no longer in it, and leaves the\n"
@@ -814,9 +823,11 @@ std::function<int()> define_reload(CLI::App& app, const Invocation&, bool starts
     if (!is_config_file(*path)) {
       std::error_code ec;
       if (!std::filesystem::exists(*path, ec)) {
-        return usage_error(
-            "reload", "\"" + *path + "\" is not a config file (FILE.toml); to restart an app, use "
-                      "sempre restart " + *path);
+        return usage_error("reload",
+                           "\"" + *path +
+                               "\" is not a config file (FILE.toml); to restart an app, use "
+                               "sempre restart " +
+                               *path);
       }
     }
     auto file = read_config(*path);
@@ -828,12 +839,14 @@ std::function<int()> define_reload(CLI::App& app, const Invocation&, bool starts
 std::function<int()> define_save(CLI::App& app, const Invocation&, bool starts_daemon) {
   auto path = std::make_shared<std::string>();
   auto force = std::make_shared<bool>(false);
-  app.add_option("FILE", *path, "Where to write (default SEMPRE_HOME/apps.toml)")->type_name("FILE");
+  app.add_option("FILE", *path, "Where to write (default SEMPRE_HOME/apps.toml)")
+      ->type_name("FILE");
   app.add_flag("--force", *force, "Write even an empty list over a file that holds apps");
-  app.footer("Writes every app, with its full spec and environment, as a config file that\n"
-             "sempre start (or sempre resurrect) reads back to the same apps; a stopped app is\n"
-             "written with autostart = false and comes back stopped. The file is mode 0600 (it\n"
-             "holds environments). An empty list never replaces a file with apps without --force.");
+  app.footer(
+      "Writes every app, with its full spec and environment, as a config file that\n"
+      "sempre start (or sempre resurrect) reads back to the same apps; a stopped app is\n"
+      "written with autostart = false and comes back stopped. The file is mode 0600 (it\n"
+      "holds environments). An empty list never replaces a file with apps without --force.");
   return [path, force, starts_daemon] {
     return with_daemon(starts_daemon, [&](Client& client) {
       auto result = client.call<Cmd::kDump>({}, kRequestTimeout);

@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -24,9 +24,9 @@ std::size_t columns_of(std::uint32_t cp) {
     return 0;
   }
   static constexpr std::pair<std::uint32_t, std::uint32_t> kWide[] = {
-      {0x1100, 0x115F},   {0x2E80, 0x303E},   {0x3041, 0x33FF},   {0x3400, 0x4DBF},
-      {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},   {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},
-      {0xFE30, 0xFE4F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x1F300, 0x1F64F},
+      {0x1100, 0x115F},   {0x2E80, 0x303E},   {0x3041, 0x33FF},  {0x3400, 0x4DBF},
+      {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},   {0xAC00, 0xD7A3},  {0xF900, 0xFAFF},
+      {0xFE30, 0xFE4F},   {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},  {0x1F300, 0x1F64F},
       {0x1F900, 0x1F9FF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD}};
   for (const auto& [from, to] : kWide) {
     if (cp >= from && cp <= to) return 2;
@@ -47,7 +47,8 @@ std::string json_text(const json::value& value) {
     }
     case json::kind::array: {
       std::string out = "[";
-      for (const json::value& v : value.get_array()) out += (out.size() > 1 ? "," : "") + json_text(v);
+      for (const json::value& v : value.get_array())
+        out += (out.size() > 1 ? "," : "") + json_text(v);
       return out + "]";
     }
     case json::kind::object: {
@@ -67,8 +68,11 @@ std::size_t display_width(std::string_view text) {
   std::size_t total = 0;
   for (std::size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
-    std::size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                    : (c & 0xF8) == 0xF0 ? 4 : 1;
+    std::size_t len = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 1;
     if (i + len > text.size()) len = 1;
     std::uint32_t cp = len == 1 ? c : c & (0x7F >> len);
     for (std::size_t k = 1; k < len; ++k) {
@@ -97,7 +101,6 @@ std::string percent(double value) {
   std::snprintf(buf, sizeof buf, "%.1f%%", value);
   return buf;
 }
-
 
 std::string join(const std::vector<std::string>& items, std::string_view separator) {
   std::string out;
@@ -336,7 +339,8 @@ Result<std::vector<std::string>> parse_list_columns(std::string_view text) {
     if (word.empty()) continue;
     if (find_list_column(word) == nullptr) {
       std::string known;
-      for (const ListColumn& c : list_columns()) known += (known.empty() ? "" : ",") + std::string(c.name);
+      for (const ListColumn& c : list_columns())
+        known += (known.empty() ? "" : ",") + std::string(c.name);
       return Error{ErrorKind::kInvalidArgument,
                    "unknown column \"" + word + "\" (columns: " + known + ")"};
     }
@@ -497,7 +501,8 @@ std::string format_log_tail(const std::vector<LogLine>& lines, bool show_app, bo
   };
   std::vector<Block> blocks;
   for (const LogLine& l : lines) {
-    if (blocks.empty() || blocks.back().first->app != l.app || blocks.back().first->path != l.path) {
+    if (blocks.empty() || blocks.back().first->app != l.app ||
+        blocks.back().first->path != l.path) {
       blocks.push_back({&l, {}});
     }
     blocks.back().lines.push_back(&l);

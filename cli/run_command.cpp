@@ -22,11 +22,11 @@
 #include "sempre/reaper.hpp"
 #include "start_options.hpp"
 
-
 namespace sempre::cli {
 namespace {
 
-// Best effort: on failure (a closed terminal or pipe: the output is lost, the child is not) there is nothing to do.
+// Best effort: on failure (a closed terminal or pipe: the output is lost, the child is not) there
+// is nothing to do.
 void write_all(int fd, std::string_view data) { (void)os::write_all(fd, data); }
 
 void say(const std::string& line) { write_all(STDERR_FILENO, "sempre: " + line + "\n"); }
@@ -38,7 +38,7 @@ std::string human(const std::string& name, const Event& e) {
     case EventType::kReady:
       return name + " is running (pid " + std::to_string(e.pid) + ")";
     case EventType::kExit: {
-      std::string how = !e.exit                ? "exited"
+      std::string how = !e.exit            ? "exited"
                         : e.exit->signaled ? "was killed by signal " + signal_name(e.exit->code)
                                            : "exited with code " + std::to_string(e.exit->code);
       return name + " (pid " + std::to_string(e.pid) + ") " + how + " after running " +

@@ -45,8 +45,9 @@ void add_start_options(CLI::App& app, StartArgs& a, const Invocation& invocation
       ->type_name("FILE");
   app.add_flag("--no-env-inherit", a.no_env_inherit,
                "Start the child with only --env-file and --env, not sempre's environment");
-  app.add_option("-o,--out", a.out,
-                 "Write the child's stdout to FILE instead of its default log (stderr keeps its own)")
+  app.add_option(
+         "-o,--out", a.out,
+         "Write the child's stdout to FILE instead of its default log (stderr keeps its own)")
       ->type_name("FILE");
   app.add_option("-e,--err", a.err,
                  "Write the child's stderr to FILE instead of its default log (/dev/null: discard)")
@@ -130,8 +131,8 @@ std::string late_options_warning(const StartArgs& a, const std::string& command)
   std::string names;
   for (const auto& n : a.late_options) names += (names.empty() ? "\"" : ", \"") + n + "\"";
   const bool one = a.late_options.size() == 1;
-  return "warning: " + names + (one ? " comes" : " come") + " after PROGRAM, so " +
-         a.command[0] + " gets " + (one ? "it" : "them") + ", not sempre; write sempre " + command +
+  return "warning: " + names + (one ? " comes" : " come") + " after PROGRAM, so " + a.command[0] +
+         " gets " + (one ? "it" : "them") + ", not sempre; write sempre " + command +
          " [OPTIONS] PROGRAM [ARGS...] to give " + (one ? "it" : "them") +
          " to sempre, or put -- before PROGRAM to say it is meant";
 }
@@ -207,7 +208,8 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
       for (const auto& w : *list) {
         if (w.empty()) return invalid("--watch", "expected --watch=PATH, got an empty PATH");
         const std::string path = w == "." ? m.cwd : absolute(w, m.cwd);
-        if (std::find(m.watch.begin(), m.watch.end(), path) == m.watch.end()) m.watch.push_back(path);
+        if (std::find(m.watch.begin(), m.watch.end(), path) == m.watch.end())
+          m.watch.push_back(path);
       }
     }
   }

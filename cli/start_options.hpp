@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "commands.hpp"
 #include "app_spec.hpp"
+#include "commands.hpp"
 #include "sempre/options.hpp"
 #include "sempre/result.hpp"
 
@@ -72,8 +72,6 @@ using AppOptions = AppSpec;
 // Errors (kInvalidArgument) name the option, e.g.
 // `--kill-timeout: invalid duration "5x": ...`.
 Result<AppOptions> to_app_options(const StartArgs& args, const std::vector<std::string>& env,
-                                  const std::string& cwd,
-                                  const MonitorOptions* defaults = nullptr);
-
+                                  const std::string& cwd, const MonitorOptions* defaults = nullptr);
 
 }  // namespace sempre::cli

@@ -10,13 +10,13 @@
 namespace sempre {
 
 struct HomePaths {
-  std::string home;      // SEMPRE_HOME
-  std::string socket;    // sempre.sock
-  std::string lock;      // sempred.lock: flock'd by the running daemon
-  std::string start_lock;// start.lock: serialises CLIs that start a daemon
-  std::string log;       // sempred.log
-  std::string state;     // state.json
-  std::string logs_dir;  // logs/
+  std::string home;        // SEMPRE_HOME
+  std::string socket;      // sempre.sock
+  std::string lock;        // sempred.lock: flock'd by the running daemon
+  std::string start_lock;  // start.lock: serialises CLIs that start a daemon
+  std::string log;         // sempred.log
+  std::string state;       // state.json
+  std::string logs_dir;    // logs/
 };
 
 // $SEMPRE_HOME, or ~/.sempre ($HOME, else the passwd entry). Made absolute.

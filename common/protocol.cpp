@@ -10,8 +10,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "option_schema.hpp"
 #include "json_fields.hpp"
+#include "option_schema.hpp"
 
 namespace sempre::protocol {
 namespace json = boost::json;

@@ -213,7 +213,8 @@ struct Request {
   boost::json::object args;
 };
 
-boost::json::object make_request(std::uint64_t id, std::string_view cmd, boost::json::object args = {});
+boost::json::object make_request(std::uint64_t id, std::string_view cmd,
+                                 boost::json::object args = {});
 boost::json::object make_request(std::uint64_t id, Command command, boost::json::object args = {});
 // Checks the shape (v, id, cmd, args), the version first (check_version):
 // a peer of another version may shape the rest differently. A shape error is

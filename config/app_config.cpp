@@ -1135,8 +1135,9 @@ DaemonSettings load_daemon_settings(const std::string& path) {
         } else if (key == "sort") {
           if (auto text = read_string(*d.node, key, ctx)) settings.list_sort = *text;
         } else {
-          ctx.error(d.key->source(),
-                    unknown_key_message(key, {std::begin(kListKeys), std::end(kListKeys)}, "[list]"));
+          ctx.error(
+              d.key->source(),
+              unknown_key_message(key, {std::begin(kListKeys), std::end(kListKeys)}, "[list]"));
         }
       }
       continue;

@@ -43,8 +43,8 @@ struct AppsFile {
 // `env_inherit = false` gets only its own. The file's [defaults] table
 // applies to every app; an app's own keys win. `home_config` names
 // SEMPRE_HOME/config.toml, whose own [defaults] table lies beneath the file's
-// (errors in it are reported too); empty: none. Relative paths (cwd, out, err, log, pid_file, env_file, watch) resolve
-// against the file's directory.
+// (errors in it are reported too); empty: none. Relative paths (cwd, out, err, log, pid_file,
+// env_file, watch) resolve against the file's directory.
 AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env,
                         const std::string& home_config = {});
 AppsFile parse_apps(std::string_view text, const std::string& path,

@@ -14,8 +14,8 @@
 #include "app_config.hpp"
 #include "app_registry.hpp"
 #include "config_sources.hpp"
-#include "protocol.hpp"
 #include "os.hpp"
+#include "protocol.hpp"
 #include "reload_planner.hpp"
 #include "sempre/log_files.hpp"
 #include "sempre/monitor.hpp"
@@ -29,7 +29,6 @@ namespace json = boost::json;
 using protocol::Command;
 using protocol::ErrorCode;
 
-
 // Sends `sig`, then SIGKILL after `timeout`, to the group of `pid`, a
 // process left running by an earlier daemon (not our child: watched through
 // a pidfd). `done` runs once it is gone.
@@ -37,8 +36,8 @@ class StaleChildStopper : public std::enable_shared_from_this<StaleChildStopper>
  public:
   static void stop(boost::asio::any_io_executor executor, pid_t pid, int sig, Millis timeout,
                    std::function<void()> done) {
-    auto self = std::shared_ptr<StaleChildStopper>(
-        new StaleChildStopper(executor, pid, std::move(done)));
+    auto self =
+        std::shared_ptr<StaleChildStopper>(new StaleChildStopper(executor, pid, std::move(done)));
     self->begin(sig, timeout);
   }
 
@@ -146,7 +145,8 @@ class AppManager::Impl {
           log_->error("app {} (id {}) cannot start: {}", a->spec.name, id, st.error().message);
         }
       };
-      if (saved.pid && saved.pid_start_time && process_start_time(*saved.pid) == saved.pid_start_time) {
+      if (saved.pid && saved.pid_start_time &&
+          process_start_time(*saved.pid) == saved.pid_start_time) {
         log_->warn("app {} (id {}): pid {} of an earlier daemon still runs; stopping it first",
                    app.spec.name, app.id, *saved.pid);
         StaleChildStopper::stop(executor_, *saved.pid, app.spec.monitor.kill_signal,
@@ -256,8 +256,10 @@ class AppManager::Impl {
       app.cpu_percent = info.usage.cpu_percent;
     } else if (now - app.cpu_at >= kCpuWindow) {
       const auto elapsed = std::chrono::duration_cast<Millis>(now - app.cpu_at).count();
-      const std::uint64_t used = info.usage.cpu_ms >= app.cpu_ms ? info.usage.cpu_ms - app.cpu_ms : 0;
-      app.cpu_percent = elapsed > 0 ? 100.0 * static_cast<double>(used) / static_cast<double>(elapsed) : 0;
+      const std::uint64_t used =
+          info.usage.cpu_ms >= app.cpu_ms ? info.usage.cpu_ms - app.cpu_ms : 0;
+      app.cpu_percent =
+          elapsed > 0 ? 100.0 * static_cast<double>(used) / static_cast<double>(elapsed) : 0;
       app.cpu_at = now;
       app.cpu_ms = info.usage.cpu_ms;
     }
@@ -376,7 +378,8 @@ class AppManager::Impl {
           countdown->one();
           return true;
         }
-        if (e.type == EventType::kExit || e.type == EventType::kFailed || e.type == EventType::kStop) {
+        if (e.type == EventType::kExit || e.type == EventType::kFailed ||
+            e.type == EventType::kStop) {
           MonitorStatus gone;
           gone.state = e.state;
           gone.last_exit = e.exit;
@@ -492,9 +495,11 @@ class AppManager::Impl {
 
   void ping(const protocol::Empty&, const protocol::Request& request,
             const std::shared_ptr<Session>& session) {
-    const auto uptime = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
-    reply(session, request,
-          protocol::PingReply{::getpid(), protocol::kVersion, paths_.home, uptime, registry_.size()});
+    const auto uptime =
+        std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
+    reply(
+        session, request,
+        protocol::PingReply{::getpid(), protocol::kVersion, paths_.home, uptime, registry_.size()});
   }
 
   void start(const protocol::StartArgs& args, const protocol::Request& request,
@@ -533,14 +538,16 @@ class AppManager::Impl {
     persist();
     if (!args.wait) return reply(session, request, protocol::StartReply{{info_of(app), {}}});
     std::weak_ptr<bool> alive = alive_;
-    wait_until_up({id}, [this, alive, id, request, session](std::map<std::uint64_t, std::string> errors) {
-      if (alive.expired()) return;
-      App* a = find_id(id);
-      if (a == nullptr) return fail(session, request, ErrorCode::kNotFound, "the app was deleted");
-      protocol::AppOutcome outcome{info_of(*a), {}};
-      if (auto it = errors.find(id); it != errors.end()) outcome.error = it->second;
-      reply(session, request, protocol::StartReply{std::move(outcome)});
-    });
+    wait_until_up({id},
+                  [this, alive, id, request, session](std::map<std::uint64_t, std::string> errors) {
+                    if (alive.expired()) return;
+                    App* a = find_id(id);
+                    if (a == nullptr)
+                      return fail(session, request, ErrorCode::kNotFound, "the app was deleted");
+                    protocol::AppOutcome outcome{info_of(*a), {}};
+                    if (auto it = errors.find(id); it != errors.end()) outcome.error = it->second;
+                    reply(session, request, protocol::StartReply{std::move(outcome)});
+                  });
   }
 
   void stop(const protocol::TargetsArgs& args, const protocol::Request& request,
@@ -568,8 +575,8 @@ class AppManager::Impl {
     std::weak_ptr<bool> alive = alive_;
     // Each app's outcome: its AppInfo, with an "error" when a restart left
     // it unable to run (the program is gone) or, with "wait", not running.
-    auto answer = [this, alive, ids, request, session](bool erase,
-                                                       std::map<std::uint64_t, std::string> errors) {
+    auto answer = [this, alive, ids, request, session](
+                      bool erase, std::map<std::uint64_t, std::string> errors) {
       if (alive.expired()) return;
       protocol::AppsReply infos;
       for (auto id : ids) {
@@ -595,7 +602,8 @@ class AppManager::Impl {
           App* a = find_id(id);
           if (a == nullptr) continue;
           const MonitorStatus st = a->monitor->status();
-          if (st.state == State::kFailed) errors[id] = st.last_error.empty() ? "failed" : st.last_error;
+          if (st.state == State::kFailed)
+            errors[id] = st.last_error.empty() ? "failed" : st.last_error;
         }
         if (!wait) return answer(false, std::move(errors));
         std::vector<std::uint64_t> pending;
@@ -646,7 +654,8 @@ class AppManager::Impl {
       return nullptr;
     }
     if (apps->size() != 1) {
-      fail(session, request, ErrorCode::kBadRequest, request.cmd + ": expected one app, not \"all\"");
+      fail(session, request, ErrorCode::kBadRequest,
+           request.cmd + ": expected one app, not \"all\"");
       return nullptr;
     }
     return apps->front();
@@ -733,7 +742,8 @@ class AppManager::Impl {
     session->send(protocol::make_item(request.id, protocol::to_json(protocol::LogsFollowing{})));
     // Nothing runs between the tail above and this subscription: no line is
     // missed or shown twice.
-    log_followers_.add(session, request.id, {followed_ids(args.targets, *apps), want_out, want_err});
+    log_followers_.add(session, request.id,
+                       {followed_ids(args.targets, *apps), want_out, want_err});
   }
 
   void events(const protocol::EventsArgs& args, const protocol::Request& request,
@@ -766,7 +776,8 @@ class AppManager::Impl {
     for (App* app : registry_.all()) {
       const LogOptions& l = app->spec.monitor.logs;
       if (!l.out_path.empty()) removed += remove_rotated_logs(l.out_path);
-      if (!l.err_path.empty() && l.err_path != l.out_path) removed += remove_rotated_logs(l.err_path);
+      if (!l.err_path.empty() && l.err_path != l.out_path)
+        removed += remove_rotated_logs(l.err_path);
     }
     log_->info("cleanlogs removed {} rotated log files", removed);
     reply(session, request, protocol::CleanlogsReply{removed});
@@ -968,7 +979,8 @@ class AppManager::Impl {
   void dump(const protocol::Empty&, const protocol::Request& request,
             const std::shared_ptr<Session>& session) {
     protocol::DumpReply dumped;
-    for (App* app : registry_.all()) dumped.apps.push_back({app->spec, wanted_up(*app), app->source});
+    for (App* app : registry_.all())
+      dumped.apps.push_back({app->spec, wanted_up(*app), app->source});
     reply(session, request, dumped);
   }
 
@@ -1020,6 +1032,8 @@ void AppManager::handle(const protocol::Request& request, const std::shared_ptr<
 }
 void AppManager::shutdown(std::function<void()> done) { impl_->shutdown(std::move(done)); }
 void AppManager::reload_sources() { impl_->reload_sources(); }
-void AppManager::set_on_kill(std::function<void()> on_kill) { impl_->set_on_kill(std::move(on_kill)); }
+void AppManager::set_on_kill(std::function<void()> on_kill) {
+  impl_->set_on_kill(std::move(on_kill));
+}
 
 }  // namespace sempre

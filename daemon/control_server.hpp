@@ -49,7 +49,8 @@ class RequestHandler {
   virtual ~RequestHandler() = default;
   // Answers `request` on `session`, now or later: exactly one response
   // (make_result/make_error), preceded by any number of items.
-  virtual void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) = 0;
+  virtual void handle(const protocol::Request& request,
+                      const std::shared_ptr<Session>& session) = 0;
 };
 
 class ControlServer {

@@ -30,8 +30,8 @@
 #include "app_manager.hpp"
 #include "control_server.hpp"
 #include "home.hpp"
-#include "protocol.hpp"
 #include "os.hpp"
+#include "protocol.hpp"
 #include "sempre/reaper.hpp"
 #include "sempre/units.hpp"
 
@@ -215,7 +215,8 @@ Status detach() {
 Result<spdlog::sink_ptr> open_log_sink(const std::string& path, const DaemonSettings& settings) {
   try {
     auto sink = std::make_shared<spdlog::sinks::rotating_file_sink_st>(
-        path, static_cast<std::size_t>(settings.log_max_size), static_cast<std::size_t>(settings.log_keep));
+        path, static_cast<std::size_t>(settings.log_max_size),
+        static_cast<std::size_t>(settings.log_keep));
     ::close_range(STDERR_FILENO + 1, ~0U, CLOSE_RANGE_CLOEXEC);
     return spdlog::sink_ptr(std::move(sink));
   } catch (const std::exception& e) {

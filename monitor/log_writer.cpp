@@ -293,7 +293,8 @@ void tail_one(const std::string& path, std::size_t count, std::vector<std::strin
   bool at_end = true;
   char block[65536];
   while (end > 0 && out.size() < count) {
-    const off_t start = end > static_cast<off_t>(sizeof block) ? end - static_cast<off_t>(sizeof block) : 0;
+    const off_t start =
+        end > static_cast<off_t>(sizeof block) ? end - static_cast<off_t>(sizeof block) : 0;
     const ssize_t n = ::pread(fd, block, static_cast<std::size_t>(end - start), start);
     if (n <= 0) break;
     std::string chunk(block, static_cast<std::size_t>(n));

@@ -23,10 +23,10 @@ class LogWriter {
  public:
   struct Options {
     std::string path;
-    bool append = false;          // false: truncate when opened
-    std::uint64_t max_size = 0;   // rotate before a write would pass it; 0 = never
-    int keep = 5;                 // PATH.1 (newest) ... PATH.keep; older ones deleted
-    bool timestamps = false;      // prefix each line with "2026-11-26T16:49:27.123+0000 "
+    bool append = false;         // false: truncate when opened
+    std::uint64_t max_size = 0;  // rotate before a write would pass it; 0 = never
+    int keep = 5;                // PATH.1 (newest) ... PATH.keep; older ones deleted
+    bool timestamps = false;     // prefix each line with "2026-11-26T16:49:27.123+0000 "
   };
 
   // Opens (creating parent directories as needed) PATH with O_APPEND|O_CLOEXEC,

@@ -117,7 +117,8 @@ class Monitor::Impl {
       if (!st && result) result = std::move(st);
     };
     flush(out_writer_, options_.logs.out_path);
-    if (options_.logs.err_path != options_.logs.out_path) flush(err_writer_, options_.logs.err_path);
+    if (options_.logs.err_path != options_.logs.out_path)
+      flush(err_writer_, options_.logs.err_path);
     return result;
   }
 
@@ -161,8 +162,8 @@ class Monitor::Impl {
     }
     const auto wall = since(usage_sample_->at, now).count();
     if (wall > 0 && g.cpu_ms >= usage_sample_->cpu_ms) {
-      u.cpu_percent = 100.0 * static_cast<double>(g.cpu_ms - usage_sample_->cpu_ms) /
-                      static_cast<double>(wall);
+      u.cpu_percent =
+          100.0 * static_cast<double>(g.cpu_ms - usage_sample_->cpu_ms) / static_cast<double>(wall);
     }
     usage_sample_ = UsageSample{run_->pid, now, g.cpu_ms};
     return u;
@@ -209,8 +210,8 @@ class Monitor::Impl {
     std::unique_ptr<Timer> drain_timer;
     std::uint64_t out_pipe = 0;  // ids in pipes_, 0 when at EOF
     std::uint64_t err_pipe = 0;
-    LaunchRequest request;                // how it was spawned (for an exec readiness check)
-    std::unique_ptr<ReadyProbe> probe;    // while it is starting, with --ready
+    LaunchRequest request;              // how it was spawned (for an exec readiness check)
+    std::unique_ptr<ReadyProbe> probe;  // while it is starting, with --ready
   };
 
   struct UsageSample {
@@ -432,9 +433,9 @@ class Monitor::Impl {
     if (!argv) return argv.error();
     // Python buffers stdout when it is a pipe, so a log would show nothing
     // until 8 KiB piled up, and lose it all on a crash.
-    if (is_python(argv->front()) &&
-        std::none_of(env.begin(), env.end(),
-                     [](const std::string& e) { return e.rfind("PYTHONUNBUFFERED=", 0) == 0; })) {
+    if (is_python(argv->front()) && std::none_of(env.begin(), env.end(), [](const std::string& e) {
+          return e.rfind("PYTHONUNBUFFERED=", 0) == 0;
+        })) {
       env.emplace_back("PYTHONUNBUFFERED=1");
     }
     auto creds = resolve_credentials(options_.user, options_.group);
@@ -673,7 +674,8 @@ class Monitor::Impl {
     callbacks.on_eof = [this, alive, id] {
       if (!alive.expired()) on_pipe_eof(id);
     };
-    pipes_.emplace_back(id, std::make_unique<OutputPipe>(executor_, fd, buffer_, std::move(callbacks)));
+    pipes_.emplace_back(id,
+                        std::make_unique<OutputPipe>(executor_, fd, buffer_, std::move(callbacks)));
     return id;
   }
 
@@ -718,17 +720,19 @@ class Monitor::Impl {
     o.paths = options_.watch;
     o.ignore_globs = options_.watch_ignore;
     o.debounce = options_.watch_debounce;
-    for (const auto* path : {&options_.logs.out_path, &options_.logs.err_path, &options_.pid_file}) {
+    for (const auto* path :
+         {&options_.logs.out_path, &options_.logs.err_path, &options_.pid_file}) {
       if (!path->empty()) o.ignore_paths.push_back(*path);
     }
     std::weak_ptr<bool> alive = alive_;
-    auto watcher = FileWatcher::create(executor_, *clock_, o, [this, alive](const std::string& path) {
-      if (alive.expired()) return;
-      Event e = make_event(EventType::kWatch);
-      e.path = path;
-      emit(e);
-      fire({Trigger::kRestart, "watched file changed: " + path});
-    });
+    auto watcher =
+        FileWatcher::create(executor_, *clock_, o, [this, alive](const std::string& path) {
+          if (alive.expired()) return;
+          Event e = make_event(EventType::kWatch);
+          e.path = path;
+          emit(e);
+          fire({Trigger::kRestart, "watched file changed: " + path});
+        });
     if (!watcher) return watcher.error();
     watcher_ = std::move(*watcher);
     return {};

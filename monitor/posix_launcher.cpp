@@ -356,15 +356,15 @@ class PosixChild final : public ChildProcess {
   // Waits for the pidfd to become readable, then reaps the child if it has
   // exited and waits again if it has not.
   static void wait_exit(const std::shared_ptr<State>& state) {
-    state->pidfd.async_wait(asio::posix::stream_descriptor::wait_read,
-                            [state](const boost::system::error_code& ec) {
-                              if (ec == asio::error::operation_aborted || state->closed) return;
-                              std::optional<ExitStatus> status = reap_registered_if_exited(
-                                  state->pidfd.native_handle(), state->pid);
-                              if (!status) return wait_exit(state);  // a spurious wake-up
-                              state->reaped = true;
-                              deliver_exit(state, *status);
-                            });
+    state->pidfd.async_wait(
+        asio::posix::stream_descriptor::wait_read, [state](const boost::system::error_code& ec) {
+          if (ec == asio::error::operation_aborted || state->closed) return;
+          std::optional<ExitStatus> status =
+              reap_registered_if_exited(state->pidfd.native_handle(), state->pid);
+          if (!status) return wait_exit(state);  // a spurious wake-up
+          state->reaped = true;
+          deliver_exit(state, *status);
+        });
   }
 
   static void deliver_exit(const std::shared_ptr<State>& state, ExitStatus status) {

@@ -55,22 +55,22 @@ class NotifyProbe final : public ReadyProbe {
  private:
   void receive() {
     std::weak_ptr<bool> alive = alive_;
-    socket_.async_receive(asio::buffer(buffer_), [this, alive](const boost::system::error_code& ec,
-                                                               std::size_t n) {
-      if (alive.expired() || ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        const std::string_view message(buffer_, n);
-        for (std::size_t at = 0; at <= message.size();) {
-          const auto end = std::min(message.find('\n', at), message.size());
-          if (message.substr(at, end - at) == "READY=1") {
-            if (on_ready_) std::exchange(on_ready_, nullptr)();
-            return;
-          }
-          at = end + 1;
-        }
-      }
-      receive();
-    });
+    socket_.async_receive(asio::buffer(buffer_),
+                          [this, alive](const boost::system::error_code& ec, std::size_t n) {
+                            if (alive.expired() || ec == asio::error::operation_aborted) return;
+                            if (!ec) {
+                              const std::string_view message(buffer_, n);
+                              for (std::size_t at = 0; at <= message.size();) {
+                                const auto end = std::min(message.find('\n', at), message.size());
+                                if (message.substr(at, end - at) == "READY=1") {
+                                  if (on_ready_) std::exchange(on_ready_, nullptr)();
+                                  return;
+                                }
+                                at = end + 1;
+                              }
+                            }
+                            receive();
+                          });
   }
 
   asio::local::datagram_protocol::socket socket_;
@@ -82,7 +82,10 @@ class NotifyProbe final : public ReadyProbe {
 class TcpProbe final : public ReadyProbe {
  public:
   TcpProbe(asio::any_io_executor executor, Clock& clock, int port, std::function<void()> on_ready)
-      : socket_(executor), clock_(clock), port_(port), on_ready_(std::move(on_ready)),
+      : socket_(executor),
+        clock_(clock),
+        port_(port),
+        on_ready_(std::move(on_ready)),
         alive_(std::make_shared<bool>(true)) {
     attempt();
   }
@@ -123,8 +126,11 @@ class ExecProbe final : public ReadyProbe {
  public:
   ExecProbe(Clock& clock, Launcher& launcher, LaunchRequest base, std::string command,
             std::function<void()> on_ready)
-      : clock_(clock), launcher_(launcher), request_(std::move(base)),
-        on_ready_(std::move(on_ready)), alive_(std::make_shared<bool>(true)) {
+      : clock_(clock),
+        launcher_(launcher),
+        request_(std::move(base)),
+        on_ready_(std::move(on_ready)),
+        alive_(std::make_shared<bool>(true)) {
     request_.argv = {"/bin/sh", "-c", std::move(command)};
     request_.stdout_fd = -1;
     request_.stderr_fd = -1;
@@ -192,9 +198,8 @@ Result<ReadyCheck> parse_ready_check(std::string_view text) {
     check.command = std::string(text.substr(5));
     return check;
   }
-  return Error{ErrorKind::kInvalidArgument,
-               "invalid readiness check \"" + std::string(text) +
-                   "\": expected notify, tcp:PORT or exec:CMD"};
+  return Error{ErrorKind::kInvalidArgument, "invalid readiness check \"" + std::string(text) +
+                                                "\": expected notify, tcp:PORT or exec:CMD"};
 }
 
 Result<std::unique_ptr<ReadyProbe>> make_notify_probe(asio::any_io_executor executor,

@@ -29,6 +29,12 @@ section() {
 section "Dependencies"
 bash .ci/deps
 
+section "Format: every source as .clang-format lays it out"
+# A check, not a reformat: `clang-format -i FILE` fixes what it names.
+mapfile -t sources < <(find cli common config daemon monitor tests examples \
+  \( -name '*.cpp' -o -name '*.hpp' \) -type f | sort)
+clang-format --dry-run --Werror "${sources[@]}"
+
 section "Build: build-test/ (RelWithDebInfo, -Werror)"
 cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSEMPRE_WERROR=ON
 cmake --build build-test -j"$jobs"

@@ -123,13 +123,15 @@ TEST(List, ColoursTheStatusOnlyWhenAsked) {
 
 TEST(List, AnExitWithCodeZeroIsNotRed) {
   auto done = json::parse(R"({"id":3, "name":"job", "pid":null, "status":"exited",
-      "last_exit":{"code":0}})").as_object();
+      "last_exit":{"code":0}})")
+                  .as_object();
   auto crashed = json::parse(R"({"id":4, "name":"bad", "pid":null, "status":"exited",
-      "last_exit":{"code":2}})").as_object();
+      "last_exit":{"code":2}})")
+                     .as_object();
   const std::string out = format_list({app_of(done), app_of(crashed)}, true, {"name", "status"});
   EXPECT_NE(out.find(std::string(kDim) + "exited"), std::string::npos) << out;
   EXPECT_NE(out.find(std::string(kRed) + "exited"), std::string::npos) << out;
-  EXPECT_EQ(out.find(std::string(kRed) + "exited") , out.rfind(std::string(kRed) + "exited")) << out;
+  EXPECT_EQ(out.find(std::string(kRed) + "exited"), out.rfind(std::string(kRed) + "exited")) << out;
 }
 
 TEST(List, SortsByAColumnOrField) {
@@ -262,11 +264,10 @@ TEST(Logs, PrintsEachFileUnderItsNameWithoutTimes) {
 
 TEST(Table, WideCharactersTakeTwoColumns) {
   EXPECT_EQ(display_width("web"), 3u);
-  EXPECT_EQ(display_width("caf\xc3\xa9"), 4u);          // é: one column
+  EXPECT_EQ(display_width("caf\xc3\xa9"), 4u);               // é: one column
   EXPECT_EQ(display_width("\xe6\x97\xa5\xe6\x9c\xac"), 4u);  // 日本: two each
-  const std::string table = render_table({{"NAME"}, {"PID", true}},
-                                         {{{"\xe6\x97\xa5\xe6\x9c\xac"}, {"1"}}, {{"ab"}, {"22"}}},
-                                         false);
+  const std::string table = render_table(
+      {{"NAME"}, {"PID", true}}, {{{"\xe6\x97\xa5\xe6\x9c\xac"}, {"1"}}, {{"ab"}, {"22"}}}, false);
   EXPECT_EQ(table, "NAME  PID\n\xe6\x97\xa5\xe6\x9c\xac    1\nab     22\n");
 }
 

@@ -50,7 +50,8 @@ TEST(AppConfig, NiceAndLimitNofileAreKeysAndDefaults) {
   const AppSpec app = parse_one("nice = 5\nlimit_nofile = 256\n");
   EXPECT_EQ(app.monitor.nice, 5);
   EXPECT_EQ(app.monitor.limit_nofile, 256u);
-  const AppsFile f = parse("[defaults]\nnice = 10\n[[app]]\ncmd = \"a\"\n[[app]]\ncmd = \"b\"\nnice = 1\n");
+  const AppsFile f =
+      parse("[defaults]\nnice = 10\n[[app]]\ncmd = \"a\"\n[[app]]\ncmd = \"b\"\nnice = 1\n");
   ASSERT_TRUE(f.ok()) << errors_of(f);
   EXPECT_EQ(f.apps[0].monitor.nice, 10);
   EXPECT_EQ(f.apps[1].monitor.nice, 1);
@@ -701,14 +702,16 @@ namespace {
 TEST(HomeDefaults, LieBeneathTheFilesDefaultsAndTheAppsKeys) {
   test::TempDir dir;
   const std::string home_config = dir.file("config.toml");
-  test::write_file(home_config,
-                   "[daemon]\nlog_keep = 2\n[defaults]\nkill_timeout = \"7s\"\nmin_uptime = \"3s\"\n"
-                   "log_keep = 9\n");
+  test::write_file(
+      home_config,
+      "[daemon]\nlog_keep = 2\n[defaults]\nkill_timeout = \"7s\"\nmin_uptime = \"3s\"\n"
+      "log_keep = 9\n");
   const std::string apps = dir.file("apps.toml");
-  test::write_file(apps,
-                   "[defaults]\nmin_uptime = \"2s\"\n"
-                   "[[app]]\nname = \"a\"\ncmd = \"x\"\n"
-                   "[[app]]\nname = \"b\"\ncmd = \"x\"\nmin_uptime = \"1500ms\"\nkill_timeout = \"1s\"\n");
+  test::write_file(
+      apps,
+      "[defaults]\nmin_uptime = \"2s\"\n"
+      "[[app]]\nname = \"a\"\ncmd = \"x\"\n"
+      "[[app]]\nname = \"b\"\ncmd = \"x\"\nmin_uptime = \"1500ms\"\nkill_timeout = \"1s\"\n");
   const AppsFile file = load_apps_file(apps, {}, home_config);
   ASSERT_TRUE(file.ok()) << file.errors.front().str();
   EXPECT_EQ(file.apps[0].monitor.kill_timeout, Millis{7000});  // config.toml

@@ -1425,8 +1425,8 @@ namespace {
 std::string sleepers_toml(const std::vector<std::string>& names, const std::string& extra = "") {
   std::string text;
   for (const auto& name : names) {
-    text += "[[app]]\nname = \"" + name + "\"\ncmd = [\"" + kChild + "\", \"sleep\", \"forever\"]\n" +
-            extra + "\n";
+    text += "[[app]]\nname = \"" + name + "\"\ncmd = [\"" + kChild +
+            "\", \"sleep\", \"forever\"]\n" + extra + "\n";
   }
   return text;
 }
@@ -1442,8 +1442,8 @@ std::map<std::string, pid_t> pids_by_name(const json::array& apps) {
 TEST_F(SempreDaemon, NiceAndLimitNofileReachTheChildFromTheCommandLineAndFromAFile) {
   // Two rows of the option schema, given as flags and as keys: the child sees both, and
   // `info` shows them.
-  const Started cli = start({"-n", "limited", "--restart", "never", "--nice", "7",
-                             "--limit-nofile", "300", "--", kChild, "limits"});
+  const Started cli = start({"-n", "limited", "--restart", "never", "--nice", "7", "--limit-nofile",
+                             "300", "--", kChild, "limits"});
   ASSERT_EQ(cli.outcome.code, 0) << describe(cli.outcome);
   EXPECT_TRUE(wait_for_file(out_log("limited"), holds("nice 7 nofile 300 300\n")))
       << test::read_file(out_log("limited"));
@@ -1522,8 +1522,8 @@ TEST_F(SempreDaemon, ReloadTouchesOnlyWhatChanged) {
   ASSERT_TRUE(before) << last_list_error_;
   const auto old = pids_by_name(*before);
 
-  std::string changed = sleepers_toml({"a"}) + sleepers_toml({"b"}, "kill_timeout = \"2s\"\n") +
-                        sleepers_toml({"d"});
+  std::string changed =
+      sleepers_toml({"a"}) + sleepers_toml({"b"}, "kill_timeout = \"2s\"\n") + sleepers_toml({"d"});
   test::write_file(file, changed);
   const Outcome o = sempre({"reload", file});
   ASSERT_EQ(o.code, 0) << describe(o);
@@ -1544,11 +1544,11 @@ TEST_F(SempreDaemon, ReloadTouchesOnlyWhatChanged) {
 
 TEST_F(SempreDaemon, SaveThenStartGivesIdenticalSpecs) {
   // save writes a file that start reads back to the very same specs.
-  ASSERT_EQ(start({"-n", "web", "--env", "GREETING=hello world", "--kill-timeout", "7s",
-                   "--restart", "on-failure", "-m", "4", "--log-timestamps", "--", kChild,
-                   "sleep", "forever"})
-                .outcome.code,
-            0);
+  ASSERT_EQ(
+      start({"-n", "web", "--env", "GREETING=hello world", "--kill-timeout", "7s", "--restart",
+             "on-failure", "-m", "4", "--log-timestamps", "--", kChild, "sleep", "forever"})
+          .outcome.code,
+      0);
   const Outcome info_before = sempre({"info", "web", "--json"});
   ASSERT_EQ(info_before.code, 0) << describe(info_before);
   const std::string file = dir_ + "/saved.toml";
@@ -1775,8 +1775,9 @@ TEST_F(SempreDaemon, FlushEmptiesTheCurrentLogsAndTheAppWritesOn) {
   EXPECT_EQ(flush.code, 0) << describe(flush);
   EXPECT_EQ(test::read_file(out_log("talker")), "");
   ASSERT_EQ(sempre({"signal", "USR1", "talker"}).code, 0);
-  EXPECT_TRUE(wait_for_file(out_log("talker"), [](const std::string& c) { return c == "got USR1\n"; }))
-      << test::read_file(out_log("talker"));
+  EXPECT_TRUE(wait_for_file(out_log("talker"), [](const std::string& c) {
+    return c == "got USR1\n";
+  })) << test::read_file(out_log("talker"));
 }
 
 TEST_F(SempreDaemon, SignalTakesKillsSpellings) {
@@ -1863,15 +1864,15 @@ TEST_F(SempreDaemon, RestartFailsWhenTheProgramCanNoLongerRun) {
 }
 
 TEST_F(SempreDaemon, StartWaitReturnsOnceRunningOrReportsTheCrash) {
-  const Started up = start({"--wait", "--min-uptime", "300ms", "-n", "up", "--", kChild, "sleep",
-                            "forever"});
+  const Started up =
+      start({"--wait", "--min-uptime", "300ms", "-n", "up", "--", kChild, "sleep", "forever"});
   ASSERT_EQ(up.outcome.code, 0) << describe(up.outcome);
   const auto listed = find("up");
   ASSERT_TRUE(listed);
   EXPECT_EQ(text(*listed, "status"), "running") << *listed;
 
-  const Outcome crash = sempre({"start", "--wait", "-n", "crash", "--", "/bin/sh", "-c",
-                                "echo about-to-fail >&2; exit 3"});
+  const Outcome crash = sempre(
+      {"start", "--wait", "-n", "crash", "--", "/bin/sh", "-c", "echo about-to-fail >&2; exit 3"});
   EXPECT_EQ(crash.code, 1) << describe(crash);
   EXPECT_NE(crash.err.find("exited with code 3"), std::string::npos) << crash.err;
   EXPECT_NE(crash.err.find("about-to-fail"), std::string::npos) << crash.err;
@@ -1911,7 +1912,8 @@ TEST_F(SempreDaemon, ConfusingStartsAreUsageErrors) {
   EXPECT_NE(json_file.err.find("config files are TOML"), std::string::npos) << json_file.err;
   const Outcome late = sempre({"start", kChild, "sleep", "forever", "--name", "web"});
   EXPECT_EQ(late.code, 0) << describe(late);
-  EXPECT_NE(late.err.find("warning: \"--name\" comes after PROGRAM"), std::string::npos) << late.err;
+  EXPECT_NE(late.err.find("warning: \"--name\" comes after PROGRAM"), std::string::npos)
+      << late.err;
   ASSERT_EQ(sempre({"start", file}).code, 0);
   const Outcome reload = sempre({"reload", "a"});
   EXPECT_EQ(reload.code, 2) << describe(reload);
@@ -2003,8 +2005,9 @@ TEST_F(SempreDaemon, ListShowsTheColumnsAndOrderAsked) {
 }
 
 TEST_F(SempreDaemon, PythonRunsUnbuffered) {
-  const Started py = start({"-n", "py", "--restart", "never", "--", "python3", "-c",
-                            "import os; print('unbuffered=' + os.environ.get('PYTHONUNBUFFERED', ''))"});
+  const Started py =
+      start({"-n", "py", "--restart", "never", "--", "python3", "-c",
+             "import os; print('unbuffered=' + os.environ.get('PYTHONUNBUFFERED', ''))"});
   ASSERT_EQ(py.outcome.code, 0) << describe(py.outcome);
   EXPECT_TRUE(wait_for_file(out_log("py"), holds("unbuffered=1\n")));
 }

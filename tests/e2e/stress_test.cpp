@@ -221,7 +221,6 @@ class Stress : public ::testing::Test {
     return alive(pid) ? pid : 0;
   }
 
-
   std::string dir_;
   std::string home_;
   HomePaths paths_;

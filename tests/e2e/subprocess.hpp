@@ -21,7 +21,8 @@ namespace sempre::test {
 
 class Subprocess {
  public:
-  explicit Subprocess(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {}) {
+  explicit Subprocess(const std::vector<std::string>& argv,
+                      const std::vector<std::string>& extra_env = {}) {
     int out[2];
     int err[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) return;
@@ -84,7 +85,8 @@ class Subprocess {
     if (exit_code_) return exit_code_;
     const auto left = deadline - std::chrono::steady_clock::now();
     pollfd p{pidfd_, POLLIN, 0};
-    const int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
+    const int ms =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
     if (ms <= 0 || ::poll(&p, 1, ms) != 1) return std::nullopt;
     int status = 0;
     if (::waitpid(pid_, &status, 0) != pid_) return std::nullopt;

@@ -187,7 +187,8 @@ int main(int argc, char** argv) {
       addr.sin_family = AF_INET;
       addr.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[2])));
       addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 8) != 0) {
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+          ::listen(fd, 8) != 0) {
         return 3;
       }
       say("listening");

@@ -22,7 +22,7 @@ class FakeLauncher final : public Launcher {
     std::function<void()> on_group_empty;
     std::vector<int> signals;  // sent to the group, in order
     bool exited = false;
-    bool group_alive = true;   // a leftover member outlives the main process
+    bool group_alive = true;  // a leftover member outlives the main process
     bool exit_on_kill_signal = true;
     bool stuck = false;  // in the kernel: not even SIGKILL ends it
     int kill_signal = SIGTERM;
@@ -54,7 +54,9 @@ class FakeLauncher final : public Launcher {
 
   // The main process of the latest child exits with `status`. Its group is
   // empty unless `leftover`.
-  void exit_latest(ExitStatus status, bool leftover = false) { exit(children.back(), status, leftover); }
+  void exit_latest(ExitStatus status, bool leftover = false) {
+    exit(children.back(), status, leftover);
+  }
 
   void exit(const std::shared_ptr<ChildState>& c, ExitStatus status, bool leftover = false) {
     if (c->exited) return;
@@ -103,7 +105,9 @@ class FakeLauncher final : public Launcher {
     FakeChild(FakeLauncher* launcher, std::shared_ptr<ChildState> state)
         : launcher_(launcher), state_(std::move(state)) {}
     pid_t pid() const override { return state_->pid; }
-    void async_wait(std::function<void(ExitStatus)> done) override { state_->on_exit = std::move(done); }
+    void async_wait(std::function<void(ExitStatus)> done) override {
+      state_->on_exit = std::move(done);
+    }
     bool signal_group(int sig) override {
       if (state_->exited && !state_->group_alive) return false;
       state_->signals.push_back(sig);

@@ -23,7 +23,8 @@ class Lifecycle : public ::testing::Test {
  protected:
   void make(MonitorOptions o) {
     o.argv = {"/bin/true"};
-    monitor_ = std::make_unique<Monitor>(io_.get_executor(), o, Monitor::Seams{&clock_, &launcher_});
+    monitor_ =
+        std::make_unique<Monitor>(io_.get_executor(), o, Monitor::Seams{&clock_, &launcher_});
     monitor_->on_event([this](const Event& e) { events_.push_back(e); });
   }
   void make() { make(MonitorOptions{}); }

@@ -66,8 +66,8 @@ class MonitorTest : public ::testing::Test {
     return wait([&] { return monitor_->status().state == s; });
   }
   int count(EventType t) const {
-    return static_cast<int>(std::count_if(events_.begin(), events_.end(),
-                                          [t](const Event& e) { return e.type == t; }));
+    return static_cast<int>(
+        std::count_if(events_.begin(), events_.end(), [t](const Event& e) { return e.type == t; }));
   }
   const Event* last(EventType t) const {
     for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
@@ -414,7 +414,9 @@ class WatchTest : public MonitorTest {
   std::string next_watch_restart() {
     const int before = count(EventType::kWatch);
     const int starts = count(EventType::kStart);
-    if (!wait([&] { return count(EventType::kWatch) > before && count(EventType::kStart) > starts; })) {
+    if (!wait([&] {
+          return count(EventType::kWatch) > before && count(EventType::kStart) > starts;
+        })) {
       return "<none>";
     }
     return last(EventType::kWatch)->path;

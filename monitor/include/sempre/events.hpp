@@ -46,14 +46,14 @@ SEMPRE_EXPORT const char* event_name(EventType type);  // "start", "ready", ...
 struct Event {
   EventType type = EventType::kStart;
   std::chrono::system_clock::time_point time;
-  State state = State::kStopped;  // the state after the transition
-  pid_t pid = 0;                  // start, ready, exit, stop
-  std::optional<ExitStatus> exit; // exit
-  Millis uptime{0};               // exit: how long the run lasted
-  int attempt = 0;                // restart: consecutive crash-loop restarts (0: not a crash loop)
-  Millis delay{0};                // restart: wait before the next spawn
-  std::string reason;             // restart, stop, failed: why
-  std::string path;               // watch: the path that changed; rotate: the file rotated
+  State state = State::kStopped;   // the state after the transition
+  pid_t pid = 0;                   // start, ready, exit, stop
+  std::optional<ExitStatus> exit;  // exit
+  Millis uptime{0};                // exit: how long the run lasted
+  int attempt = 0;                 // restart: consecutive crash-loop restarts (0: not a crash loop)
+  Millis delay{0};                 // restart: wait before the next spawn
+  std::string reason;              // restart, stop, failed: why
+  std::string path;                // watch: the path that changed; rotate: the file rotated
 };
 
 // "exit pid=123 code 1 uptime=20ms", for logs and `sempre run`.

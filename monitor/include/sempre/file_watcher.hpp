@@ -18,9 +18,9 @@ namespace sempre {
 class SEMPRE_EXPORT FileWatcher {
  public:
   struct Options {
-    std::vector<std::string> paths;          // files or directories
-    std::vector<std::string> ignore_globs;   // fnmatch globs
-    std::vector<std::string> ignore_paths;   // exact files never reported (the app's logs)
+    std::vector<std::string> paths;         // files or directories
+    std::vector<std::string> ignore_globs;  // fnmatch globs
+    std::vector<std::string> ignore_paths;  // exact files never reported (the app's logs)
     Millis debounce{200};
   };
 
@@ -33,9 +33,9 @@ class SEMPRE_EXPORT FileWatcher {
   // Fails with kNotFound when a path does not exist and kInvalidArgument when
   // `paths` is empty. REQUIRES: `clock` outlives the watcher. Destroying the
   // watcher cancels a pending call.
-  static Result<std::unique_ptr<FileWatcher>> create(boost::asio::any_io_executor executor,
-                                                     Clock& clock, const Options& options,
-                                                     std::function<void(const std::string&)> on_change);
+  static Result<std::unique_ptr<FileWatcher>> create(
+      boost::asio::any_io_executor executor, Clock& clock, const Options& options,
+      std::function<void(const std::string&)> on_change);
 
   FileWatcher(const FileWatcher&) = delete;
   FileWatcher& operator=(const FileWatcher&) = delete;

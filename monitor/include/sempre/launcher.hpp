@@ -26,12 +26,12 @@ struct LaunchRequest {
   std::string cwd;               // empty: the caller's
   std::optional<uid_t> uid;      // set both ids (and supplementary groups) when root
   std::optional<gid_t> gid;
-  std::vector<gid_t> groups;     // supplementary groups applied with uid
+  std::vector<gid_t> groups;  // supplementary groups applied with uid
   std::optional<mode_t> umask;
   std::optional<int> nice;                    // setpriority before exec
   std::optional<std::uint64_t> limit_nofile;  // RLIMIT_NOFILE soft = hard, before exec
-  int stdout_fd = -1;            // dup2'd to 1; -1: /dev/null
-  int stderr_fd = -1;            // dup2'd to 2; -1: /dev/null
+  int stdout_fd = -1;                         // dup2'd to 1; -1: /dev/null
+  int stderr_fd = -1;                         // dup2'd to 2; -1: /dev/null
 };
 
 // A spawned child: the leader of its own session and process group

@@ -50,20 +50,20 @@ enum class Wanted { kDown, kUp };
 struct MonitorStatus {
   State state = State::kStopped;
   bool wanted_up = false;
-  pid_t pid = 0;                // 0 when no child runs
-  int restarts = 0;             // every restart since the Monitor was made, manual ones included
-  int crash_restarts = 0;       // consecutive crash-loop restarts now
-  Millis uptime{0};             // of the current run; 0 when none
+  pid_t pid = 0;           // 0 when no child runs
+  int restarts = 0;        // every restart since the Monitor was made, manual ones included
+  int crash_restarts = 0;  // consecutive crash-loop restarts now
+  Millis uptime{0};        // of the current run; 0 when none
   std::optional<ExitStatus> last_exit;
-  std::string last_error;       // why it failed, when it did
-  std::string out_log;          // paths being written, empty when none
+  std::string last_error;  // why it failed, when it did
+  std::string out_log;     // paths being written, empty when none
   std::string err_log;
 };
 
 // CPU and memory of the child's process group, from /proc.
 struct MonitorUsage {
-  double cpu_percent = 0;       // since the previous call (the first: since the run started)
-  std::uint64_t cpu_ms = 0;     // total CPU time of the live group members
+  double cpu_percent = 0;    // since the previous call (the first: since the run started)
+  std::uint64_t cpu_ms = 0;  // total CPU time of the live group members
   std::uint64_t rss_bytes = 0;
   int processes = 0;
 };
