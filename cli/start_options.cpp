@@ -177,6 +177,10 @@ Result<AppOptions> to_app_options(const StartArgs& a, const std::vector<std::str
   for (std::size_t i = 0; i < schema.size(); ++i) {
     if (!a.row_given[i]) continue;
     const OptionRow& row = schema[i];
+    // An empty value says nothing: what [defaults] gives stays.
+    if (row.kind != OptionKind::kFlag && row.kind != OptionKind::kList && a.row_text[i].empty()) {
+      continue;
+    }
     const std::string option = "--" + std::string(long_flag(row));
     if (row.kind == OptionKind::kList) {
       field_of<std::vector<std::string>>(row, app).clear();

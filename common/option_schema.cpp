@@ -166,7 +166,8 @@ const OptionRow kRows[] = {
      .metavar = "DUR",
      .help = "Wait until files have been quiet this long before restarting (default 200ms)",
      .kind = OptionKind::kDuration,
-     .field = &monitor_field<&MonitorOptions::watch_debounce>},
+     .field = &monitor_field<&MonitorOptions::watch_debounce>,
+     .save_if_changed = true},
     {.key = "pid_file",
      .flags = "--pid-file",
      .metavar = "FILE",
@@ -190,7 +191,8 @@ const OptionRow kRows[] = {
      .kind = OptionKind::kFlag,
      .field = &spec_field<&AppSpec::autostart>,
      .negated = true,
-     .start_only = true},
+     .start_only = true,
+     .save_if_changed = true},
 };
 
 Error bad(std::string message) { return Error{ErrorKind::kInvalidArgument, std::move(message)}; }

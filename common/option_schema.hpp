@@ -79,6 +79,8 @@ struct OptionRow {
   bool negated = false;
   // The flag exists on `sempre start` only, not on `sempre run`.
   bool start_only = false;
+  // `sempre save` leaves the key out while it holds its default.
+  bool save_if_changed = false;
   // `sempre info` shows this when the value is empty, unset or 0; "" leaves
   // the line out then.
   std::string_view none;

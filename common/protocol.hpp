@@ -76,7 +76,8 @@
 //         "pid", "exit" (as last_exit), "uptime_ms", "attempt", "delay_ms", "reason",
 //         "path"} (fields that do not apply are omitted).
 // AppSpec: {"name", "cmd" ([argv]), "interpreter", "cwd", "env" (["K=V"]), "user",
-//           "group", "umask" (int|null), "restart" ("always"|"on-failure"|"never"),
+//           "group", "umask" (int|null), "nice" (int|null), "limit_nofile" (int|null),
+//           "restart" ("always"|"on-failure"|"never"),
 //           "max_restarts" (int|null), "min_uptime_ms", "restart_delay_ms",
 //           "backoff_max_ms", "kill_signal" ("TERM"; a number is accepted too),
 //           "kill_timeout_ms", "out", "err", "append", "log_max_size", "log_keep",

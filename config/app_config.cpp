@@ -952,6 +952,7 @@ std::string octal(mode_t mode) {
 // A row's value as a TOML value, or nullopt when it is an empty string or
 // an unset optional (the file then says nothing of it).
 std::optional<std::string> toml_value(const OptionRow& row, const AppSpec& spec) {
+  if (row.save_if_changed && same_value(row, spec, AppSpec{})) return std::nullopt;
   switch (row.kind) {
     case OptionKind::kText:
     case OptionKind::kPath: {

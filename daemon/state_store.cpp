@@ -298,7 +298,8 @@ Result<LoadedState> load_state(const std::string& path) {
 std::optional<std::uint64_t> process_start_time(pid_t pid) {
   if (pid <= 0) return std::nullopt;
   auto stat = os::read_proc_stat(pid);
-  if (!stat) return std::nullopt;
+  // 0: a stat line too short to hold the start time.
+  if (!stat || stat->starttime == 0) return std::nullopt;
   return stat->starttime;
 }
 
