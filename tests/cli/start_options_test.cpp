@@ -150,6 +150,24 @@ TEST(StartOptions, NiceAndLimitNofileReachTheMonitorOptions) {
   EXPECT_EQ(bad.error().message, "--nice: must be from -20 to 19");
 }
 
+TEST(StartOptions, AnEmptyValueKeepsWhatTheDefaultsSay) {
+  MonitorOptions defaults;
+  defaults.user = "www";
+  defaults.ready = "tcp:80";
+  CLI::App app;
+  StartArgs start;
+  Invocation invocation;
+  add_start_options(app, start, invocation, StartCommand::kStart);
+  std::vector<std::string> args = {"--user", "", "--ready", "", "--min-uptime", "", "server"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  auto a = to_app_options(start, {"PATH=/bin"}, "/work", &defaults);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->monitor.user, "www");
+  EXPECT_EQ(a->monitor.ready, "tcp:80");
+  EXPECT_EQ(a->monitor.min_uptime, MonitorOptions{}.min_uptime);
+}
+
 TEST(StartOptions, EveryRowOfTheOptionSchemaIsAFlagOfStart) {
   // A row is a flag without any code of its own: each changes its field.
   for (const OptionRow& row : option_rows()) {
