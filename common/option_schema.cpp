@@ -7,6 +7,8 @@
 #include <limits>
 #include <utility>
 
+#include "json_fields.hpp"
+
 namespace sempre {
 namespace {
 
@@ -239,27 +241,6 @@ std::string octal_text(mode_t mode) {
   return buf;
 }
 
-template <class Int>
-std::optional<Int> json_integer(const json::value& value, Int min, Int max) {
-  if (value.is_int64()) {
-    const std::int64_t n = value.get_int64();
-    if (std::cmp_less(n, min) || std::cmp_greater(n, max)) return std::nullopt;
-    return static_cast<Int>(n);
-  }
-  if (value.is_uint64()) {
-    const std::uint64_t n = value.get_uint64();
-    if (std::cmp_less(n, min) || std::cmp_greater(n, max)) return std::nullopt;
-    return static_cast<Int>(n);
-  }
-  return std::nullopt;
-}
-
-json::array string_array(const std::vector<std::string>& items) {
-  json::array out;
-  for (const auto& item : items) out.emplace_back(item);
-  return out;
-}
-
 }  // namespace
 
 std::optional<std::int64_t> integer_value(const OptionRow& row, const AppSpec& spec) {
@@ -415,7 +396,7 @@ void put_json(const OptionRow& row, const AppSpec& spec, json::object& out) {
       v = restart_mode_name(field_of<RestartMode>(row, spec));
       return;
     case OptionKind::kList:
-      v = string_array(field_of<std::vector<std::string>>(row, spec));
+      v = json_strings(field_of<std::vector<std::string>>(row, spec));
       return;
   }
 }

@@ -384,48 +384,6 @@ json::value exit_json(const std::optional<ExitStatus>& exit) {
   return object;
 }
 
-// Reads the fields of an AppSpec object, each by its JSON type, and names
-// the first field of the wrong type.
-class SpecReader {
- public:
-  explicit SpecReader(const json::object& json) : json_(json) {}
-
-  const std::optional<Error>& error() const { return error_; }
-
-  const json::value* find(std::string_view key) {
-    if (error_) return nullptr;
-    return json_.if_contains(key);
-  }
-
-  void fail(std::string_view key, std::string_view problem) {
-    if (!error_) error_ = invalid("spec." + std::string(key), problem);
-  }
-
-  void string(std::string_view key, std::string& out) {
-    const json::value* value = find(key);
-    if (value == nullptr) return;
-    if (!value->is_string()) return fail(key, "expected a string");
-    out = std::string(value->get_string());
-  }
-
-  void strings(std::string_view key, std::vector<std::string>& out) {
-    const json::value* value = find(key);
-    if (value == nullptr) return;
-    if (!value->is_array()) return fail(key, "expected an array of strings");
-    std::vector<std::string> strings;
-    strings.reserve(value->get_array().size());
-    for (const json::value& item : value->get_array()) {
-      if (!item.is_string()) return fail(key, "expected an array of strings");
-      strings.emplace_back(item.get_string());
-    }
-    out = std::move(strings);
-  }
-
- private:
-  const json::object& json_;
-  std::optional<Error> error_;
-};
-
 }  // namespace
 
 std::string iso8601_utc(std::chrono::system_clock::time_point time) {
@@ -463,12 +421,11 @@ json::object to_json(const AppSpec& spec) {
 }
 
 Result<AppSpec> app_spec_from_json(const json::object& json) {
-  if (!json.contains("name")) return invalid("spec.name", "missing");
-  if (!json.contains("cmd")) return invalid("spec.cmd", "missing");
-
   AppSpec spec;
   MonitorOptions& m = spec.monitor;
-  SpecReader read(json);
+  FieldReader read(json, "spec.", ErrorKind::kInvalidArgument);
+  read.required("name");
+  read.required("cmd");
   read.string("name", spec.name);
   read.strings("cmd", m.argv);
   read.string("cwd", m.cwd);
@@ -476,7 +433,7 @@ Result<AppSpec> app_spec_from_json(const json::object& json) {
   read.string("out", m.logs.out_path);
   read.string("err", m.logs.err_path);
   read.strings("watch", m.watch);
-  if (read.error()) return *read.error();
+  if (auto st = read.status(); !st) return st.error();
   for (const OptionRow& row : option_rows()) {
     if (auto st = get_json(row, json, spec); !st) return st.error();
   }

@@ -40,10 +40,11 @@ int read_all(int fd, std::string& out) {
 }
 
 // --- the spec, as state.json has held it since version 1 ------------------
-// Field by field, apart from the wire's codec: a change to the protocol must
-// not change what a daemon reads back after an upgrade. A new field is read
-// as optional, so that older files stay readable; renaming or removing one
-// needs a new kStateVersion.
+// The hand-written keys, then each row of the option schema under its JSON
+// name. The golden tests pin every name and value, so that no change to the
+// schema or the protocol changes what a daemon reads back after an upgrade
+// unseen. A new field is read as optional, so that older files stay
+// readable; renaming or removing one needs a new kStateVersion.
 
 json::object spec_to_disk(const AppSpec& spec) {
   const MonitorOptions& m = spec.monitor;
@@ -55,8 +56,6 @@ json::object spec_to_disk(const AppSpec& spec) {
   json["out"] = m.logs.out_path;
   json["err"] = m.logs.err_path;
   json["watch"] = json_strings(m.watch);
-  // Each row of the option schema under its JSON name; the golden test pins
-  // every name, so a renamed row cannot change the disk format unseen.
   for (const OptionRow& row : option_rows()) put_json(row, spec, json);
   return json;
 }
