@@ -1,19 +1,24 @@
 #include "app_manager.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
 #include <map>
 #include <span>
 
 #include "app_config.hpp"
 #include "app_registry.hpp"
 #include "config_sources.hpp"
+#include "keeper_link.hpp"
 #include "os.hpp"
 #include "protocol.hpp"
 #include "reload_planner.hpp"
@@ -87,6 +92,13 @@ class StaleChildStopper : public std::enable_shared_from_this<StaleChildStopper>
   bool finished_ = false;
 };
 
+// A Monitor replaced by a reload, until it is destroyed: first the Monitor,
+// then what it told of its runs.
+struct RetiredMonitor {
+  std::unique_ptr<RunKeeper> run_keeper;
+  std::unique_ptr<Monitor> monitor;
+};
+
 // Counts down a set of asynchronous completions and then runs `done` once.
 struct Countdown {
   std::size_t left;
@@ -118,7 +130,143 @@ class AppManager::Impl {
     registry_.clear();
   }
 
+  void set_keeper(KeeperLink* keeper) { keeper_ = keeper; }
+
   void restore() {
+    // What the keeper held for the last worker, by app id.
+    std::map<std::uint64_t, std::pair<std::string, KeeperLink::Entry>> kept;
+    if (keeper_ != nullptr) {
+      for (auto& [name, entry] : keeper_->take_entries()) {
+        const std::optional<KeepName> parsed = parse_keep_name(name);
+        if (!parsed) {
+          keeper_->drop(name);
+          continue;
+        }
+        next_keep_suffix_ = std::max(next_keep_suffix_, parsed->suffix + 1);
+        kept.emplace(parsed->id, std::pair{name, std::move(entry)});
+      }
+    }
+    restore_saved(kept);
+    // Runs of apps that state.json does not have (deleted just before the
+    // last worker died): nobody wants them.
+    for (auto& [id, named] : kept) {
+      auto& [name, entry] = named;
+      log_->warn("kept run {} belongs to no app: stopping it", name);
+      const std::optional<KeptRun> run = KeptRun::parse(entry.text);
+      keeper_->drop(name);
+      if (run && run->pid && process_start_time(*run->pid) == run->start_time) {
+        StaleChildStopper::stop(executor_, *run->pid, SIGTERM, Millis{5000}, [] {});
+      }
+    }
+    persist();
+  }
+
+ private:
+  struct KeepName {
+    std::uint64_t id = 0;
+    std::uint64_t suffix = 0;
+  };
+
+  // "app:ID.N": the runs of app ID's Nth Monitor (several Monitors of one
+  // app may overlap while a reload replaces one).
+  static std::optional<KeepName> parse_keep_name(std::string_view name) {
+    if (!name.starts_with("app:")) return std::nullopt;
+    name.remove_prefix(4);
+    const auto dot = name.find('.');
+    if (dot == std::string_view::npos) return std::nullopt;
+    KeepName parsed;
+    auto number = [](std::string_view text, std::uint64_t& value) {
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      return ec == std::errc() && end == text.data() + text.size() && !text.empty();
+    };
+    if (!number(name.substr(0, dot), parsed.id) || !number(name.substr(dot + 1), parsed.suffix)) {
+      return std::nullopt;
+    }
+    return parsed;
+  }
+
+  // A kept run's main process. A run kept as "pending" was being spawned
+  // when the worker died: its main process, if the spawn happened, is a
+  // child of the keeper that leads its own group and has the run's stdout
+  // or stderr pipe as descriptor 1 or 2.
+  std::optional<std::pair<pid_t, std::uint64_t>> kept_process(const KeptRun& run,
+                                                              const KeeperLink::Entry& entry) {
+    if (run.pid) return std::pair{*run.pid, run.start_time};
+    std::vector<std::string> pipes;
+    for (const os::UniqueFd& fd : entry.fds) {
+      struct stat st {};
+      if (::fstat(fd.get(), &st) == 0) pipes.push_back("pipe:[" + std::to_string(st.st_ino) + "]");
+    }
+    std::error_code ec;
+    for (const auto& dir : std::filesystem::directory_iterator("/proc", ec)) {
+      const std::string base = dir.path().filename().string();
+      pid_t pid = 0;
+      auto [end, err] = std::from_chars(base.data(), base.data() + base.size(), pid);
+      if (err != std::errc() || end != base.data() + base.size()) continue;
+      auto stat = os::read_proc_stat(pid);
+      if (!stat || stat->ppid != keeper_->keeper_pid() || stat->pgrp != pid) continue;
+      for (const char* fd : {"/1", "/2"}) {
+        std::error_code link_ec;
+        const auto target =
+            std::filesystem::read_symlink(dir.path().string() + "/fd" + fd, link_ec);
+        if (!link_ec && std::find(pipes.begin(), pipes.end(), target.string()) != pipes.end()) {
+          return std::pair{pid, stat->starttime};
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
+  // How long process `pid`, started at `start_time` (clock ticks after
+  // boot), has run; 0 when it is gone.
+  static Millis process_age(pid_t pid, std::uint64_t start_time) {
+    if (process_start_time(pid) != start_time) return Millis{0};
+    double up = 0;
+    if (FILE* f = std::fopen("/proc/uptime", "re")) {
+      if (std::fscanf(f, "%lf", &up) != 1) up = 0;
+      std::fclose(f);
+    }
+    const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double age = up - static_cast<double>(start_time) / (ticks > 0 ? ticks : 100);
+    return Millis{age > 0 ? static_cast<Millis::rep>(age * 1000) : 0};
+  }
+
+  // Takes the kept run of `app` over; false when there is none to take
+  // (the keeper's entry is dropped then).
+  bool adopt_kept(App& app, const std::string& name, KeeperLink::Entry& entry) {
+    const std::optional<KeptRun> run = KeptRun::parse(entry.text);
+    const auto process = run ? kept_process(*run, entry) : std::nullopt;
+    if (!process || entry.fds.size() != 2) {
+      keeper_->drop(name);
+      return false;
+    }
+    Adoption adoption;
+    adoption.pid = process->first;
+    adoption.start_time = process->second;
+    adoption.uptime = process_age(adoption.pid, adoption.start_time);
+    adoption.stdout_fd = entry.fds[0].release();
+    adoption.stderr_fd = entry.fds[1].release();
+    adoption.exit_status = keeper_->exit_source();
+    if (!run->pid) {
+      // The keeper learns the pid the spawn could not report.
+      KeptRun found;
+      found.pid = adoption.pid;
+      found.start_time = adoption.start_time;
+      keeper_->keep(name, found.text());
+    }
+    if (auto st = app.monitor->adopt(std::move(adoption)); !st) {
+      log_->error("app {} (id {}): cannot take pid {} over: {}", app.spec.name, app.id,
+                  process->first, st.error().message);
+      keeper_->drop(name);
+      return false;
+    }
+    log_->info("app {} (id {}): took over pid {} of the last worker", app.spec.name, app.id,
+               process->first);
+    return true;
+  }
+
+ public:
+  void restore_saved(std::map<std::uint64_t, std::pair<std::string, KeeperLink::Entry>>& kept) {
     auto loaded = load_state(paths_.state);
     if (!loaded) {
       log_->error("cannot read {}: {}; starting with no app", paths_.state, loaded.error().message);
@@ -131,11 +279,22 @@ class AppManager::Impl {
     }
     for (SavedApp& saved : loaded->state.apps) {
       App& app = registry_.add_with_id(saved.id, std::move(saved.spec));
-      make_monitor(app, saved.wanted_up ? Wanted::kUp : Wanted::kDown, /*resume=*/true);
+      auto kept_run = kept.find(app.id);
+      make_monitor(app, saved.wanted_up ? Wanted::kUp : Wanted::kDown, /*resume=*/true,
+                   kept_run != kept.end() ? kept_run->second.first : std::string());
       app.source = saved.source;
       app.restarts_before = saved.restarts;
       log_->info("restored app {} (id {}), wanted {}", app.spec.name, app.id,
                  wanted_up(app) ? "up" : "down");
+      if (kept_run != kept.end()) {
+        auto named = std::move(kept_run->second);
+        kept.erase(kept_run);
+        if (adopt_kept(app, named.first, named.second)) {
+          // A stop was under way when the last worker died: it goes on.
+          if (!saved.wanted_up) app.monitor->stop();
+          continue;
+        }
+      }
       if (!wanted_up(app)) continue;
       const std::uint64_t id = app.id;
       auto start = [this, id] {
@@ -155,7 +314,6 @@ class AppManager::Impl {
         start();
       }
     }
-    persist();
   }
 
   // Serves `request` by the command table (routes()): its args decoded into
@@ -200,10 +358,21 @@ class AppManager::Impl {
   // `wanted`: the wanted state it reports until a command changes it.
   // `resume`: the app ran under an earlier daemon, so its next run appends
   // to the logs of the runs before rather than truncating them.
-  void make_monitor(App& app, Wanted wanted, bool resume) {
+  // `keep_name`: the name the keeper holds this Monitor's run under (a run
+  // to adopt); empty: a new one.
+  void make_monitor(App& app, Wanted wanted, bool resume, std::string keep_name = {}) {
     MonitorOptions options = app.spec.monitor;
     if (resume) options.logs.append = true;
-    app.monitor = std::make_unique<Monitor>(executor_, options, wanted, seams_);
+    MonitorSeams seams = seams_;
+    if (keeper_ != nullptr) {
+      if (keep_name.empty()) {
+        keep_name = "app:" + std::to_string(app.id) + "." + std::to_string(next_keep_suffix_++);
+      }
+      app.keep_name = keep_name;
+      app.run_keeper = keeper_->run_keeper(keep_name);
+      seams.keeper = app.run_keeper.get();
+    }
+    app.monitor = std::make_unique<Monitor>(executor_, options, wanted, seams);
     App* raw = &app;
     app.monitor->on_event([this, raw](const Event& e) { on_app_event(*raw, e); });
     app.monitor->on_output([this, raw](OutputStream stream, std::string_view line) {
@@ -497,9 +666,12 @@ class AppManager::Impl {
             const std::shared_ptr<Session>& session) {
     const auto uptime =
         std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
-    reply(
-        session, request,
-        protocol::PingReply{::getpid(), protocol::kVersion, paths_.home, uptime, registry_.size()});
+    // The daemon's pid is the one that holds the lock: the keeper's, when
+    // there is one.
+    const pid_t keeper = keeper_ != nullptr ? keeper_->keeper_pid() : 0;
+    const pid_t pid = keeper > 0 ? keeper : ::getpid();
+    reply(session, request,
+          protocol::PingReply{pid, protocol::kVersion, paths_.home, uptime, registry_.size()});
   }
 
   void start(const protocol::StartArgs& args, const protocol::Request& request,
@@ -960,11 +1132,14 @@ class AppManager::Impl {
         if (alive.expired()) return;
         if (App* a = find_id(id)) {
           // The old Monitor finished its stop; it is not on the stack here.
-          std::unique_ptr<Monitor> old = std::move(a->monitor);
-          a->restarts_before += old->status().restarts + 1;  // the reload's own restart counts
+          auto old = std::make_shared<RetiredMonitor>();
+          old->run_keeper = std::move(a->run_keeper);
+          old->monitor = std::move(a->monitor);
+          a->restarts_before += old->monitor->status().restarts + 1;  // the reload's own restart
           a->spec = spec;
-          make_monitor(*a, old->status().wanted_up ? Wanted::kUp : Wanted::kDown, /*resume=*/true);
-          boost::asio::post(executor_, [gone = std::shared_ptr<Monitor>(std::move(old))] {});
+          make_monitor(*a, old->monitor->status().wanted_up ? Wanted::kUp : Wanted::kDown,
+                       /*resume=*/true);
+          boost::asio::post(executor_, [gone = std::move(old)] {});
           if (auto st = start_app(*a); !st) {
             report->failed.push_back({a->spec.name, st.error().message});
           }
@@ -1010,6 +1185,8 @@ class AppManager::Impl {
   HomePaths paths_;
   std::shared_ptr<spdlog::logger> log_;
   MonitorSeams seams_;
+  KeeperLink* keeper_ = nullptr;
+  std::uint64_t next_keep_suffix_ = 1;
   std::unique_ptr<Clock> own_clock_;  // when the seams bring none
   Clock& clock_;
   ConfigSources sources_;
@@ -1027,6 +1204,7 @@ AppManager::AppManager(boost::asio::any_io_executor executor, HomePaths paths,
     : impl_(std::make_unique<Impl>(std::move(executor), std::move(paths), std::move(log), seams)) {}
 AppManager::~AppManager() = default;
 void AppManager::restore() { impl_->restore(); }
+void AppManager::set_keeper(KeeperLink* keeper) { impl_->set_keeper(keeper); }
 void AppManager::handle(const protocol::Request& request, const std::shared_ptr<Session>& session) {
   impl_->handle(request, session);
 }

@@ -26,6 +26,8 @@ class logger;
 
 namespace sempre {
 
+class KeeperLink;
+
 class AppManager final : public RequestHandler {
  public:
   // `seams` reach every app's Monitor, and the clock also the config files'
@@ -37,9 +39,16 @@ class AppManager final : public RequestHandler {
   AppManager& operator=(const AppManager&) = delete;
   ~AppManager() override;
 
-  // Loads state.json and starts every app wanted up. A child of an earlier
-  // daemon that still runs (same pid and start time) is stopped first, so
-  // that no app runs twice.
+  // With a keeper (sempred's normal mode), every run is told to it, and
+  // restore() takes over the runs it kept. Call before restore().
+  // REQUIRES: `keeper` outlives the AppManager.
+  void set_keeper(KeeperLink* keeper);
+
+  // Loads state.json and starts every app wanted up. A run the keeper kept
+  // for the last worker is taken over instead (same pid, same pipes; one
+  // that ended meanwhile is handled by its restart policy). A child of an
+  // earlier daemon that still runs (same pid and start time) but was not
+  // kept is stopped first, so that no app runs twice.
   void restore();
 
   void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) override;

@@ -27,6 +27,11 @@ struct App {
   std::uint64_t id = 0;
   AppSpec spec;
   std::string source;  // the config file it came from; empty: the command line
+  // What tells the keeper of the Monitor's runs, and the name it keeps them
+  // under; null when the daemon runs without a keeper. Declared before the
+  // Monitor, which uses it until it is destroyed.
+  std::unique_ptr<RunKeeper> run_keeper;
+  std::string keep_name;
   // Made by AppManager with the record (a test of the registry may leave it null).
   std::unique_ptr<Monitor> monitor;
   // Called with each event until they return true (--wait).

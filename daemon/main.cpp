@@ -1,8 +1,11 @@
-// sempred: the sempre daemon, one per SEMPRE_HOME. It owns every app's
-// Monitor (through AppManager), serves the control socket and writes its own
+// sempred: the sempre daemon, one per SEMPRE_HOME. It runs as two
+// processes (keeper.hpp): the keeper, which holds the lock and the control
+// socket and outlives the worker, and the worker, which owns every app's
+// Monitor (through AppManager), serves the control socket and writes the
 // log. Everything that can refuse a start (the home, the lock, the socket)
 // is checked before it detaches, so that the `sempre` that started it can
-// say why; the rest runs on one io thread and sleeps while nothing happens.
+// say why; the worker runs on one io thread and sleeps while nothing
+// happens.
 #include <fcntl.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/rotating_file_sink.h>
@@ -30,6 +33,8 @@
 #include "app_manager.hpp"
 #include "control_server.hpp"
 #include "home.hpp"
+#include "keeper.hpp"
+#include "keeper_link.hpp"
 #include "os.hpp"
 #include "protocol.hpp"
 #include "sempre/reaper.hpp"
@@ -51,7 +56,7 @@ constexpr int kExitCannotStart = 3;  // the home or the socket was refused
 constexpr const char* kLogPattern = "[%Y-%m-%d %H:%M:%S.%e] [%l] %v";
 
 constexpr std::string_view kUsage =
-    "Usage: sempred [--home DIR] [--foreground] [--ready-fd N]\n"
+    "Usage: sempred [--home DIR] [--foreground] [--ready-fd N] [--no-keeper]\n"
     "\n"
     "The sempre daemon: supervises the apps of one SEMPRE_HOME and serves its\n"
     "control socket, SEMPRE_HOME/sempre.sock. `sempre` starts it when needed.\n"
@@ -62,8 +67,14 @@ constexpr std::string_view kUsage =
     "                 systemd units and containers\n"
     "  --ready-fd N   once serving, write \"ready\" to descriptor N, or\n"
     "                 \"error: MESSAGE\" if the start failed, and close it\n"
+    "  --no-keeper    run as one process, without the keeper that restarts the\n"
+    "                 daemon when it dies and keeps the apps running meanwhile\n"
     "  --version      print the version and exit\n"
     "  -h, --help     print this help and exit\n"
+    "\n"
+    "sempred runs as two processes: the keeper (the pid in `sempre daemon\n"
+    "status`) and its child, the worker. When the worker dies, the keeper\n"
+    "starts another at once, which takes every running app over.\n"
     "\n"
     "Signals: TERM and INT stop every app and then the daemon (the apps stay\n"
     "wanted up, so the next daemon starts them again); HUP reopens the log\n"
@@ -79,6 +90,12 @@ struct Options {
   std::string home;  // empty: resolve_home()
   bool foreground = false;
   int ready_fd = -1;
+  bool no_keeper = false;
+  // The worker's, from the keeper (internal options, not in --help).
+  bool worker = false;
+  int keeper_fd = -1;
+  int listen_fd = -1;
+  int lock_fd = -1;
 };
 
 // Where start-up ends up: "ready" or the reason it failed go to the ready
@@ -88,6 +105,9 @@ class StartReport {
   explicit StartReport(int ready_fd) : fd_(ready_fd) {}
   StartReport(const StartReport&) = delete;
   StartReport& operator=(const StartReport&) = delete;
+
+  // Gives the descriptor to someone else to report on (the keeper's worker).
+  int release() { return std::exchange(fd_, -1); }
 
   void ready() {
     if (fd_ < 0) return;
@@ -151,20 +171,32 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
     } else if (arg == "--home") {
       if (!take_value() || value.empty()) return usage_error("--home needs a directory");
       options.home = std::string(value);
-    } else if (arg == "--ready-fd") {
-      if (!take_value()) return usage_error("--ready-fd needs a descriptor number");
+    } else if (arg == "--ready-fd" || arg == "--keeper-fd" || arg == "--listen-fd" ||
+               arg == "--lock-fd") {
+      const std::string name(arg);
+      if (!take_value()) return usage_error(name + " needs a descriptor number");
       int fd = -1;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), fd);
       if (ec != std::errc() || end != value.data() + value.size() || fd < 0) {
-        return usage_error("--ready-fd: not a descriptor number: " + std::string(value));
+        return usage_error(name + ": not a descriptor number: " + std::string(value));
       }
       if (::fcntl(fd, F_GETFD) < 0) {
-        return usage_error("--ready-fd: descriptor " + std::to_string(fd) + " is not open");
+        return usage_error(name + ": descriptor " + std::to_string(fd) + " is not open");
       }
-      options.ready_fd = fd;
+      (arg == "--ready-fd"    ? options.ready_fd
+       : arg == "--keeper-fd" ? options.keeper_fd
+       : arg == "--listen-fd" ? options.listen_fd
+                              : options.lock_fd) = fd;
+    } else if (arg == "--no-keeper") {
+      options.no_keeper = true;
+    } else if (arg == "--worker") {
+      options.worker = true;
     } else {
       return usage_error("unknown argument: " + std::string(arg));
     }
+  }
+  if (options.worker && (options.keeper_fd < 0 || options.listen_fd < 0 || options.lock_fd < 0)) {
+    return usage_error("--worker is started by the keeper, with its descriptors");
   }
   return std::nullopt;
 }
@@ -173,24 +205,39 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
 // harness waits on to close, a terminal) must not be kept open, and the
 // signal state it inherited must not be the one it runs with.
 void reset_process_state(Options& options) {
-  if (options.ready_fd >= 0 && options.ready_fd <= STDERR_FILENO) {
-    // stdio is pointed at /dev/null when detaching.
-    options.ready_fd = ::fcntl(options.ready_fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
-  }
-  if (options.ready_fd >= 0) {
-    ::fcntl(options.ready_fd, F_SETFD, FD_CLOEXEC);
-    if (options.ready_fd > STDERR_FILENO + 1) {
-      ::close_range(STDERR_FILENO + 1, static_cast<unsigned>(options.ready_fd) - 1, 0);
+  int* const kept[] = {&options.ready_fd, &options.keeper_fd, &options.listen_fd, &options.lock_fd};
+  for (int* fd : kept) {
+    if (*fd >= 0 && *fd <= STDERR_FILENO) {
+      // stdio is pointed at /dev/null when detaching.
+      *fd = ::fcntl(*fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
     }
-    ::close_range(static_cast<unsigned>(options.ready_fd) + 1, ~0U, 0);
-  } else {
-    ::close_range(STDERR_FILENO + 1, ~0U, 0);
   }
+  std::vector<int> keep;
+  for (int* fd : kept) {
+    if (*fd < 0) continue;
+    ::fcntl(*fd, F_SETFD, FD_CLOEXEC);
+    keep.push_back(*fd);
+  }
+  std::sort(keep.begin(), keep.end());
+  unsigned next = STDERR_FILENO + 1;
+  for (int fd : keep) {
+    if (static_cast<unsigned>(fd) > next) ::close_range(next, static_cast<unsigned>(fd) - 1, 0);
+    next = static_cast<unsigned>(fd) + 1;
+  }
+  ::close_range(next, ~0U, 0);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   // A client that hangs up must not kill the daemon; children get SIG_DFL back.
   ::signal(SIGPIPE, SIG_IGN);
+}
+
+// The path of this program, for the keeper to run the worker from: the
+// binary installed there then (after an upgrade, the new one).
+std::string own_path() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("/proc/self/exe") : path.string();
 }
 
 // Forks; the parent exits at once (the starting CLI waits for it), the
@@ -266,20 +313,35 @@ int run_daemon(Options options) {
     for (const ConfigError& e : settings.errors) message += (message.empty() ? "" : "; ") + e.str();
     return report.fail(kExitUsage, message);
   }
-  auto lock = take_daemon_lock(paths);
-  if (!lock) {
-    return report.fail(lock.error().kind == ErrorKind::kExists ? kExitRunning : kExitCannotStart,
-                       lock.error().message);
-  }
-  auto listen_fd = bind_control_socket(paths.socket);
-  if (!listen_fd) return report.fail(kExitCannotStart, listen_fd.error().message);
-
-  if (!options.foreground) {
-    if (auto st = detach(); !st) {
-      ::unlink(paths.socket.c_str());
-      return report.fail(kExitCannotStart, st.error().message);
+  Result<int> listen_fd = options.listen_fd;
+  if (!options.worker) {
+    auto lock = take_daemon_lock(paths);
+    if (!lock) {
+      return report.fail(lock.error().kind == ErrorKind::kExists ? kExitRunning : kExitCannotStart,
+                         lock.error().message);
     }
-    (void)record_daemon_pid(*lock);
+    listen_fd = bind_control_socket(paths.socket);
+    if (!listen_fd) return report.fail(kExitCannotStart, listen_fd.error().message);
+
+    if (!options.foreground) {
+      if (auto st = detach(); !st) {
+        ::unlink(paths.socket.c_str());
+        return report.fail(kExitCannotStart, st.error().message);
+      }
+      (void)record_daemon_pid(*lock);
+    }
+    if (!options.no_keeper) {
+      keeper::KeeperOptions keeper;
+      keeper.program = own_path();
+      keeper.args = {"--worker", "--home", paths.home};
+      if (options.foreground) keeper.args.emplace_back("--foreground");
+      keeper.listen_fd = *listen_fd;
+      keeper.lock_fd = *lock;
+      keeper.log_path = paths.log;
+      keeper.log_to_stderr = options.foreground;
+      keeper.ready_fd = report.release();
+      return keeper::run_keeper(keeper);
+    }
   }
   // Orphans of the apps' process trees come to us rather than to init, so
   // that they are reaped and no app leaves zombies behind.
@@ -303,10 +365,27 @@ int run_daemon(Options options) {
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   signals.add(SIGCHLD);
 
+  std::unique_ptr<KeeperLink> keeper;
+  if (options.worker) {
+    auto link = KeeperLink::open(io.get_executor(), options.keeper_fd, log);
+    if (!link) {
+      ::unlink(paths.socket.c_str());
+      log->error("cannot take the keeper's hand-over: {}", link.error().message);
+      return report.fail(kExitCannotStart, link.error().message);
+    }
+    keeper = std::move(*link);
+    keeper->on_lost([log, lock_fd = options.lock_fd] {
+      // The lock names the daemon's pid: now this one's.
+      (void)record_daemon_pid(lock_fd);
+      log->warn("the keeper is gone: serving on alone (pid {})", ::getpid());
+    });
+  }
+
   std::unique_ptr<AppManager> manager;
   std::unique_ptr<ControlServer> server;
   try {
     manager = std::make_unique<AppManager>(io.get_executor(), paths, log);
+    manager->set_keeper(keeper.get());
     auto created = ControlServer::create(io.get_executor(), *listen_fd, *manager, log);
     if (!created) {
       ::unlink(paths.socket.c_str());
@@ -364,14 +443,21 @@ int run_daemon(Options options) {
       };
   signals.async_wait(on_signal);
 
-  log->info("sempred {} started (pid {}, protocol {}) for {}", SEMPRE_VERSION, ::getpid(),
-            protocol::kVersion, paths.home);
+  if (keeper) {
+    log->info("sempred {} worker started (pid {}, keeper {}, protocol {}) for {}", SEMPRE_VERSION,
+              ::getpid(), keeper->keeper_pid(), protocol::kVersion, paths.home);
+  } else {
+    log->info("sempred {} started (pid {}, protocol {}) for {}", SEMPRE_VERSION, ::getpid(),
+              protocol::kVersion, paths.home);
+  }
   report.ready();
   try {
     manager->restore();
   } catch (const std::exception& e) {
     log->error("restoring the saved apps failed: {}", e.what());
   }
+  // Only a worker that got this far is replaced at once when it dies.
+  if (keeper) keeper->ready();
 
   for (;;) {
     try {
@@ -382,6 +468,7 @@ int run_daemon(Options options) {
       log->critical("unexpected exception: {}", e.what());
     }
   }
+  if (keeper) keeper->finish("exit");
   server.reset();
   manager.reset();
   reap_strays(*log);

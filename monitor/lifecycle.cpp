@@ -11,30 +11,33 @@ using A = Action;
 
 // Columns: start, stop, stop-keep-wanted, restart, spawn-failed,
 // uptime-reached, exited, backoff-elapsed, ready, kill-timeout,
-// kill-grace-elapsed, drain-elapsed. The last three come from timers of a
-// run, which die with it: they cannot reach a state without one.
+// kill-grace-elapsed, drain-elapsed, adopt. Kill-timeout, kill-grace-elapsed
+// and drain-elapsed come from timers of a run, which die with it: they
+// cannot reach a state without one. Only a Monitor with no run adopts one.
 constexpr Action kTable[kStateCount][kTriggerCount] = {
     // stopped
     {A::kStartFresh, A::kNone, A::kNone, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
-     A::kNone, A::kNone, A::kNone, A::kNone},
+     A::kNone, A::kNone, A::kNone, A::kNone, A::kTakeOver},
     // starting
     {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kSpawnFailure, A::kMarkReady,
-     A::kApplyPolicy, A::kNone, A::kMarkReady, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+     A::kApplyPolicy, A::kNone, A::kMarkReady, A::kEscalate, A::kAbandonGroup, A::kStopDraining,
+     A::kNone},
     // running
     {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kNone, A::kNone, A::kApplyPolicy, A::kNone,
-     A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+     A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining, A::kNone},
     // stopping
     {A::kStartAfterStop, A::kStayDown, A::kStayDown, A::kStartAfterStop, A::kNone, A::kNone,
-     A::kFinishStop, A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+     A::kFinishStop, A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining,
+     A::kNone},
     // backoff
     {A::kNone, A::kCancelRestart, A::kCancelRestart, A::kStartFresh, A::kNone, A::kNone, A::kNone,
-     A::kSpawn, A::kNone, A::kNone, A::kNone, A::kNone},
+     A::kSpawn, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
     // exited
     {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
-     A::kNone, A::kNone, A::kNone, A::kNone},
+     A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
     // failed
     {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
-     A::kNone, A::kNone, A::kNone, A::kNone},
+     A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
 };
 
 constexpr EnumName<Trigger> kTriggerNames[] = {
@@ -50,6 +53,7 @@ constexpr EnumName<Trigger> kTriggerNames[] = {
     {Trigger::kKillTimeout, "kill-timeout"},
     {Trigger::kKillGraceElapsed, "kill-grace-elapsed"},
     {Trigger::kDrainElapsed, "drain-elapsed"},
+    {Trigger::kAdopt, "adopt"},
 };
 static_assert(std::size(kTriggerNames) == kTriggerCount && in_declaration_order(kTriggerNames));
 
@@ -70,6 +74,7 @@ constexpr EnumName<Action> kActionNames[] = {
     {Action::kEscalate, "escalate"},
     {Action::kAbandonGroup, "abandon-group"},
     {Action::kStopDraining, "stop-draining"},
+    {Action::kTakeOver, "take-over"},
 };
 static_assert(std::size(kActionNames) == kActionCount && in_declaration_order(kActionNames));
 
@@ -83,6 +88,7 @@ std::optional<bool> wanted_after(Trigger trigger) {
   switch (trigger) {
     case Trigger::kStart:
     case Trigger::kRestart:
+    case Trigger::kAdopt:
       return true;
     case Trigger::kStop:
       return false;

@@ -24,9 +24,10 @@ enum class Trigger {
   kKillTimeout,       // kill-timeout passed since the kill-signal, and the group is still there
   kKillGraceElapsed,  // the group outlived SIGKILL by the kill grace (stuck in the kernel)
   kDrainElapsed,      // the group is gone, but its output stayed open past the drain limit
+  kAdopt,             // wanted up, and a run of an earlier supervisor is taken over (adopt)
 };
-inline constexpr int kTriggerCount = 12;
-static_assert(kTriggerCount == static_cast<int>(Trigger::kDrainElapsed) + 1);
+inline constexpr int kTriggerCount = 13;
+static_assert(kTriggerCount == static_cast<int>(Trigger::kAdopt) + 1);
 const char* trigger_name(Trigger trigger);
 
 enum class Action {
@@ -46,9 +47,10 @@ enum class Action {
   kEscalate,        // SIGKILL to the group; the kill grace starts
   kAbandonGroup,    // the group is taken for gone: the run may be over
   kStopDraining,    // the output is no longer waited for: the run may be over
+  kTakeOver,        // the adopted run becomes the current one -> running
 };
-inline constexpr int kActionCount = 16;
-static_assert(kActionCount == static_cast<int>(Action::kStopDraining) + 1);
+inline constexpr int kActionCount = 17;
+static_assert(kActionCount == static_cast<int>(Action::kTakeOver) + 1);
 const char* action_name(Action action);
 
 // The transition table. Total: every (state, trigger) has an entry.

@@ -79,11 +79,13 @@ class Monitor::Impl {
       own_launcher_ = make_posix_launcher(executor_);
       launcher_ = own_launcher_.get();
     }
+    keeper_ = seams.keeper;
   }
 
   ~Impl() {
     alive_.reset();
     if (run_ && !options_.pid_file.empty()) ::unlink(options_.pid_file.c_str());
+    if (run_ && keeper_ != nullptr) keeper_->forget_run();
     // ~ChildProcess kills and reaps a child that still runs.
   }
 
@@ -98,6 +100,28 @@ class Monitor::Impl {
     if (spawn_attempts_ != attempts && state_ == State::kFailed && last_spawn_error_) {
       return *last_spawn_error_;
     }
+    return {};
+  }
+
+  Status adopt(Adoption adoption) {
+    os::UniqueFd out(adoption.stdout_fd);
+    os::UniqueFd err(adoption.stderr_fd);
+    if (run_ || state_ != State::kStopped) {
+      return Error{ErrorKind::kInvalidArgument, "cannot adopt: a run is under way already", 0};
+    }
+    if (auto st = open_logs(); !st) return st;
+    auto child =
+        launcher_->adopt(adoption.pid, adoption.start_time, std::move(adoption.exit_status));
+    if (!child) return child.error();
+    auto run = std::make_unique<Run>();
+    run->child = std::move(*child);
+    run->pid = adoption.pid;
+    run->started = clock_->now() - adoption.uptime;
+    run->out_pipe = out ? add_pipe(OutputStream::kStdout, out.release()) : 0;
+    run->err_pipe = err ? add_pipe(OutputStream::kStderr, err.release()) : 0;
+    adoption_ = std::move(run);
+    if (auto st = ensure_watcher(); !st) last_error_ = st.error().message;
+    fire({Trigger::kAdopt, "adopted"});
     return {};
   }
 
@@ -338,6 +362,9 @@ class Monitor::Impl {
         if (run_) run_->drain_expired = true;
         maybe_finish();
         return;
+      case Action::kTakeOver:
+        take_over();
+        return;
     }
   }
 
@@ -391,6 +418,24 @@ class Monitor::Impl {
     }
     emit(started);
     if (options_.min_uptime.count() == 0) fire({Trigger::kUptimeReached});
+  }
+
+  // The run given to adopt() becomes the current one, running: no start
+  // event (it started under the earlier supervisor), no readiness check.
+  void take_over() {
+    if (!adoption_) return;
+    run_ = std::move(adoption_);
+    Run* run = run_.get();
+    set_state(State::kRunning);
+    if (!options_.pid_file.empty()) {
+      if (auto st = write_pid_file(options_.pid_file, run->pid); !st)
+        last_error_ = st.error().message;
+    }
+    std::weak_ptr<bool> alive = alive_;
+    run->child->async_wait([this, alive, run](ExitStatus status) {
+      if (alive.expired()) return;
+      on_main_exit(run, status);
+    });
   }
 
   // Starts the tcp or exec readiness check of a run just spawned (notify's
@@ -460,11 +505,16 @@ class Monitor::Impl {
     request.limit_nofile = options_.limit_nofile;
     request.stdout_fd = out->write.get();
     request.stderr_fd = err->write.get();
+    if (keeper_ != nullptr) keeper_->keep_pipes(out->read.get(), err->read.get());
     auto child = launcher_->launch(request);
     // The child holds its copies; ours would keep the pipes from ever ending.
     out->write.reset();
     err->write.reset();
-    if (!child) return child.error();
+    if (!child) {
+      if (keeper_ != nullptr) keeper_->forget_run();
+      return child.error();
+    }
+    if (keeper_ != nullptr) keeper_->keep_pid((*child)->pid());
 
     run->request = request;
     run->request.stdout_fd = -1;
@@ -561,6 +611,7 @@ class Monitor::Impl {
     run->drain_timer.reset();
     run->probe.reset();
     if (!options_.pid_file.empty()) ::unlink(options_.pid_file.c_str());
+    if (keeper_ != nullptr) keeper_->forget_run();
     boost::asio::post(executor_, [run] {});
     return exited;
   }
@@ -792,6 +843,7 @@ class Monitor::Impl {
   Clock* clock_ = nullptr;
   std::unique_ptr<Launcher> own_launcher_;
   Launcher* launcher_ = nullptr;
+  RunKeeper* keeper_ = nullptr;
   RestartPolicy policy_;
   ReadyCheck ready_check_;
 
@@ -812,6 +864,7 @@ class Monitor::Impl {
   std::vector<Waiter> waiters_;
 
   std::unique_ptr<Run> run_;
+  std::unique_ptr<Run> adoption_;  // given to adopt(), until the table takes it over
   std::unique_ptr<Timer> backoff_timer_;
   std::optional<UsageSample> usage_sample_;
 
@@ -845,6 +898,7 @@ void Monitor::stop_keep_wanted(Done done) {
   impl_->stop(Trigger::kStopKeepWanted, std::move(done));
 }
 void Monitor::restart(Done done) { impl_->restart(std::move(done)); }
+Status Monitor::adopt(Adoption adoption) { return impl_->adopt(std::move(adoption)); }
 Status Monitor::signal(int sig) { return impl_->signal(sig); }
 Status Monitor::flush_logs() { return impl_->flush_logs(); }
 MonitorStatus Monitor::status() const { return impl_->status(); }

@@ -1,10 +1,13 @@
 #include "output_pipe.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace sempre {
@@ -18,6 +21,36 @@ constexpr int kReadsPerWake = 4;
 // delivered, so that one long line does not cost memory for the child's life.
 constexpr std::size_t kKeptCapacity = 4096;
 
+// The pages of pipe capacity one user may hold before the kernel gives
+// every new pipe of that user (the apps' own ones too) a single page
+// (fs.pipe-user-pages-soft, 16384 by default). The raised pipes take at most
+// a quarter of it, so that what they cost is never felt elsewhere.
+std::atomic<long> enlarged_pipes{0};
+
+long enlarged_pipe_budget() {
+  static const long budget = [] {
+    long pages = 16384;
+    if (FILE* f = std::fopen("/proc/sys/fs/pipe-user-pages-soft", "re")) {
+      long value = 0;
+      if (std::fscanf(f, "%ld", &value) == 1) pages = value;
+      std::fclose(f);
+    }
+    if (pages <= 0) return 1L << 20;  // 0: no soft limit
+    return pages / 4 / (OutputPipe::kCapacity / 4096);
+  }();
+  return budget;
+}
+
+// Raises the capacity of the pipe behind `fd` when the budget allows.
+bool enlarge(int fd) {
+  if (enlarged_pipes.fetch_add(1) >= enlarged_pipe_budget() ||
+      ::fcntl(fd, F_SETPIPE_SZ, OutputPipe::kCapacity) < 0) {
+    enlarged_pipes.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 SharedReadBuffer make_read_buffer(std::size_t size) {
@@ -30,6 +63,7 @@ OutputPipe::OutputPipe(boost::asio::any_io_executor executor, int fd, SharedRead
       buffer_(std::move(buffer)),
       callbacks_(std::move(callbacks)),
       alive_(std::make_shared<bool>(true)) {
+  enlarged_ = enlarge(fd);
   boost::system::error_code ec;
   fd_.assign(fd, ec);
   if (!ec) fd_.non_blocking(true, ec);
@@ -52,6 +86,7 @@ OutputPipe::~OutputPipe() {
   alive_.reset();
   boost::system::error_code ec;
   fd_.close(ec);
+  if (enlarged_) enlarged_pipes.fetch_sub(1);
 }
 
 void OutputPipe::wait() {

@@ -32,8 +32,13 @@ class OutputPipe {
   // that a child that never writes '\n' cannot grow memory without bound.
   static constexpr std::size_t kMaxLine = 64 * 1024;
 
-  // Takes ownership of `fd` (the read end, made non-blocking here) and starts
-  // reading on `executor`.
+  // What the pipe holds while nobody reads it (a supervisor restarting):
+  // the kernel's default of 64 KiB is raised to this, within a budget per
+  // process (see output_pipe.cpp).
+  static constexpr int kCapacity = 256 * 1024;
+
+  // Takes ownership of `fd` (the read end, made non-blocking here and its
+  // capacity raised) and starts reading on `executor`.
   OutputPipe(boost::asio::any_io_executor executor, int fd, SharedReadBuffer buffer,
              Callbacks callbacks);
   OutputPipe(const OutputPipe&) = delete;
@@ -56,6 +61,7 @@ class OutputPipe {
   Callbacks callbacks_;
   std::string partial_;
   bool eof_ = false;
+  bool enlarged_ = false;  // holds a share of the capacity budget
   std::shared_ptr<bool> alive_;
 };
 

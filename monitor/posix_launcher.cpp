@@ -254,6 +254,14 @@ class PosixChild final : public ChildProcess {
   PosixChild(asio::any_io_executor executor, pid_t pid, asio::posix::stream_descriptor pidfd)
       : state_(std::make_shared<State>(std::move(executor), pid, std::move(pidfd))) {}
 
+  // An adopted process, not ours to reap: its end is seen on `pidfd` (not
+  // open when it is gone already) and its status asked of `source`.
+  PosixChild(asio::any_io_executor executor, pid_t pid, asio::posix::stream_descriptor pidfd,
+             ExitStatusSource source)
+      : state_(std::make_shared<State>(std::move(executor), pid, std::move(pidfd))) {
+    state_->source = std::move(source);
+  }
+
   ~PosixChild() override {
     State& s = *state_;
     s.closed = true;
@@ -261,6 +269,15 @@ class PosixChild final : public ChildProcess {
     s.group_done = nullptr;
     s.members.clear();
     if (s.retry) s.retry->cancel();
+    if (s.source) {
+      // Someone else reaps it: kill the group while its leader still runs
+      // (its pidfd not readable yet), so the pgid is still its own.
+      if (!s.reaped && s.pidfd.is_open()) {
+        pollfd p{s.pidfd.native_handle(), POLLIN, 0};
+        if (::poll(&p, 1, 0) == 0) ::kill(-s.pid, SIGKILL);
+      }
+      s.reaped = true;
+    }
     if (!s.reaped) {
       const int fd = s.pidfd.native_handle();
       // Only an unreaped leader (running or zombie) keeps the pgid reserved,
@@ -288,6 +305,10 @@ class PosixChild final : public ChildProcess {
 
   void async_wait(std::function<void(ExitStatus)> done) override {
     state_->on_exit = std::move(done);
+    if (state_->source) {
+      if (state_->pidfd.is_open()) return wait_exit(state_);
+      return ask_status(state_);
+    }
     // The child may have exited before anyone waited: its pidfd's edge is
     // gone by now, so look before waiting for one.
     if (std::optional<ExitStatus> status =
@@ -335,7 +356,8 @@ class PosixChild final : public ChildProcess {
     pid_t pid;
     asio::posix::stream_descriptor pidfd;  // closed once the child is reaped
     std::function<void(ExitStatus)> on_exit;
-    bool reaped = false;
+    ExitStatusSource source;  // set for an adopted process
+    bool reaped = false;      // adopted: known to have ended
     bool group_gone = false;
     bool closed = false;  // the PosixChild is gone: no callback may run
     // The pidfds of the group's members in the current round, and how many
@@ -359,12 +381,23 @@ class PosixChild final : public ChildProcess {
     state->pidfd.async_wait(
         asio::posix::stream_descriptor::wait_read, [state](const boost::system::error_code& ec) {
           if (ec == asio::error::operation_aborted || state->closed) return;
+          if (state->source) return ask_status(state);
           std::optional<ExitStatus> status =
               reap_registered_if_exited(state->pidfd.native_handle(), state->pid);
           if (!status) return wait_exit(state);  // a spurious wake-up
           state->reaped = true;
           deliver_exit(state, *status);
         });
+  }
+
+  // An adopted process is gone: its parent has (or will have) its status.
+  static void ask_status(const std::shared_ptr<State>& state) {
+    state->reaped = true;
+    boost::system::error_code ignored;
+    state->pidfd.close(ignored);
+    state->source(state->pid, [state](std::optional<ExitStatus> status) {
+      deliver_exit(state, status.value_or(ExitStatus{false, -1}));
+    });
   }
 
   static void deliver_exit(const std::shared_ptr<State>& state, ExitStatus status) {
@@ -551,6 +584,30 @@ class PosixLauncher final : public Launcher {
         std::make_unique<PosixChild>(executor_, pid, std::move(watched)));
   }
 
+  Result<std::unique_ptr<ChildProcess>> adopt(pid_t pid, std::uint64_t start_time,
+                                              ExitStatusSource exit_status) override {
+    if (pid <= 0 || !exit_status) {
+      return Error{ErrorKind::kInvalidArgument, "adopt: no pid or no exit status source", 0};
+    }
+    asio::posix::stream_descriptor watched(executor_);
+    Result<os::UniqueFd> pidfd = os::open_pidfd(pid);
+    if (!pidfd && pidfd.error().os_error != ESRCH) {
+      return os_error(pidfd.error().os_error, "pid " + std::to_string(pid) + ": pidfd_open");
+    }
+    // Looked at after the pidfd is open: a pid recycled before the open
+    // shows another start time, one recycled after cannot be (the pidfd
+    // holds it).
+    Result<os::ProcStat> stat = os::read_proc_stat(pid);
+    if (pidfd && stat && stat->starttime == start_time) {
+      boost::system::error_code ec;
+      watched.assign(pidfd->get(), ec);
+      if (ec) return os_error(ec.value(), "pid " + std::to_string(pid) + ": watching the process");
+      pidfd->release();
+    }
+    return std::unique_ptr<ChildProcess>(
+        std::make_unique<PosixChild>(executor_, pid, std::move(watched), std::move(exit_status)));
+  }
+
  private:
   // A child that runs but cannot be watched is killed, group and all, and
   // reaped, so that a failed launch leaves nothing behind.
@@ -563,6 +620,10 @@ class PosixLauncher final : public Launcher {
 };
 
 }  // namespace
+
+Result<std::unique_ptr<ChildProcess>> Launcher::adopt(pid_t, std::uint64_t, ExitStatusSource) {
+  return Error{ErrorKind::kInvalidArgument, "this launcher cannot adopt a process", 0};
+}
 
 std::unique_ptr<Launcher> make_posix_launcher(boost::asio::any_io_executor executor) {
   return std::make_unique<PosixLauncher>(std::move(executor));

@@ -128,4 +128,15 @@ inline bool wait_for_exit(pid_t pid, std::chrono::milliseconds limit = 15s) {
   return n == 1 || !alive(pid);
 }
 
+// Whether `done` becomes true within `limit`, looking every few
+// milliseconds: for a state of another process that no event announces.
+inline bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 15s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    ::usleep(5000);
+  }
+  return true;
+}
+
 }  // namespace sempre::test

@@ -121,8 +121,9 @@ std::vector<pid_t> processes_with_env(const std::string& entry) {
 }
 
 // The live sempred processes serving `home`, whether it reached them by the
-// environment or by --home.
-std::vector<pid_t> daemons_of(const std::string& home) {
+// environment or by --home: the daemons (keepers, or daemons run with
+// --no-keeper), or with `workers`, the keepers' workers.
+std::vector<pid_t> daemons_of(const std::string& home, bool workers = false) {
   std::error_code ec;
   const std::string binary = fs::canonical(kSempred, ec).string();
   std::vector<pid_t> found;
@@ -132,6 +133,7 @@ std::vector<pid_t> daemons_of(const std::string& home) {
     if (const auto deleted = exe.find(" (deleted)"); deleted != std::string::npos)
       exe.erase(deleted);
     if (exe != binary || !alive(pid)) continue;
+    if ((command_line(pid).find(" --worker") != std::string::npos) != workers) continue;
     if (command_line(pid).find(home) != std::string::npos || has_env(pid, "SEMPRE_HOME=" + home)) {
       found.push_back(pid);
     }
@@ -1143,7 +1145,11 @@ TEST_F(SempreDaemon, TermStopsTheDaemonAndTheNextOneRestoresTheApps) {
 }
 
 TEST_F(SempreDaemon, AppOfADaemonKilledHardNeverRunsTwice) {
-  // A child left by a daemon killed with SIGKILL is stopped before the next daemon restarts it.
+  // Without a keeper, a child left by a daemon killed with SIGKILL is
+  // stopped before the next daemon restarts it.
+  Subprocess lone({kSempred, "--no-keeper", "--home", home_}, env());
+  ASSERT_EQ(lone.wait(), 0) << lone.err();
+  ASSERT_TRUE(daemons_of(home_, /*workers=*/true).empty());
   const Started web = start(sleeper("web"));
   ASSERT_GT(web.pid, 0) << describe(web.outcome);
   const pid_t daemon = daemon_pid();
@@ -1160,6 +1166,114 @@ TEST_F(SempreDaemon, AppOfADaemonKilledHardNeverRunsTwice) {
     if (command_line(pid) == kChild + " sleep forever") sleepers.push_back(pid);
   }
   EXPECT_EQ(sleepers.size(), 1u) << describe_processes(sleepers);
+}
+
+// The numbers a `tick` child wrote to `log`, in order.
+std::vector<long> ticks_in(const std::string& log) {
+  std::vector<long> numbers;
+  std::istringstream in(test::read_file(log));
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) numbers.push_back(std::stol(line));
+  }
+  return numbers;
+}
+
+// The first place where `numbers` is not 0, 1, 2, ..., or "" when it is.
+std::string first_gap(const std::vector<long>& numbers) {
+  for (std::size_t i = 0; i < numbers.size(); ++i) {
+    if (numbers[i] != static_cast<long>(i)) {
+      return "line " + std::to_string(i) + " says " + std::to_string(numbers[i]);
+    }
+  }
+  return "";
+}
+
+TEST_F(SempreDaemon, AKilledWorkerIsReplacedAndTakesEveryAppOver) {
+  // SIGKILL of the daemon's worker, again and again: the keeper starts
+  // another at once, which takes every app over: same pids, no restart,
+  // uptime going on, and not one line of output lost.
+  const Started ticker = start({"--name", "ticker", "--", kChild, "tick", "1"});
+  ASSERT_GT(ticker.pid, 0) << describe(ticker.outcome);
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const pid_t daemon = daemon_pid();
+  ASSERT_GT(daemon, 0);
+  ASSERT_TRUE(await_app("web", status_is("running")).ok);
+
+  for (int kill = 0; kill < 5; ++kill) {
+    const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+    ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+    ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
+    ASSERT_TRUE(wait_for_exit(workers.front()));
+    // The apps keep running while no worker does, and after.
+    EXPECT_TRUE(alive(ticker.pid));
+    EXPECT_TRUE(alive(web.pid));
+    const auto apps = list();
+    ASSERT_TRUE(apps) << last_list_error_;
+    for (const char* name : {"ticker", "web"}) {
+      const auto app = find(name);
+      ASSERT_TRUE(app) << name;
+      EXPECT_EQ(text(*app, "status"), "running") << *app;
+      EXPECT_EQ(number(*app, "restarts"), 0) << *app;
+      EXPECT_EQ(pid_of(*app), std::string(name) == "web" ? web.pid : ticker.pid) << *app;
+      EXPECT_GT(number(*app, "uptime_ms"), 0) << *app;
+    }
+  }
+  EXPECT_EQ(daemon_pid(), daemon) << "the keeper is the daemon, all along";
+  const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+  ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+
+  // Every line the ticker wrote reached its log, in order.
+  const Outcome stop = sempre({"stop", "ticker"});
+  ASSERT_EQ(stop.code, 0) << describe(stop);
+  const std::vector<long> numbers = ticks_in(out_log("ticker"));
+  EXPECT_GT(numbers.size(), 10u);
+  EXPECT_EQ(first_gap(numbers), "");
+  EXPECT_TRUE(test::read_file(home_ + "/logs/ticker.err.log").empty());
+}
+
+TEST_F(SempreDaemon, AnAppThatEndsWhileNoWorkerRunsIsHandledByItsPolicy) {
+  // The keeper reaps an app that exits while no worker runs and hands its
+  // status on: the next worker restarts it as its policy says, and reports
+  // how it ended.
+  const Started web = start({"--name", "web", "--", kChild, "term-exit", "7"});
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  ASSERT_TRUE(await_app("web", status_is("running")).ok);
+  const pid_t keeper = daemon_pid();
+  const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+  ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+
+  // The keeper paused: no worker can start until the app has ended.
+  ASSERT_EQ(::kill(keeper, SIGSTOP), 0);
+  ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
+  ASSERT_EQ(::kill(web.pid, SIGTERM), 0);
+  ASSERT_TRUE(wait_for_exit(web.pid)) << "the app did not end on SIGTERM";
+  ASSERT_EQ(::kill(keeper, SIGCONT), 0);
+
+  const Awaited back = await_app("web", runs_under_another_pid(web.pid));
+  ASSERT_TRUE(back.ok) << back.last_seen;
+  EXPECT_EQ(number(back.app, "restarts"), 1) << back.app;
+  EXPECT_EQ(field(back.app, "last_exit"), json::value(json::object{{"code", 7}})) << back.app;
+  const std::vector<pid_t> after = daemons_of(home_, /*workers=*/true);
+  EXPECT_EQ(after.size(), 1u) << describe_processes(after);
+}
+
+TEST_F(SempreDaemon, AKilledKeeperLeavesTheWorkerServingAlone) {
+  // Without its keeper the worker goes on as the daemon: the apps run, the
+  // commands answer, and `sempre kill` ends it.
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const pid_t keeper = daemon_pid();
+  ASSERT_EQ(::kill(keeper, SIGKILL), 0);
+  ASSERT_TRUE(wait_for_exit(keeper));
+  const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+  ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+  ASSERT_TRUE(test::eventually([&] { return daemon_pid() == workers.front(); }))
+      << "the lock should name the worker now";
+  const auto app = find("web");
+  ASSERT_TRUE(app) << last_list_error_;
+  EXPECT_EQ(pid_of(*app), web.pid);
+  EXPECT_TRUE(alive(web.pid));
 }
 
 TEST_F(SempreDaemon, CorruptStateIsSetAsideAndTheDaemonStartsEmpty) {

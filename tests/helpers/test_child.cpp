@@ -20,6 +20,8 @@
 //                             (its pid written to PIDFILE), print "ready", wait
 //   listen-on-usr1 PORT       print "waiting"; on SIGUSR1 listen on 127.0.0.1:PORT, wait
 //   notify-on-usr1            print "waiting"; on SIGUSR1 send READY=1 to $NOTIFY_SOCKET, wait
+//   tick MS                   write numbered lines ("%08d"), one every MS ms, forever;
+//                             exit 0 on SIGTERM
 //   flood N LEN               write N numbered lines of LEN bytes ("%08d " + 'x'...)
 //                             in writes that cut lines at odd places, exit 0
 #include <arpa/inet.h>
@@ -226,6 +228,16 @@ int main(int argc, char** argv) {
     ::rename(tmp.c_str(), argv[2]);
     say("ready");
     wait_forever();
+  }
+  if (mode == "tick" && argc == 3) {
+    const long ms = std::atol(argv[2]);
+    ::signal(SIGTERM, [](int) { ::_exit(0); });
+    for (long i = 0;; ++i) {
+      char line[32];
+      const int n = std::snprintf(line, sizeof line, "%08ld\n", i);
+      write_all(1, line, static_cast<size_t>(n));
+      if (ms > 0) ::usleep(static_cast<useconds_t>(ms * 1000));
+    }
   }
   if (mode == "flood" && argc == 4) {
     long n = std::atol(argv[2]);

@@ -84,30 +84,33 @@ TEST(TransitionTable, EveryCellIsAnExplicitDecision) {
   constexpr T kColumns[] = {
       T::kStart,       T::kStop,          T::kStopKeepWanted,   T::kRestart,
       T::kSpawnFailed, T::kUptimeReached, T::kExited,           T::kBackoffElapsed,
-      T::kReady,       T::kKillTimeout,   T::kKillGraceElapsed, T::kDrainElapsed};
+      T::kReady,       T::kKillTimeout,   T::kKillGraceElapsed, T::kDrainElapsed,
+      T::kAdopt};
   static_assert(std::size(kColumns) == kTriggerCount);
   constexpr A kExpected[][std::size(kColumns)] = {
       // stopped
       {A::kStartFresh, A::kNone, A::kNone, A::kStartFresh, A::kNone, A::kNone, A::kNone, A::kNone,
-       A::kNone, A::kNone, A::kNone, A::kNone},
+       A::kNone, A::kNone, A::kNone, A::kNone, A::kTakeOver},
       // starting
       {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kSpawnFailure, A::kMarkReady,
-       A::kApplyPolicy, A::kNone, A::kMarkReady, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+       A::kApplyPolicy, A::kNone, A::kMarkReady, A::kEscalate, A::kAbandonGroup, A::kStopDraining,
+       A::kNone},
       // running
       {A::kNone, A::kKill, A::kKill, A::kKillThenStart, A::kNone, A::kNone, A::kApplyPolicy,
-       A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+       A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining, A::kNone},
       // stopping
       {A::kStartAfterStop, A::kStayDown, A::kStayDown, A::kStartAfterStop, A::kNone, A::kNone,
-       A::kFinishStop, A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining},
+       A::kFinishStop, A::kNone, A::kNone, A::kEscalate, A::kAbandonGroup, A::kStopDraining,
+       A::kNone},
       // backoff
       {A::kNone, A::kCancelRestart, A::kCancelRestart, A::kStartFresh, A::kNone, A::kNone, A::kNone,
-       A::kSpawn, A::kNone, A::kNone, A::kNone, A::kNone},
+       A::kSpawn, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
       // exited
       {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone,
-       A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
+       A::kNone, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
       // failed
       {A::kStartFresh, A::kForget, A::kForget, A::kStartFresh, A::kNone, A::kNone, A::kNone,
-       A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
+       A::kNone, A::kNone, A::kNone, A::kNone, A::kNone, A::kNone},
   };
   static_assert(std::size(kExpected) == kStateCount);
   for (int s = 0; s < kStateCount; ++s) {
@@ -136,7 +139,9 @@ TEST(TransitionTable, OnlyCommandsChangeTheWantedState) {
   for (int t = 0; t < kTriggerCount; ++t) {
     const auto trigger = static_cast<Trigger>(t);
     std::optional<bool> expected;
-    if (trigger == Trigger::kStart || trigger == Trigger::kRestart) expected = true;
+    if (trigger == Trigger::kStart || trigger == Trigger::kRestart || trigger == Trigger::kAdopt) {
+      expected = true;
+    }
     if (trigger == Trigger::kStop) expected = false;
     EXPECT_EQ(wanted_after(trigger), expected) << trigger_name(trigger);
   }

@@ -60,6 +60,14 @@ class SEMPRE_EXPORT ChildProcess {
   virtual void async_wait_group_empty(std::function<void()> done) = 0;
 };
 
+// How the end of an adopted process (Launcher::adopt) is learned: only its
+// parent can reap it and read its status, and the caller is not its parent.
+// Called once the process is gone, with `pid` and a callback the source must
+// call exactly once, from the executor: with the status, or with nullopt
+// when it cannot be known (the status is then reported as {false, -1}).
+using ExitStatusSource =
+    std::function<void(pid_t pid, std::function<void(std::optional<ExitStatus>)> done)>;
+
 class SEMPRE_EXPORT Launcher {
  public:
   Launcher() = default;
@@ -73,6 +81,16 @@ class SEMPRE_EXPORT Launcher {
   // setrlimit's EPERM, ...), kind kTransient when fork itself failed for
   // lack of resources.
   virtual Result<std::unique_ptr<ChildProcess>> launch(const LaunchRequest& request) = 0;
+
+  // Takes over `pid`, the leader of its own process group, started by an
+  // earlier supervisor (typically this program's previous incarnation) and
+  // not a child of this process. `start_time` (field 22 of /proc/PID/stat)
+  // tells it from a later process that got the same pid: when the pid is
+  // gone or is another process now, the ChildProcess reports at once that
+  // its main process has ended. Its status comes from `exit_status`. The
+  // default refuses (kInvalidArgument): a launcher that cannot adopt.
+  virtual Result<std::unique_ptr<ChildProcess>> adopt(pid_t pid, std::uint64_t start_time,
+                                                      ExitStatusSource exit_status);
 };
 
 // The real launcher. The child gets its own session, default signal

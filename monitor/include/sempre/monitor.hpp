@@ -68,10 +68,40 @@ struct MonitorUsage {
   int processes = 0;
 };
 
-// Test seams of a Monitor: a null member means the real one.
+// Lets a supervisor's successor take its runs over (Monitor::adopt) after
+// the supervisor died: a Monitor tells it of each run's output pipes before
+// the spawn, of the pid once it is known, and of the run's end. A keeper
+// holds the pipes' read ends elsewhere (another process), so that the child
+// never writes into a pipe without a reader while nobody supervises it.
+// Called on the Monitor's executor; must not call back into the Monitor.
+class RunKeeper {
+ public:
+  virtual ~RunKeeper() = default;
+  // Before the spawn: the read ends of the run's stdout and stderr pipes,
+  // which the Monitor keeps; the keeper must duplicate what it holds on to.
+  virtual void keep_pipes(int stdout_read_fd, int stderr_read_fd) = 0;
+  // The spawn succeeded: the run's main process.
+  virtual void keep_pid(pid_t pid) = 0;
+  // The run is over (or its spawn failed): forget it.
+  virtual void forget_run() = 0;
+};
+
+// The hooks of a Monitor into its host: a null member means the real one
+// (tests pass a fake clock and launcher), or none (the keeper).
 struct MonitorSeams {
   Clock* clock = nullptr;
   Launcher* launcher = nullptr;
+  RunKeeper* keeper = nullptr;
+};
+
+// A run of an earlier supervisor to take over (Monitor::adopt).
+struct Adoption {
+  pid_t pid = 0;                 // the main process, leader of its group
+  std::uint64_t start_time = 0;  // field 22 of /proc/PID/stat when it was spawned
+  int stdout_fd = -1;            // read ends of its output pipes, taken over; -1: none
+  int stderr_fd = -1;
+  Millis uptime{0};              // how long it has run
+  ExitStatusSource exit_status;  // where its end is learned (Launcher::adopt)
 };
 
 class SEMPRE_EXPORT Monitor {
@@ -119,6 +149,15 @@ class SEMPRE_EXPORT Monitor {
   // never counts as a crash loop. `done` runs after the new spawn (or its
   // failure).
   void restart(Done done = {});
+
+  // Takes over a run of an earlier supervisor, already spawned: the app is
+  // wanted up and running, and the run goes on as if this Monitor had
+  // started it (its output goes to the logs, appended; its end is handled by
+  // the restart policy). A run that ended meanwhile is reported ended at
+  // once, with its status, and its pipes are read to their end. Fails (and
+  // closes the descriptors) when a run is under way already or the launcher
+  // cannot adopt.
+  Status adopt(Adoption adoption);
 
   // Sends `sig` to the child's process group. Fails when no child runs.
   Status signal(int sig);
