@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "app_config.hpp"
 #include "client.hpp"
@@ -194,6 +195,45 @@ int stop_daemon(Cmd command) {
     std::cout << "stopped the daemon" << label << '\n';
   }
   return kExitOk;
+}
+
+// Replaces the daemon's worker by a new one, run from the binary installed
+// now, which takes every app over: nothing restarts. A daemon that cannot
+// (no keeper, or too old to know reexec) is stopped and started instead,
+// and its apps restart with it.
+int reexec_daemon() {
+  const HomePaths paths = home();
+  if (!running_daemon_pid(paths)) return daemon_start();
+  auto client = Client::connect(paths, false);
+  if (!client) return report(client.error());
+  auto reply = client->call<Cmd::kReexec>({}, kRequestTimeout);
+  if (!reply) {
+    std::cerr << "sempre: the daemon cannot be replaced in place (" << reply.error().message
+              << "); stopping and starting it: its apps restart\n";
+    if (const int code = stop_daemon(Cmd::kShutdown); code != kExitOk) return code;
+    return daemon_start();
+  }
+  // The next worker answers from the same socket once it has taken over.
+  const auto deadline = std::chrono::steady_clock::now() + kDaemonStartTimeout;
+  Error last{ErrorKind::kUnavailable, "the new worker did not answer", 0};
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto next = Client::connect(paths, false);
+    if (next) {
+      auto ping = next->call<Cmd::kPing>({}, kRequestTimeout);
+      if (ping && ping->worker != reply->worker) {
+        const std::size_t n = reply->apps;
+        std::cout << "restarted the daemon (pid " << ping->pid << ", worker " << ping->worker
+                  << "); " << n << (n == 1 ? " app" : " apps") << " kept running\n";
+        return kExitOk;
+      }
+      if (!ping) last = ping.error();
+    } else {
+      last = next.error();
+    }
+    // The old worker is still on its way out.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return report(last);
 }
 
 bool is_config_file(const std::string& arg) { return arg.size() > 5 && arg.ends_with(".toml"); }
@@ -772,25 +812,23 @@ std::function<int()> define_cleanlogs(CLI::App& app, const Invocation&, bool sta
 
 std::function<int()> define_daemon(CLI::App& app, const Invocation&, bool) {
   auto action = std::make_shared<std::string>();
-  app.add_option("ACTION", *action, "status, stop, start or restart")->required();
+  app.add_option("ACTION", *action, "status, stop, start, restart or upgrade")->required();
   app.footer(
       "status:  print the daemon's pid, home, uptime and number of apps (exit 3 when none runs).\n"
       "stop:    stop the daemon and its apps; they start again with the next daemon.\n"
       "start:   start the daemon unless it runs (any other command starts it too).\n"
-      "restart: stop, then start: a new daemon (after an upgrade); its apps restart with it.");
+      "restart: replace the daemon by the sempred installed now, keeping every app running\n"
+      "         (same pids, no line of output lost); upgrade is the same.");
   return [action] {
     if (*action == "status") return daemon_status();
     if (*action == "stop") return stop_daemon(Cmd::kShutdown);
     if (*action == "start") return daemon_start();
-    if (*action == "restart") {
-      if (const int code = stop_daemon(Cmd::kShutdown); code != kExitOk) return code;
-      return daemon_start();
-    }
+    if (*action == "restart" || *action == "upgrade") return reexec_daemon();
     std::string message = "unknown action \"" + *action + "\"";
-    if (auto best = closest_word(*action, {"status", "stop", "start", "restart"})) {
+    if (auto best = closest_word(*action, {"status", "stop", "start", "restart", "upgrade"})) {
       message += "; did you mean \"" + *best + "\"?";
     } else {
-      message += "; expected status, stop, start or restart";
+      message += "; expected status, stop, start, restart or upgrade";
     }
     return usage_error("daemon", message);
   };

@@ -184,6 +184,8 @@ const char* command_name(Command command) {
       return "kill";
     case Command::kShutdown:
       return "shutdown";
+    case Command::kReexec:
+      return "reexec";
   }
   return "unknown";
 }
@@ -220,7 +222,14 @@ json::object make_request(std::uint64_t id, Command command, json::object args) 
 
 Result<Request> parse_request(const json::object& message) {
   Request request;
-  if (auto version = check_version(message.if_contains("v")); !version) return version.error();
+  // reexec is answered whatever the version: it is how a daemon of an older
+  // version is replaced by the newer one installed.
+  const json::value* cmd_field = message.if_contains("cmd");
+  const bool any_version = cmd_field != nullptr && cmd_field->is_string() &&
+                           cmd_field->get_string() == command_name(Command::kReexec);
+  if (auto version = check_version(message.if_contains("v")); !version && !any_version) {
+    return version.error();
+  }
   request.version = kVersion;
 
   const json::value* id = message.if_contains("id");
@@ -778,6 +787,7 @@ Result<Empty> from_json<Empty>(const json::object&) {
 
 json::object to_json(const PingReply& reply) {
   return {{"pid", reply.pid},
+          {"worker", reply.worker},
           {"version", reply.version},
           {"home", reply.home},
           {"uptime_ms", reply.uptime.count()},
@@ -789,6 +799,7 @@ Result<PingReply> from_json<PingReply>(const json::object& json) {
   PingReply reply;
   FieldReader read(json);
   read.integer<pid_t>("pid", reply.pid);
+  read.integer<pid_t>("worker", reply.worker);
   read.integer<int>("version", reply.version);
   read.string("home", reply.home);
   read.millis("uptime_ms", reply.uptime);
@@ -1214,6 +1225,19 @@ Result<DumpReply> from_json<DumpReply>(const json::object& json) {
 }
 
 json::object to_json(const StoppedReply& reply) { return {{"stopped", reply.stopped}}; }
+
+json::object to_json(const ReexecReply& reply) {
+  return {{"worker", reply.worker}, {"apps", reply.apps}};
+}
+
+template <>
+Result<ReexecReply> from_json<ReexecReply>(const json::object& json) {
+  ReexecReply reply;
+  FieldReader read(json);
+  read.integer<pid_t>("worker", reply.worker);
+  read.integer<std::size_t>("apps", reply.apps);
+  return finish(read, std::move(reply));
+}
 
 template <>
 Result<StoppedReply> from_json<StoppedReply>(const json::object& json) {

@@ -159,12 +159,13 @@ enum class Command {
   kDump,
   kKill,
   kShutdown,
+  kReexec,
 };
 inline constexpr Command kCommands[] = {
-    Command::kPing,   Command::kStart,  Command::kStop,      Command::kRestart,
-    Command::kDelete, Command::kSignal, Command::kList,      Command::kInfo,
-    Command::kLogs,   Command::kEvents, Command::kCleanlogs, Command::kFlush,
-    Command::kApply,  Command::kDump,   Command::kKill,      Command::kShutdown,
+    Command::kPing,      Command::kStart,  Command::kStop,  Command::kRestart, Command::kDelete,
+    Command::kSignal,    Command::kList,   Command::kInfo,  Command::kLogs,    Command::kEvents,
+    Command::kCleanlogs, Command::kFlush,  Command::kApply, Command::kDump,    Command::kKill,
+    Command::kShutdown,  Command::kReexec,
 };
 // Its name on the wire: "ping", "start", ...
 const char* command_name(Command command);
@@ -297,7 +298,8 @@ struct NoItem {};
 
 // ping -> PingReply
 struct PingReply {
-  pid_t pid = 0;
+  pid_t pid = 0;     // the daemon's (its keeper's)
+  pid_t worker = 0;  // the worker's; the same as pid without a keeper
   int version = kVersion;
   std::string home;
   Millis uptime{0};
@@ -447,6 +449,14 @@ struct StoppedReply {
   std::size_t stopped = 0;
 };
 
+// reexec -> ReexecReply: the worker that answers is about to hand its apps
+// over to the next one. Understood whatever the version of the request, so
+// that a CLI of a newer version can replace an older daemon.
+struct ReexecReply {
+  pid_t worker = 0;
+  std::size_t apps = 0;
+};
+
 // The payload types of command C: Args, Reply and Item.
 template <Command C>
 struct Messages;
@@ -488,6 +498,8 @@ template <>
 struct Messages<Command::kKill> : MessageTypes<Empty, StoppedReply> {};
 template <>
 struct Messages<Command::kShutdown> : MessageTypes<Empty, StoppedReply> {};
+template <>
+struct Messages<Command::kReexec> : MessageTypes<Empty, ReexecReply> {};
 
 template <Command C>
 using ArgsOf = typename Messages<C>::Args;
@@ -525,6 +537,7 @@ boost::json::object to_json(const ApplyReply& reply);
 boost::json::object to_json(const DumpedApp& app);
 boost::json::object to_json(const DumpReply& reply);
 boost::json::object to_json(const StoppedReply& reply);
+boost::json::object to_json(const ReexecReply& reply);
 
 template <>
 Result<Empty> from_json<Empty>(const boost::json::object& json);
@@ -579,6 +592,8 @@ template <>
 Result<DumpedApp> from_json<DumpedApp>(const boost::json::object& json);
 template <>
 Result<DumpReply> from_json<DumpReply>(const boost::json::object& json);
+template <>
+Result<ReexecReply> from_json<ReexecReply>(const boost::json::object& json);
 template <>
 Result<StoppedReply> from_json<StoppedReply>(const boost::json::object& json);
 

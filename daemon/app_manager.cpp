@@ -131,6 +131,12 @@ class AppManager::Impl {
   }
 
   void set_keeper(KeeperLink* keeper) { keeper_ = keeper; }
+  void set_on_reexec(std::function<void()> on_reexec) { on_reexec_ = std::move(on_reexec); }
+
+  void release_all() {
+    (void)persist();
+    for (App* app : registry_.all()) app->monitor->release();
+  }
 
   void restore() {
     // What the keeper held for the last worker, by app id.
@@ -158,7 +164,7 @@ class AppManager::Impl {
         StaleChildStopper::stop(executor_, *run->pid, SIGTERM, Millis{5000}, [] {});
       }
     }
-    persist();
+    (void)persist();
   }
 
  private:
@@ -333,7 +339,7 @@ class AppManager::Impl {
 
   void shutdown(std::function<void()> done) {
     stop_all(/*keep_wanted=*/true, [this, done = std::move(done)](std::size_t) {
-      persist();
+      (void)persist();
       if (done) done();
     });
   }
@@ -444,7 +450,7 @@ class AppManager::Impl {
     return out;
   }
 
-  void persist() {
+  Status persist() {
     SavedState state;
     state.next_id = registry_.next_id();
     for (App* app : registry_.all()) {
@@ -461,9 +467,9 @@ class AppManager::Impl {
       state.apps.push_back(std::move(saved));
     }
     state.sources = sources_.saved();
-    if (auto st = save_state(paths_.state, state); !st) {
-      log_->error("cannot save {}: {}", paths_.state, st.error().message);
-    }
+    Status st = save_state(paths_.state, state);
+    if (!st) log_->error("cannot save {}: {}", paths_.state, st.error().message);
+    return st;
   }
 
   // Stops `apps` (wanted down unless `keep_wanted`), then runs `done` with
@@ -592,7 +598,7 @@ class AppManager::Impl {
     boost::asio::post(executor_, [this, alive] {
       if (alive.expired()) return;
       persist_pending_ = false;
-      persist();
+      (void)persist();
     });
   }
 
@@ -632,6 +638,7 @@ class AppManager::Impl {
         {Command::kDump, &serve<Command::kDump, &Impl::dump>},
         {Command::kKill, &serve<Command::kKill, &Impl::kill>},
         {Command::kShutdown, &serve<Command::kShutdown, &Impl::shutdown_request>},
+        {Command::kReexec, &serve<Command::kReexec, &Impl::reexec_request>},
     };
     static_assert(
         [] {
@@ -671,7 +678,8 @@ class AppManager::Impl {
     const pid_t keeper = keeper_ != nullptr ? keeper_->keeper_pid() : 0;
     const pid_t pid = keeper > 0 ? keeper : ::getpid();
     reply(session, request,
-          protocol::PingReply{pid, protocol::kVersion, paths_.home, uptime, registry_.size()});
+          protocol::PingReply{pid, ::getpid(), protocol::kVersion, paths_.home, uptime,
+                              registry_.size()});
   }
 
   void start(const protocol::StartArgs& args, const protocol::Request& request,
@@ -694,7 +702,7 @@ class AppManager::Impl {
     const std::uint64_t id = app.id;
     if (!autostart) {
       log_->info("added app {} (id {}), stopped", app.spec.name, id);
-      persist();
+      (void)persist();
       return reply(session, request, protocol::StartReply{{info_of(app), {}}});
     }
     if (auto st = start_app(app); !st) {
@@ -703,11 +711,11 @@ class AppManager::Impl {
       // A typo in the command must leave neither a failed entry nor a gap
       // in the ids behind.
       registry_.withdraw(id);
-      persist();
+      (void)persist();
       return fail(session, request, ErrorCode::kSpawnFailed, message);
     }
     log_->info("started app {} (id {}), pid {}", app.spec.name, id, app.monitor->status().pid);
-    persist();
+    (void)persist();
     if (!args.wait) return reply(session, request, protocol::StartReply{{info_of(app), {}}});
     std::weak_ptr<bool> alive = alive_;
     wait_until_up({id},
@@ -761,7 +769,7 @@ class AppManager::Impl {
       if (erase) {
         for (auto id : ids) erase_app(id);
       }
-      persist();
+      (void)persist();
       reply(session, request, infos);
     };
     if (command == Command::kRestart) {
@@ -1108,7 +1116,7 @@ class AppManager::Impl {
     countdown->left = plan.deletes.size() + restarts.size() + 1;
     countdown->done = [this, alive, report, done] {
       if (alive.expired()) return;
-      persist();
+      (void)persist();
       done(*report);
     };
     for (const PlannedDelete& d : plan.deletes) {
@@ -1169,13 +1177,36 @@ class AppManager::Impl {
     stop_everything(request, session, /*forget=*/false);
   }
 
+  // The worker hands every app over to the next one (the binary on disk):
+  // nothing is stopped.
+  void reexec_request(const protocol::Empty&, const protocol::Request& request,
+                      const std::shared_ptr<Session>& session) {
+    if (keeper_ == nullptr || keeper_->keeper_pid() == 0 || !on_reexec_) {
+      return fail(session, request, ErrorCode::kInternal,
+                  "this daemon runs without a keeper (sempred --no-keeper, or its keeper was "
+                  "killed): it cannot be replaced without stopping its apps; use `sempre daemon "
+                  "stop` and `sempre daemon start`");
+    }
+    if (reexec_pending_) {
+      return fail(session, request, ErrorCode::kInternal, "the daemon is being replaced already");
+    }
+    if (auto st = persist(); !st) {
+      return fail(session, request, ErrorCode::kInternal,
+                  "could not save state: " + st.error().message);
+    }
+    reexec_pending_ = true;
+    log_->info("reexec requested: handing {} app(s) over to the next worker", registry_.size());
+    reply(session, request, protocol::ReexecReply{::getpid(), registry_.size()});
+    on_reexec_();
+  }
+
   void stop_everything(const protocol::Request& request, const std::shared_ptr<Session>& session,
                        bool forget) {
     log_->info("{} requested: stopping every app", request.cmd);
     std::weak_ptr<bool> alive = alive_;
     stop_all(/*keep_wanted=*/!forget, [this, alive, request, session](std::size_t n) {
       if (alive.expired()) return;
-      persist();
+      (void)persist();
       reply(session, request, protocol::StoppedReply{n});
       if (on_kill_) on_kill_();
     });
@@ -1186,6 +1217,8 @@ class AppManager::Impl {
   std::shared_ptr<spdlog::logger> log_;
   MonitorSeams seams_;
   KeeperLink* keeper_ = nullptr;
+  std::function<void()> on_reexec_;
+  bool reexec_pending_ = false;
   std::uint64_t next_keep_suffix_ = 1;
   std::unique_ptr<Clock> own_clock_;  // when the seams bring none
   Clock& clock_;
@@ -1205,6 +1238,10 @@ AppManager::AppManager(boost::asio::any_io_executor executor, HomePaths paths,
 AppManager::~AppManager() = default;
 void AppManager::restore() { impl_->restore(); }
 void AppManager::set_keeper(KeeperLink* keeper) { impl_->set_keeper(keeper); }
+void AppManager::set_on_reexec(std::function<void()> on_reexec) {
+  impl_->set_on_reexec(std::move(on_reexec));
+}
+void AppManager::release_all() { impl_->release_all(); }
 void AppManager::handle(const protocol::Request& request, const std::shared_ptr<Session>& session) {
   impl_->handle(request, session);
 }

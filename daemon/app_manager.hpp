@@ -44,6 +44,13 @@ class AppManager final : public RequestHandler {
   // REQUIRES: `keeper` outlives the AppManager.
   void set_keeper(KeeperLink* keeper);
 
+  // Runs after a `reexec` request was answered: the daemon should stop
+  // serving, release_all(), and let the keeper start the next worker.
+  void set_on_reexec(std::function<void()> on_reexec);
+  // Saves state.json and lets every app's run go (Monitor::release), for
+  // the next worker to take over.
+  void release_all();
+
   // Loads state.json and starts every app wanted up. A run the keeper kept
   // for the last worker is taken over instead (same pid, same pipes; one
   // that ended meanwhile is handled by its restart policy). A child of an

@@ -409,6 +409,15 @@ int run_daemon(Options options) {
       io.stop();
     });
   };
+  bool reexec = false;
+  manager->set_on_reexec([&] {
+    reexec = true;
+    stopping = true;
+    log->info("handing the apps over to the next worker");
+    // The socket file stays: the keeper holds the socket, and clients wait
+    // in its backlog for the next worker.
+    server->close([&] { io.stop(); });
+  });
   manager->set_on_kill([&] {
     stopping = true;
     log->info("every app stopped on request: exiting");
@@ -467,6 +476,11 @@ int run_daemon(Options options) {
       // A handler broke the rule that no exception leaves it: keep serving.
       log->critical("unexpected exception: {}", e.what());
     }
+  }
+  if (reexec) {
+    manager->release_all();
+    keeper->finish("restart");
+    return kExitOk;
   }
   if (keeper) keeper->finish("exit");
   server.reset();

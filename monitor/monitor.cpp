@@ -125,6 +125,26 @@ class Monitor::Impl {
     return {};
   }
 
+  void release() {
+    for (auto& [id, pipe] : pipes_) {
+      const bool out = run_ && run_->out_pipe == id;
+      const bool err = run_ && run_->err_pipe == id;
+      const std::string partial = pipe->take_partial();
+      const auto& writer = out ? out_writer_ : err ? err_writer_ : nullptr;
+      if (!partial.empty() && writer) (void)writer->write_lines(partial);
+    }
+    pipes_.clear();
+    if (run_) {
+      run_->child->release();
+      run_.reset();
+    }
+    adoption_.reset();
+    backoff_timer_.reset();
+    watcher_.reset();
+    keeper_ = nullptr;
+    state_ = State::kStopped;
+  }
+
   void stop(Trigger trigger, Done done) {
     fire({trigger, "stop requested", Waiter{kChildGone, std::move(done)}});
   }
@@ -899,6 +919,7 @@ void Monitor::stop_keep_wanted(Done done) {
 }
 void Monitor::restart(Done done) { impl_->restart(std::move(done)); }
 Status Monitor::adopt(Adoption adoption) { return impl_->adopt(std::move(adoption)); }
+void Monitor::release() { impl_->release(); }
 Status Monitor::signal(int sig) { return impl_->signal(sig); }
 Status Monitor::flush_logs() { return impl_->flush_logs(); }
 MonitorStatus Monitor::status() const { return impl_->status(); }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace sempre {
@@ -47,6 +48,8 @@ class OutputPipe {
   ~OutputPipe();
 
   bool at_eof() const { return eof_; }
+  // The unfinished line read so far, given up: it is not delivered.
+  std::string take_partial() { return std::exchange(partial_, {}); }
 
  private:
   void wait();

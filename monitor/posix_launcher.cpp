@@ -347,6 +347,19 @@ class PosixChild final : public ChildProcess {
     watch_group(state_);
   }
 
+  void release() override {
+    State& s = *state_;
+    s.closed = true;
+    s.on_exit = nullptr;
+    s.group_done = nullptr;
+    s.members.clear();
+    if (s.retry) s.retry->cancel();
+    if (!s.reaped && !s.source) release_registered(s.pid);
+    s.reaped = true;
+    boost::system::error_code ignored;
+    s.pidfd.close(ignored);
+  }
+
  private:
   struct State {
     State(asio::any_io_executor ex, pid_t p, asio::posix::stream_descriptor fd)

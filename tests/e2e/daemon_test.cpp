@@ -1258,6 +1258,97 @@ TEST_F(SempreDaemon, AnAppThatEndsWhileNoWorkerRunsIsHandledByItsPolicy) {
   EXPECT_EQ(after.size(), 1u) << describe_processes(after);
 }
 
+TEST_F(SempreDaemon, DaemonRestartReplacesTheWorkerAndKeepsEveryApp) {
+  // `sempre daemon restart` (and `upgrade`) hand every app over to a new
+  // worker: same pids, no restart, no line lost, and the daemon's pid stays.
+  const Started ticker = start({"--name", "ticker", "--", kChild, "tick", "1"});
+  ASSERT_GT(ticker.pid, 0) << describe(ticker.outcome);
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const pid_t keeper = daemon_pid();
+  for (const char* action : {"restart", "upgrade", "restart"}) {
+    const std::vector<pid_t> before = daemons_of(home_, /*workers=*/true);
+    ASSERT_EQ(before.size(), 1u) << describe_processes(before);
+    const Outcome restarted = sempre({"daemon", action});
+    ASSERT_EQ(restarted.code, 0) << describe(restarted);
+    EXPECT_NE(restarted.out.find("2 apps kept running"), std::string::npos) << restarted.out;
+    EXPECT_TRUE(wait_for_exit(before.front())) << "the old worker is gone";
+    const std::vector<pid_t> after = daemons_of(home_, /*workers=*/true);
+    ASSERT_EQ(after.size(), 1u) << describe_processes(after);
+    EXPECT_NE(after.front(), before.front());
+    for (const auto& [name, pid] : {std::pair{"ticker", ticker.pid}, std::pair{"web", web.pid}}) {
+      const auto app = find(name);
+      ASSERT_TRUE(app) << last_list_error_;
+      EXPECT_EQ(pid_of(*app), pid) << *app;
+      EXPECT_EQ(number(*app, "restarts"), 0) << *app;
+      EXPECT_EQ(text(*app, "status"), "running") << *app;
+    }
+  }
+  EXPECT_EQ(daemon_pid(), keeper);
+  const Outcome stop = sempre({"stop", "ticker"});
+  ASSERT_EQ(stop.code, 0) << describe(stop);
+  const std::vector<long> numbers = ticks_in(out_log("ticker"));
+  EXPECT_GT(numbers.size(), 10u);
+  EXPECT_EQ(first_gap(numbers), "");
+}
+
+TEST_F(SempreDaemon, DaemonUpgradeRunsTheBinaryInstalledNow) {
+  // The worker after `sempre daemon upgrade` runs the sempred now at the
+  // keeper's path, not the file that was there when it started.
+  const std::string bin = dir_ + "/bin";
+  fs::create_directories(bin);
+  const std::string installed = bin + "/sempred";
+  fs::copy_file(kSempred, installed);
+  Subprocess daemon({installed, "--home", home_}, env());
+  ASSERT_EQ(daemon.wait(), 0) << daemon.err();
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  // Workers of this home, whatever file they run.
+  auto workers = [this] {
+    std::vector<pid_t> found;
+    for (pid_t pid : all_processes()) {
+      if (alive(pid) && command_line(pid).find(" --worker --home " + home_) != std::string::npos) {
+        found.push_back(pid);
+      }
+    }
+    return found;
+  };
+  const std::vector<pid_t> before = workers();
+  ASSERT_EQ(before.size(), 1u) << describe_processes(before);
+
+  // A package upgrade: a new file renamed over the old one.
+  fs::copy_file(kSempred, installed + ".new");
+  fs::rename(installed + ".new", installed);
+  struct stat now {};
+  ASSERT_EQ(::stat(installed.c_str(), &now), 0);
+
+  const Outcome upgraded = sempre({"daemon", "upgrade"});
+  ASSERT_EQ(upgraded.code, 0) << describe(upgraded);
+  ASSERT_TRUE(wait_for_exit(before.front()));
+  const std::vector<pid_t> after = workers();
+  ASSERT_EQ(after.size(), 1u) << describe_processes(after);
+  struct stat running {};
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(after.front()) + "/exe").c_str(), &running), 0);
+  EXPECT_EQ(running.st_ino, now.st_ino) << "the new worker runs the new file";
+  const auto app = find("web");
+  ASSERT_TRUE(app) << last_list_error_;
+  EXPECT_EQ(pid_of(*app), web.pid);
+}
+
+TEST_F(SempreDaemon, DaemonRestartWithoutAKeeperRestartsTheApps) {
+  // A daemon run with --no-keeper cannot hand its apps over: `daemon
+  // restart` says so and falls back to stop and start.
+  Subprocess lone({kSempred, "--no-keeper", "--home", home_}, env());
+  ASSERT_EQ(lone.wait(), 0) << lone.err();
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const Outcome restarted = sempre({"daemon", "restart"});
+  EXPECT_EQ(restarted.code, 0) << describe(restarted);
+  EXPECT_NE(restarted.err.find("cannot be replaced in place"), std::string::npos) << restarted.err;
+  const Awaited back = await_app("web", runs_under_another_pid(web.pid));
+  EXPECT_TRUE(back.ok) << back.last_seen;
+}
+
 TEST_F(SempreDaemon, AKilledKeeperLeavesTheWorkerServingAlone) {
   // Without its keeper the worker goes on as the daemon: the apps run, the
   // commands answer, and `sempre kill` ends it.
@@ -1394,7 +1485,7 @@ TEST_F(SempreDaemon, AnswersEveryCommandOfTheProtocol) {
   std::uint64_t id = 0;
   for (const protocol::Command command : protocol::kCommands) {
     if (command == protocol::Command::kEvents || command == protocol::Command::kKill ||
-        command == protocol::Command::kShutdown) {
+        command == protocol::Command::kShutdown || command == protocol::Command::kReexec) {
       continue;
     }
     const std::string name = protocol::command_name(command);
@@ -1950,16 +2041,11 @@ TEST_F(SempreDaemon, HabitsFromOtherManagersWork) {
   }
 }
 
-TEST_F(SempreDaemon, DaemonRestartReplacesTheDaemonAndBringsTheAppsBack) {
-  const Started web = start(sleeper("web"));
-  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
-  const pid_t before = daemon_pid();
+TEST_F(SempreDaemon, DaemonRestartWithNoDaemonStartsOne) {
   const Outcome o = sempre({"daemon", "restart"});
   EXPECT_EQ(o.code, 0) << describe(o);
-  const pid_t after = daemon_pid();
-  EXPECT_GT(after, 0);
-  EXPECT_NE(after, before);
-  EXPECT_TRUE(await_app("web", has_pid).ok);
+  EXPECT_GT(daemon_pid(), 0);
+  EXPECT_NE(o.out.find("started the daemon"), std::string::npos) << o.out;
 }
 
 TEST_F(SempreDaemon, RestartFailsWhenTheProgramCanNoLongerRun) {

@@ -3,6 +3,7 @@
 #include "sempre/monitor.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <set>
 
+#include "os.hpp"
 #include "sempre/reaper.hpp"
 #include "test_util.hpp"
 
@@ -88,6 +90,141 @@ class MonitorTest : public ::testing::Test {
   std::vector<std::string> out_;
   std::vector<std::string> err_;
 };
+
+// A RunKeeper that holds copies of the pipes, as sempred's keeper does.
+class HoldingKeeper final : public RunKeeper {
+ public:
+  void keep_pipes(int out, int err) override {
+    close_all();
+    out_ = ::fcntl(out, F_DUPFD_CLOEXEC, 0);
+    err_ = ::fcntl(err, F_DUPFD_CLOEXEC, 0);
+  }
+  void keep_pid(pid_t pid) override { pid_ = pid; }
+  void forget_run() override {
+    forgotten_ = true;
+    close_all();
+  }
+  ~HoldingKeeper() override { close_all(); }
+
+  int take_out() { return std::exchange(out_, -1); }
+  int take_err() { return std::exchange(err_, -1); }
+  pid_t pid() const { return pid_; }
+  bool forgotten() const { return forgotten_; }
+
+ private:
+  void close_all() {
+    if (out_ >= 0) ::close(out_);
+    if (err_ >= 0) ::close(err_);
+    out_ = err_ = -1;
+  }
+  int out_ = -1;
+  int err_ = -1;
+  pid_t pid_ = 0;
+  bool forgotten_ = false;
+};
+
+// The status of our own child `pid`, reaped without waiting.
+ExitStatusSource reap_own_child() {
+  return [](pid_t pid, std::function<void(std::optional<ExitStatus>)> done) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) != pid) return done(std::nullopt);
+    if (WIFSIGNALED(status)) return done(ExitStatus{true, WTERMSIG(status)});
+    done(ExitStatus{false, WEXITSTATUS(status)});
+  };
+}
+
+TEST_F(MonitorTest, ARunReleasedByOneMonitorIsAdoptedByTheNextWithoutALostLine) {
+  // What sempred does across its own restarts: the first Monitor lets its
+  // run go, the second takes it over (same process, same pipes), and the
+  // run's output goes on into the same log, every line once, in order.
+  const std::string log = dir_.path().string() + "/tick.log";
+  MonitorOptions o = options({"tick", "1"});
+  o.logs.out_path = log;
+  o.logs.append = true;
+  HoldingKeeper keeper;
+  Monitor::Seams seams;
+  seams.keeper = &keeper;
+  auto first = std::make_unique<Monitor>(io_.get_executor(), o, seams);
+  ASSERT_TRUE(first->start().ok());
+  const pid_t pid = first->status().pid;
+  ASSERT_EQ(keeper.pid(), pid);
+  ASSERT_TRUE(wait([&] { return split_lines(read_file(log)).size() >= 20; }));
+  first->release();
+  first.reset();
+  EXPECT_FALSE(keeper.forgotten()) << "a released run stays kept";
+  ASSERT_TRUE(process_alive(pid)) << "release and destruction leave the child running";
+
+  Adoption adoption;
+  adoption.pid = pid;
+  adoption.start_time = os::read_proc_stat(pid)->starttime;
+  adoption.stdout_fd = keeper.take_out();
+  adoption.stderr_fd = keeper.take_err();
+  adoption.uptime = 1s;
+  adoption.exit_status = reap_own_child();
+  Monitor& second = make(o);
+  ASSERT_TRUE(second.adopt(std::move(adoption)).ok());
+  EXPECT_EQ(second.status().state, State::kRunning);
+  EXPECT_TRUE(second.status().wanted_up);
+  EXPECT_EQ(second.status().pid, pid);
+  EXPECT_GE(second.status().uptime, 1s);
+  const std::size_t before = out_.size();
+  ASSERT_TRUE(wait([&] { return out_.size() >= before + 20; })) << "output goes on";
+
+  // Its end is handled by the policy (always): a new run.
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  ASSERT_TRUE(wait([&] { return count(EventType::kExit) == 1 && second.status().pid != 0; }));
+  ASSERT_EQ(last(EventType::kExit)->exit, (ExitStatus{false, 0}));
+  EXPECT_NE(second.status().pid, pid);
+  ASSERT_TRUE(stop_and_wait());
+
+  std::vector<std::string> lines = split_lines(read_file(log));
+  // The first run's lines, then the second's from 0 again.
+  std::size_t restart = 1;
+  while (restart < lines.size() && std::stol(lines[restart]) != 0) ++restart;
+  ASSERT_GE(restart, 40u);
+  for (std::size_t i = 0; i < restart; ++i) {
+    ASSERT_EQ(std::stol(lines[i]), static_cast<long>(i)) << "line " << i << " of " << log;
+  }
+}
+
+TEST_F(MonitorTest, ARunThatEndedBeforeItsAdoptionIsReportedAtOnce) {
+  // A run that ended while nobody supervised it: adopt() reports its end
+  // with the status its source gives, and the policy restarts it.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::_exit(5);
+  }
+  const std::uint64_t start_time = os::read_proc_stat(pid)->starttime;
+  ASSERT_TRUE(test::wait_for_exit(pid));
+  Adoption adoption;
+  adoption.pid = pid;
+  adoption.start_time = start_time;
+  adoption.exit_status = reap_own_child();
+  Monitor& m = make(options({"sleep", "forever"}));
+  ASSERT_TRUE(m.adopt(std::move(adoption)).ok());
+  ASSERT_TRUE(wait([&] { return count(EventType::kExit) == 1; }));
+  EXPECT_EQ(last(EventType::kExit)->exit, (ExitStatus{false, 5}));
+  EXPECT_EQ(last(EventType::kExit)->pid, pid);
+  ASSERT_TRUE(wait([&] { return m.status().pid != 0; })) << "restarted by its policy";
+  ASSERT_TRUE(stop_and_wait());
+}
+
+TEST_F(MonitorTest, AdoptRefusesWhenARunIsUnderWay) {
+  Monitor& m = make(options({"sleep", "forever"}));
+  ASSERT_TRUE(m.start().ok());
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  ::close(fds[1]);
+  Adoption adoption;
+  adoption.pid = m.status().pid;
+  adoption.stdout_fd = fds[0];
+  adoption.exit_status = reap_own_child();
+  EXPECT_FALSE(m.adopt(std::move(adoption)).ok());
+  EXPECT_EQ(::fcntl(fds[0], F_GETFD), -1) << "the descriptors given are closed";
+  ASSERT_TRUE(stop_and_wait());
+}
 
 TEST_F(MonitorTest, ReportsExitCodeOfARunThatEnds) {
   auto o = options({"exit", "3"});

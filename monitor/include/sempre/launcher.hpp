@@ -58,6 +58,10 @@ class SEMPRE_EXPORT ChildProcess {
   // Calls `done` once, from the executor, when no live process is left in
   // the group (zombies do not count). REQUIRES: the main process was reaped.
   virtual void async_wait_group_empty(std::function<void()> done) = 0;
+  // Lets the process be: no callback runs any more, and destroying this
+  // object neither kills nor reaps it (a successor takes it over). The
+  // default does nothing.
+  virtual void release() {}
 };
 
 // How the end of an adopted process (Launcher::adopt) is learned: only its

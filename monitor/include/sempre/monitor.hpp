@@ -159,6 +159,13 @@ class SEMPRE_EXPORT Monitor {
   // cannot adopt.
   Status adopt(Adoption adoption);
 
+  // Lets the current run go without stopping it, for a successor to adopt:
+  // an unfinished line read from it goes to its log as it is, the Monitor
+  // stops reading its pipes, no event is reported, its RunKeeper is not told
+  // (what it keeps stays kept), and destroying the Monitor afterwards leaves
+  // the child running. The Monitor is then stopped, and wanted as it was.
+  void release();
+
   // Sends `sig` to the child's process group. Fails when no child runs.
   Status signal(int sig);
 
