@@ -705,7 +705,8 @@ TEST(Messages, PayloadsRoundTripOnTheWire) {
   expect_round_trip<Event>(
       R"({"type":"restart","time":"1970-01-01T00:00:00.000Z","state":"backoff","attempt":3,)"
       R"("delay_ms":400,"reason":"crashed"})");
-  expect_round_trip<PingReply>(R"({"pid":9,"version":1,"home":"/h","uptime_ms":5,"apps":2})");
+  expect_round_trip<PingReply>(
+      R"({"pid":9,"worker":10,"version":1,"home":"/h","uptime_ms":5,"apps":2})");
   expect_round_trip<SignalArgs>(R"({"signal":15,"targets":["web","2"]})");
   expect_round_trip<RestartArgs>(R"({"targets":["all"],"wait":true})");
   expect_round_trip<InfoArgs>(R"({"target":"web"})");
@@ -721,6 +722,7 @@ TEST(Messages, PayloadsRoundTripOnTheWire) {
       R"({"started":["a"],"added":[],"restarted":["b"],"deleted":[],"unchanged":["c"],)"
       R"("failed":[{"name":"d","error":"no such file"}],"changes":{"b":["cmd","env.PORT"]}})");
   expect_round_trip<StoppedReply>(R"({"stopped":3})");
+  expect_round_trip<ReexecReply>(R"({"worker":4,"apps":2})");
 }
 
 TEST(Messages, ABadShapeNamesTheFieldAndTheCommand) {
