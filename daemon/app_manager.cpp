@@ -159,9 +159,10 @@ class AppManager::Impl {
       auto& [name, entry] = named;
       log_->warn("kept run {} belongs to no app: stopping it", name);
       const std::optional<KeptRun> run = KeptRun::parse(entry.text);
+      const auto process = run ? kept_process(*run, entry) : std::nullopt;
       keeper_->drop(name);
-      if (run && run->pid && process_start_time(*run->pid) == run->start_time) {
-        StaleChildStopper::stop(executor_, *run->pid, SIGTERM, Millis{5000}, [] {});
+      if (process && process_start_time(process->first) == process->second) {
+        StaleChildStopper::stop(executor_, process->first, SIGTERM, Millis{5000}, [] {});
       }
     }
     (void)persist();
@@ -803,6 +804,9 @@ class AppManager::Impl {
     }
     const bool erase = command == Command::kDelete;
     stop_apps(*apps, false, [answer, erase](std::size_t) { answer(erase, {}); });
+    // Wanted down from now on, also for the next worker if this one dies
+    // before the stop is over: it takes the run over and finishes the stop.
+    (void)persist();
   }
 
   void signal(const protocol::SignalArgs& args, const protocol::Request& request,

@@ -23,6 +23,10 @@ using std::chrono::milliseconds;
 // said it ended: the keeper reaps at once, so only a keeper that is gone
 // makes it wait this long.
 constexpr auto kStatusLimit = std::chrono::seconds(5);
+// How long for a process that is gone already (no zombie left): the keeper
+// reaped it and its report is on its way, or the last worker reaped it and
+// no report will ever come.
+constexpr auto kGoneStatusLimit = std::chrono::milliseconds(200);
 // Statuses kept for processes nobody asked about yet.
 constexpr std::size_t kMaxReported = 4096;
 
@@ -149,6 +153,8 @@ class KeeperLink::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void wait_status(pid_t pid, std::function<void(std::optional<ExitStatus>)> done) {
+    // A report already sent is taken first.
+    if (!gone_ && reported_.find(pid) == reported_.end()) receive_pending();
     if (auto it = reported_.find(pid); it != reported_.end()) {
       const ExitStatus status = it->second;
       reported_.erase(it);
@@ -159,13 +165,18 @@ class KeeperLink::Impl : public std::enable_shared_from_this<Impl> {
       asio::post(executor_, [done = std::move(done)] { done(std::nullopt); });
       return;
     }
+    // A zombie of the keeper's will be reaped and reported; anything else is
+    // gone, and its report, if any, is close behind.
+    auto stat = os::read_proc_stat(pid);
+    const bool zombie = stat && stat->state == 'Z' && stat->ppid == keeper_pid_;
     auto& waiter = waiters_.emplace_back(Waiter{pid, std::move(done), nullptr});
-    waiter.timer = std::make_unique<asio::steady_timer>(executor_, kStatusLimit);
+    waiter.timer = std::make_unique<asio::steady_timer>(
+        executor_, zombie ? milliseconds(kStatusLimit) : milliseconds(kGoneStatusLimit));
     std::weak_ptr<Impl> weak = weak_from_this();
     waiter.timer->async_wait([weak, pid](const boost::system::error_code& ec) {
       auto self = weak.lock();
       if (ec || !self) return;
-      self->log_->warn("keeper: no exit status came for pid {}", pid);
+      self->log_->info("keeper: no exit status came for pid {}: it is unknown", pid);
       self->resolve(pid, std::nullopt);
     });
   }
@@ -231,17 +242,22 @@ class KeeperLink::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void on_readable() {
-    for (;;) {
+    receive_pending();
+    if (!gone_) wait_read();
+  }
+
+  // Takes every message waiting on the socket, without blocking.
+  void receive_pending() {
+    while (!gone_) {
       auto received = keeper::receive_message(socket_.native_handle());
       if (!received) {
         lose_keeper(received.error().message);
         return;
       }
-      if (!*received) break;
+      if (!*received) return;
       keeper::Message& m = **received;
       if (m.verb() == "exit") on_exit(m.argument());
     }
-    wait_read();
   }
 
   // "PID STATUS"

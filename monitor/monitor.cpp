@@ -117,6 +117,10 @@ class Monitor::Impl {
     run->child = std::move(*child);
     run->pid = adoption.pid;
     run->started = clock_->now() - adoption.uptime;
+    // Ended while nobody watched: its end is on its way (async_wait); it
+    // is not shown as running meanwhile.
+    const Result<os::ProcStat> stat = os::read_proc_stat(adoption.pid);
+    run->gone = !stat || stat->starttime != adoption.start_time || stat->state == 'Z';
     run->out_pipe = out ? add_pipe(OutputStream::kStdout, out.release()) : 0;
     run->err_pipe = err ? add_pipe(OutputStream::kStderr, err.release()) : 0;
     adoption_ = std::move(run);
@@ -180,7 +184,7 @@ class Monitor::Impl {
     MonitorStatus s;
     s.state = state_;
     s.wanted_up = wanted_up_;
-    if (run_ && !run_->main_exited) {
+    if (run_ && !run_->main_exited && !run_->gone) {
       s.pid = run_->pid;
       s.uptime = since(run_->started, clock_->now());
     }
@@ -244,6 +248,7 @@ class Monitor::Impl {
     pid_t pid = 0;
     Clock::TimePoint started;
     bool main_exited = false;
+    bool gone = false;  // adopted after its main process ended
     ExitStatus status;
     Millis uptime{0};
     bool kill_sent = false;

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "os.hpp"
+
 namespace sempre {
 namespace {
 
@@ -39,6 +41,29 @@ long enlarged_pipe_budget() {
     return pages / 4 / (OutputPipe::kCapacity / 4096);
   }();
   return budget;
+}
+
+// A pipe of this thread's that a child's pipe is duplicated into (tee):
+// what is read is copied out of it first, written, and only then taken off
+// the child's pipe, so that the supervisor dying in between loses nothing
+// (a successor reads it again). -1 when none could be made.
+int scratch_write_end(int& read_end) {
+  thread_local os::Pipe scratch = [] {
+    auto made = os::make_pipe();
+    return made ? std::move(*made) : os::Pipe{};
+  }();
+  read_end = scratch.read.get();
+  return scratch.write.get();
+}
+
+// Takes `n` bytes off the front of the pipe behind `fd` (already copied).
+void discard(int fd, char* buffer, std::size_t capacity, std::size_t n) {
+  while (n > 0) {
+    const ssize_t got = ::read(fd, buffer, std::min(n, capacity));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return;
+    n -= static_cast<std::size_t>(got);
+  }
 }
 
 // Raises the capacity of the pipe behind `fd` when the budget allows.
@@ -116,7 +141,36 @@ void OutputPipe::on_readable() {
     const std::size_t carried = partial_.size() <= capacity / 2 ? partial_.size() : 0;
     if (carried > 0) std::memcpy(data, partial_.data(), carried);
 
-    const ssize_t n = ::read(fd_.native_handle(), data + carried, capacity - carried);
+    // Peeked (tee), then taken off the pipe once handed on: see
+    // scratch_write_end. A descriptor that is not a pipe is read.
+    ssize_t n = -1;
+    int scratch_read = -1;
+    const int scratch_write = peek_ ? scratch_write_end(scratch_read) : -1;
+    bool peeked = false;
+    if (scratch_write >= 0) {
+      n = ::tee(fd_.native_handle(), scratch_write, capacity - carried, SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        std::size_t copied = 0;
+        while (copied < static_cast<std::size_t>(n)) {
+          const ssize_t got =
+              ::read(scratch_read, data + carried + copied, static_cast<std::size_t>(n) - copied);
+          if (got < 0 && errno == EINTR) continue;
+          if (got <= 0) break;
+          copied += static_cast<std::size_t>(got);
+        }
+        peeked = copied == static_cast<std::size_t>(n);
+        if (!peeked) {
+          // The scratch pipe is in an unknown state: read plainly from now on.
+          peek_ = false;
+          continue;
+        }
+      } else if (n < 0 && errno == EINVAL) {
+        peek_ = false;  // not a pipe
+        continue;
+      }
+    } else {
+      n = ::read(fd_.native_handle(), data + carried, capacity - carried);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -131,6 +185,7 @@ void OutputPipe::on_readable() {
     if (carried > 0) partial_.clear();
     consume(std::string_view(data, carried + static_cast<std::size_t>(n)));
     if (alive.expired()) return;
+    if (peeked) discard(fd_.native_handle(), data, capacity, static_cast<std::size_t>(n));
     // A read that did not fill the buffer emptied the pipe.
     if (static_cast<std::size_t>(n) < capacity - carried) break;
   }

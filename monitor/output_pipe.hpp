@@ -65,6 +65,7 @@ class OutputPipe {
   std::string partial_;
   bool eof_ = false;
   bool enlarged_ = false;  // holds a share of the capacity budget
+  bool peek_ = true;       // read through a tee (output_pipe.cpp), while that works
   std::shared_ptr<bool> alive_;
 };
 
