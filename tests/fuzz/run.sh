@@ -52,11 +52,13 @@ for t in "${targets[@]}"; do
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   log="$build/$t.log"
   status=ok
+  start=$SECONDS
   "$build/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$build/artifacts/$t/" "${dict[@]}" \
     "$build/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1 || status=FAILED
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
-  printf '%-12s %12s executions in %s s, corpus %s files: %s\n' "$t" "${runs:-?}" "$seconds" \
+  printf '%-12s %12s executions in %s s, corpus %s files: %s\n' "$t" "${runs:-?}" \
+    "$((SECONDS - start))" \
     "$(find "$build/corpus/$t" -type f | wc -l)" "$status"
   if [ "$status" != ok ]; then
     failed+=("$t")
