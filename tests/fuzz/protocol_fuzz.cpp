@@ -16,7 +16,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -32,6 +31,7 @@ namespace json = boost::json;
 namespace protocol = sempre::protocol;
 using protocol::Command;
 using protocol::FrameDecoder;
+using sempre::fuzz::pass_over_known;
 using sempre::fuzz::require;
 
 struct Frames {
@@ -132,9 +132,7 @@ void with_command(Command command, F&& f) {
   (std::make_index_sequence<std::size(protocol::kCommands)>());
 }
 
-// Known findings, passed over so that the fuzzing goes on past them. Each has
-// its input in tests/fuzz/crashes/ (see the README there); with
-// SEMPRE_FUZZ_KNOWN=1 nothing is passed over, and the inputs reproduce.
+// The known findings (fuzz_util.hpp pass_over_known()).
 //
 // protocol-event-time-past-2262: an Event's "time" outside the years a
 // system_clock::time_point holds (int64 nanoseconds: 1677 to 2262) overflows
@@ -158,14 +156,6 @@ bool known_finding(const json::value& value) {
     if (known_finding(v)) return true;
   }
   return false;
-}
-
-bool pass_over_known() {
-  static const bool pass = [] {
-    const char* all = std::getenv("SEMPRE_FUZZ_KNOWN");
-    return all == nullptr || std::string_view(all) != "1";
-  }();
-  return pass;
 }
 
 // The daemon's side: a message becomes a request, its command and its args.
