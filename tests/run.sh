@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds sempre and runs every test, twice: a normal build with warnings as
-# errors, then a Debug build under AddressSanitizer and UndefinedBehaviorSanitizer.
+# errors, then a Debug build under AddressSanitizer and UndefinedBehaviorSanitizer;
+# then replays and briefly fuzzes the libFuzzer targets (tests/fuzz/run.sh).
 #
-#   bash tests/run.sh           both passes
-#   bash tests/run.sh --quick   skip the sanitizer pass
+#   bash tests/run.sh           every pass
+#   bash tests/run.sh --quick   skip the sanitizer and fuzz passes
 #
 # Exits non-zero when any build or test fails.
 set -euo pipefail
@@ -15,7 +16,7 @@ quick=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,6 +54,9 @@ else
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 --timeout 120
+
+  section "Fuzz: build-fuzz/ (clang-14, libFuzzer, seeds replayed, 10 s a target)"
+  FUZZ_SECONDS=10 bash tests/fuzz/run.sh
 fi
 
 section "All tests passed"
