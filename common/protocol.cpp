@@ -581,6 +581,12 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601_utc(std::stri
   const auto y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2),
              mi = digits(14, 2), sec = digits(17, 2), ms = digits(20, 3);
   if (!y || !mo || !d || !h || !mi || !sec || !ms) return std::nullopt;
+  // What a time_point of nanoseconds holds (years 1677 to 2262), and fields
+  // in their ranges: anything else is not a time this protocol writes.
+  if (*y < 1970 || *y > 2200 || *mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 || *mi > 59 ||
+      *sec > 60) {
+    return std::nullopt;
+  }
   std::tm utc{};
   utc.tm_year = *y - 1900;
   utc.tm_mon = *mo - 1;

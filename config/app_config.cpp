@@ -1,6 +1,9 @@
 #include "app_config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -491,6 +494,44 @@ void read_env(const toml::node& node, std::string_view key, const Context& ctx, 
   }
 }
 
+// An env file is read whole, so it must be a regular file of a sane size:
+// /dev/zero would take every byte of memory, a FIFO would block the daemon.
+constexpr std::size_t kMaxEnvFile = 1 << 20;
+
+// Reads the regular file at `path` (at most kMaxEnvFile bytes) into `text`;
+// returns why it cannot, or "" when it could.
+std::string read_small_file(const std::string& path, std::string& text) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return std::strerror(errno);
+  struct stat st {};
+  std::string problem;
+  if (::fstat(fd, &st) != 0) {
+    problem = std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    problem = "not a regular file";
+  } else if (static_cast<std::uint64_t>(st.st_size) > kMaxEnvFile) {
+    problem = "larger than 1 MiB";
+  } else {
+    char buffer[8192];
+    for (;;) {
+      const ssize_t n = ::read(fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        problem = std::strerror(errno);
+        break;
+      }
+      if (n == 0) break;
+      text.append(buffer, static_cast<std::size_t>(n));
+      if (text.size() > kMaxEnvFile) {
+        problem = "larger than 1 MiB";
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  return problem;
+}
+
 void read_env_file_key(const toml::node& node, std::string_view key, const Context& ctx,
                        Settings& s) {
   auto path = read_path(node, key, ctx);
@@ -499,16 +540,13 @@ void read_env_file_key(const toml::node& node, std::string_view key, const Conte
     s.env_file_vars.emplace();
     return;
   }
-  std::ifstream in(*path, std::ios::binary);
-  if (!in) {
-    ctx.error(node,
-              std::string(key) + ": cannot read " + in_quotes(*path) + ": " + std::strerror(errno));
+  std::string text;
+  if (auto problem = read_small_file(*path, text); !problem.empty()) {
+    ctx.error(node, std::string(key) + ": cannot read " + in_quotes(*path) + ": " + problem);
     return;
   }
-  std::stringstream text;
-  text << in.rdbuf();
   const std::size_t before = ctx.errors.size();
-  auto vars = read_env_file(*path, text.str(), ctx.errors);
+  auto vars = read_env_file(*path, text, ctx.errors);
   if (ctx.errors.size() == before) s.env_file_vars = std::move(vars);
 }
 
@@ -1037,14 +1075,12 @@ AppsFile parse_apps(std::string_view text, const std::string& path,
 }
 
 std::vector<std::string> load_env_file(const std::string& path, std::vector<ConfigError>& errors) {
-  std::ifstream in(path);
-  if (!in) {
-    errors.push_back(ConfigError{path, 0, 0, std::string("cannot read: ") + std::strerror(errno)});
+  std::string text;
+  if (auto problem = read_small_file(path, text); !problem.empty()) {
+    errors.push_back(ConfigError{path, 0, 0, "cannot read: " + problem});
     return {};
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return read_env_file(path, text.str(), errors);
+  return read_env_file(path, text, errors);
 }
 
 AppsFile load_apps_file(const std::string& path, const std::vector<std::string>& base_env,

@@ -23,7 +23,6 @@
 namespace {
 
 using sempre::ConfigError;
-using sempre::fuzz::pass_over_known;
 using sempre::fuzz::require;
 namespace fs = std::filesystem;
 
@@ -37,49 +36,6 @@ void check_errors(const std::vector<ConfigError>& errors) {
   }
 }
 
-// The known findings (fuzz_util.hpp pass_over_known()).
-//
-// config-env-file-dev-zero: an env_file is read whole, whatever it is:
-// "/dev/zero" takes all memory, a FIFO blocks for ever. Passed over: an
-// env_file anywhere in the text (resolved against `dir`) that exists and is
-// not a directory or a regular file of at most 1 MiB outside /proc and /sys.
-bool risky_path(const std::string& value, const fs::path& dir) {
-  fs::path path(value);
-  if (path.is_relative()) path = dir / path;
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (!fs::exists(status) || fs::is_directory(status)) return false;
-  if (!fs::is_regular_file(status) || fs::file_size(path, ec) > (1 << 20)) return true;
-  const std::string real = fs::weakly_canonical(path, ec).string();
-  return ec || real.starts_with("/proc/") || real.starts_with("/sys/");
-}
-
-bool known_finding(const toml::node& node, const fs::path& dir) {
-  if (const toml::array* array = node.as_array()) {
-    for (const toml::node& item : *array) {
-      if (known_finding(item, dir)) return true;
-    }
-  }
-  if (const toml::table* table = node.as_table()) {
-    for (const auto& [key, value] : *table) {
-      if (key.str() == "env_file" && value.is_string() &&
-          risky_path(*value.value<std::string>(), dir)) {
-        return true;
-      }
-      if (known_finding(value, dir)) return true;
-    }
-  }
-  return false;
-}
-
-bool known_finding(std::string_view text, const fs::path& dir) {
-  try {
-    return known_finding(toml::parse(text), dir);
-  } catch (const toml::parse_error&) {
-    return false;  // the project's parse fails too, before reading any env_file
-  }
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -88,7 +44,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string apps_path = dir.file("apps.toml");
   const std::string home_config = dir.file("config.toml");
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (pass_over_known() && known_finding(text, dir.path())) return 0;
 
   const sempre::AppsFile file = sempre::parse_apps(text, apps_path, kBaseEnv);
   check_errors(file.errors);
