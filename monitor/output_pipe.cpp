@@ -218,9 +218,15 @@ void OutputPipe::consume(std::string_view chunk) {
 
 void OutputPipe::keep_partial(std::string_view tail) {
   partial_.append(tail);
-  if (partial_.size() > kMaxLine) {
-    partial_ += '\n';
-    deliver_partial();
+  // Cut at exactly kMaxLine bytes, each piece a line of its own; what is
+  // left waits for its newline.
+  while (partial_.size() > kMaxLine) {
+    const std::weak_ptr<bool> alive = alive_;
+    std::string piece = partial_.substr(0, kMaxLine);
+    piece += '\n';
+    partial_.erase(0, kMaxLine);
+    if (callbacks_.on_lines) callbacks_.on_lines(piece);
+    if (alive.expired()) return;
   }
 }
 

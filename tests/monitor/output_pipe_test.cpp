@@ -165,18 +165,23 @@ TEST(OutputPipe, DeliversAPartialLongerThanMaxLineAsALineOfItsOwn) {
   // Delivered while the writer is still open: not an EOF flush.
   ASSERT_TRUE(run_until(io, [&] { return !got.calls.empty(); }));
   EXPECT_EQ(got.eofs, 0);
-  EXPECT_GT(got.calls[0].size(), OutputPipe::kMaxLine);
+  EXPECT_EQ(got.calls[0].size(), OutputPipe::kMaxLine + 1) << "cut at exactly kMaxLine";
   EXPECT_EQ(got.calls[0].back(), '\n');
 
   ASSERT_TRUE(run_until(io, [&] { return written; }));
   writer.close();
   ASSERT_TRUE(run_until(io, [&] { return got.eofs == 1; }));
   std::size_t total = 0;
-  for (const auto& line : got.calls) {
+  for (std::size_t i = 0; i < got.calls.size(); ++i) {
+    const std::string& line = got.calls[i];
     EXPECT_EQ(line.find('\n'), line.size() - 1);
     EXPECT_EQ(line.find_first_not_of('a'), line.size() - 1);
+    if (i + 1 < got.calls.size()) {
+      EXPECT_EQ(line.size(), OutputPipe::kMaxLine + 1) << i;
+    }
     total += line.size() - 1;
   }
+  EXPECT_EQ(got.calls.size(), 4u);
   EXPECT_EQ(total, endless.size());
 }
 
