@@ -197,10 +197,14 @@ class Keeper {
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     // Two descriptors per app are held here: the default soft limit of 1024
     // would cap the apps at about 500.
+    // The worker (and through it every app) gets the limit as it was.
     struct rlimit limit {};
-    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-      limit.rlim_cur = limit.rlim_max;
-      ::setrlimit(RLIMIT_NOFILE, &limit);
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      inherited_nofile_ = limit;
+      if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+      }
     }
     sigset_t set;
     sigemptyset(&set);
@@ -249,6 +253,7 @@ class Keeper {
       for (int fd : keep) {
         if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
       }
+      if (inherited_nofile_) ::setrlimit(RLIMIT_NOFILE, &*inherited_nofile_);
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -455,6 +460,7 @@ class Keeper {
 
   const KeeperOptions& options_;
   int ready_fd_;  // for the first worker only
+  std::optional<struct rlimit> inherited_nofile_;
   os::UniqueFd signal_fd_;
   os::UniqueFd socket_;  // to the current worker; none between workers
   std::deque<Outgoing> queue_;

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1669,6 +1670,23 @@ TEST_F(SempreDaemon, NiceAndLimitNofileReachTheChildFromTheCommandLineAndFromAFi
   const Outcome bad = sempre({"start", "-n", "bad", "--nice", "30", "--", kChild, "limits"});
   EXPECT_EQ(bad.code, 2) << describe(bad);
   EXPECT_NE(bad.err.find("--nice: must be from -20 to 19"), std::string::npos) << bad.err;
+}
+
+TEST_F(SempreDaemon, AnAppGetsTheDescriptorLimitOfItsStarterByDefault) {
+  // The keeper raises its own soft limit to hold every app's pipes; the
+  // apps get the limit the daemon was started with, as before.
+  struct rlimit limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  // A soft limit below the hard one, for the daemon this test starts.
+  const struct rlimit original = limit;
+  limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 1000) - 1;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  const Started app = start({"-n", "plain", "--restart", "never", "--", kChild, "limits"});
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &original), 0);
+  ASSERT_EQ(app.outcome.code, 0) << describe(app.outcome);
+  const std::string soft = std::to_string(limit.rlim_cur);
+  EXPECT_TRUE(wait_for_file(out_log("plain"), holds(" nofile " + soft + " ")))
+      << test::read_file(out_log("plain"));
 }
 
 TEST_F(SempreDaemon, StartFileStartsEveryAppAndLeavesRunningOnesAlone) {
