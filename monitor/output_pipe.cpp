@@ -1,6 +1,7 @@
 #include "output_pipe.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +56,11 @@ int scratch_write_end(int& read_end) {
   read_end = scratch.read.get();
   return scratch.write.get();
 }
+
+// Set when a tee's copy could not be read back whole: what is left in the
+// scratch pipe would come out in front of another pipe's data, so it is
+// used no more on this thread.
+thread_local bool scratch_broken = false;
 
 // Takes `n` bytes off the front of the pipe behind `fd` (already copied).
 void discard(int fd, char* buffer, std::size_t capacity, std::size_t n) {
@@ -145,7 +151,7 @@ void OutputPipe::on_readable() {
     // scratch_write_end. A descriptor that is not a pipe is read.
     ssize_t n = -1;
     int scratch_read = -1;
-    const int scratch_write = peek_ ? scratch_write_end(scratch_read) : -1;
+    const int scratch_write = peek_ && !scratch_broken ? scratch_write_end(scratch_read) : -1;
     bool peeked = false;
     if (scratch_write >= 0) {
       n = ::tee(fd_.native_handle(), scratch_write, capacity - carried, SPLICE_F_NONBLOCK);
@@ -160,8 +166,8 @@ void OutputPipe::on_readable() {
         }
         peeked = copied == static_cast<std::size_t>(n);
         if (!peeked) {
-          // The scratch pipe is in an unknown state: read plainly from now on.
-          peek_ = false;
+          // Nothing was taken off the child's pipe: read it plainly.
+          scratch_broken = true;
           continue;
         }
       } else if (n < 0 && errno == EINVAL) {
@@ -186,10 +192,25 @@ void OutputPipe::on_readable() {
     consume(std::string_view(data, carried + static_cast<std::size_t>(n)));
     if (alive.expired()) return;
     if (peeked) discard(fd_.native_handle(), data, capacity, static_cast<std::size_t>(n));
-    // A read that did not fill the buffer emptied the pipe.
-    if (static_cast<std::size_t>(n) < capacity - carried) break;
+    // A short read emptied the pipe, unless the scratch pipe held less.
+    if (static_cast<std::size_t>(n) < capacity - carried && pending() == 0) break;
+  }
+  // Readiness is edge-triggered: data left now would wait for the child's
+  // next write. It is read on the next turn instead, after the other
+  // handlers had theirs.
+  if (pending() > 0) {
+    boost::asio::post(fd_.get_executor(), [this, alive] {
+      if (!alive.expired() && !eof_) on_readable();
+    });
+    return;
   }
   wait();
+}
+
+std::size_t OutputPipe::pending() {
+  int bytes = 0;
+  if (::ioctl(fd_.native_handle(), FIONREAD, &bytes) != 0 || bytes < 0) return 0;
+  return static_cast<std::size_t>(bytes);
 }
 
 void OutputPipe::consume(std::string_view chunk) {

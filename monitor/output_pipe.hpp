@@ -54,6 +54,7 @@ class OutputPipe {
  private:
   void wait();
   void on_readable();
+  std::size_t pending();  // bytes waiting in the pipe
   void consume(std::string_view chunk);
   void keep_partial(std::string_view tail);
   void deliver_partial();

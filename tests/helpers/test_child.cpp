@@ -20,6 +20,7 @@
 //                             (its pid written to PIDFILE), print "ready", wait
 //   listen-on-usr1 PORT       print "waiting"; on SIGUSR1 listen on 127.0.0.1:PORT, wait
 //   notify-on-usr1            print "waiting"; on SIGUSR1 send READY=1 to $NOTIFY_SOCKET, wait
+//   burst N                   write N numbered lines at once, then wait forever
 //   tick MS                   write numbered lines ("%08d"), one every MS ms, forever;
 //                             exit 0 on SIGTERM
 //   flood N LEN               write N numbered lines of LEN bytes ("%08d " + 'x'...)
@@ -227,6 +228,16 @@ int main(int argc, char** argv) {
     }
     ::rename(tmp.c_str(), argv[2]);
     say("ready");
+    wait_forever();
+  }
+  if (mode == "burst" && argc == 3) {
+    std::string all;
+    for (long i = 0; i < std::atol(argv[2]); ++i) {
+      char line[32];
+      std::snprintf(line, sizeof line, "%08ld\n", i);
+      all += line;
+    }
+    write_all(1, all.data(), all.size());
     wait_forever();
   }
   if (mode == "tick" && argc == 3) {

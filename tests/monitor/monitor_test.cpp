@@ -226,6 +226,17 @@ TEST_F(MonitorTest, AdoptRefusesWhenARunIsUnderWay) {
   ASSERT_TRUE(stop_and_wait());
 }
 
+TEST_F(MonitorTest, ABurstOfOutputIsReadWholeWhileTheChildStaysQuiet) {
+  // Far more than one read takes, written at once, then silence: every line
+  // arrives without waiting for the child's next write or its end.
+  Monitor& m = make(options({"burst", "100000"}));
+  ASSERT_TRUE(m.start().ok());
+  ASSERT_TRUE(wait([&] { return out_.size() >= 100000; })) << out_.size() << " lines";
+  EXPECT_EQ(out_.back(), "00099999");
+  EXPECT_NE(m.status().pid, 0) << "the child still runs";
+  ASSERT_TRUE(stop_and_wait());
+}
+
 TEST_F(MonitorTest, ReportsExitCodeOfARunThatEnds) {
   auto o = options({"exit", "3"});
   o.restart = RestartMode::kNever;
