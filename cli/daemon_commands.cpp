@@ -207,6 +207,14 @@ int reexec_daemon() {
   auto client = Client::connect(paths, false);
   if (!client) return report(client.error());
   auto reply = client->call<Cmd::kReexec>({}, kRequestTimeout);
+  // Only a daemon that cannot hand over (no keeper, or too old to know
+  // reexec) is stopped and started; any other failure is reported as it
+  // is, never at the cost of the apps.
+  const bool cannot =
+      !reply && (reply.error().message.find("without a keeper") != std::string::npos ||
+                 reply.error().message.find("unknown command") != std::string::npos ||
+                 reply.error().kind == ErrorKind::kVersionMismatch);
+  if (!reply && !cannot) return report(reply.error());
   if (!reply) {
     std::cerr << "sempre: the daemon cannot be replaced in place (" << reply.error().message
               << "); stopping and starting it: its apps restart\n";

@@ -141,6 +141,7 @@ class AppManager::Impl {
   void restore() {
     // What the keeper held for the last worker, by app id.
     std::map<std::uint64_t, std::pair<std::string, KeeperLink::Entry>> kept;
+    std::vector<std::pair<std::string, KeeperLink::Entry>> orphans;
     if (keeper_ != nullptr) {
       for (auto& [name, entry] : keeper_->take_entries()) {
         const std::optional<KeepName> parsed = parse_keep_name(name);
@@ -149,13 +150,32 @@ class AppManager::Impl {
           continue;
         }
         next_keep_suffix_ = std::max(next_keep_suffix_, parsed->suffix + 1);
+        // Two Monitors of one app (a reload under way): the later one's run
+        // is the app's; the earlier one's is stopped below.
+        auto it = kept.find(parsed->id);
+        if (it != kept.end()) {
+          if (parse_keep_name(it->second.first)->suffix < parsed->suffix) {
+            orphans.push_back(std::exchange(it->second, std::pair{name, std::move(entry)}));
+          } else {
+            orphans.emplace_back(name, std::move(entry));
+          }
+          continue;
+        }
         kept.emplace(parsed->id, std::pair{name, std::move(entry)});
       }
     }
-    restore_saved(kept);
+    if (!restore_saved(kept)) {
+      // Without state.json nothing says what the kept runs are: they are
+      // left running, and held by the keeper, rather than stopped.
+      if (!kept.empty()) {
+        log_->error("{} kept run(s) left running: state.json could not be read", kept.size());
+      }
+      return;
+    }
     // Runs of apps that state.json does not have (deleted just before the
     // last worker died): nobody wants them.
-    for (auto& [id, named] : kept) {
+    for (auto& [id, named] : kept) orphans.push_back(std::move(named));
+    for (auto& named : orphans) {
       auto& [name, entry] = named;
       log_->warn("kept run {} belongs to no app: stopping it", name);
       const std::optional<KeptRun> run = KeptRun::parse(entry.text);
@@ -273,12 +293,14 @@ class AppManager::Impl {
   }
 
  public:
-  void restore_saved(std::map<std::uint64_t, std::pair<std::string, KeeperLink::Entry>>& kept) {
+  // False when state.json could not be read or was set aside.
+  bool restore_saved(std::map<std::uint64_t, std::pair<std::string, KeeperLink::Entry>>& kept) {
     auto loaded = load_state(paths_.state);
     if (!loaded) {
       log_->error("cannot read {}: {}; starting with no app", paths_.state, loaded.error().message);
-      return;
+      return false;
     }
+    const bool usable = loaded->warning.empty();
     if (!loaded->warning.empty()) log_->warn("{}", loaded->warning);
     registry_.skip_ids_below(loaded->state.next_id);
     for (SavedSource& source : loaded->state.sources) {
@@ -321,6 +343,7 @@ class AppManager::Impl {
         start();
       }
     }
+    return usable;
   }
 
   // Serves `request` by the command table (routes()): its args decoded into

@@ -167,7 +167,7 @@ class Keeper {
       fds.push_back({signal_fd_.get(), POLLIN, 0});
       if (socket_) {
         short events = POLLIN;
-        if (!queue_.empty()) events |= POLLOUT;
+        if (!queue_.empty() && !write_closed_) events |= POLLOUT;
         fds.push_back({socket_.get(), events, 0});
       }
       int timeout = -1;
@@ -254,9 +254,12 @@ class Keeper {
         if (fd >= 0) ::fcntl(fd, F_SETFD, 0);
       }
       if (inherited_nofile_) ::setrlimit(RLIMIT_NOFILE, &*inherited_nofile_);
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      // TERM, INT and HUP stay blocked until the worker can handle them
+      // (it unblocks them then): one forwarded now waits for it.
+      sigset_t held;
+      sigemptyset(&held);
+      for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&held, sig);
+      ::sigprocmask(SIG_SETMASK, &held, nullptr);
       ::signal(SIGPIPE, SIG_DFL);
       ::execv(options_.program.c_str(), argv.data());
       // Removed and not replaced: the binary this keeper runs still exists.
@@ -274,6 +277,10 @@ class Keeper {
     socket_ = std::move(ours);
     queue_.clear();
     hand_over();
+    if (forward_on_start_ != 0) {
+      ::kill(worker_, forward_on_start_);
+      forward_on_start_ = 0;
+    }
   }
 
   // Everything the last worker left: every entry, then the exits since.
@@ -301,14 +308,18 @@ class Keeper {
   }
 
   void flush() {
-    while (socket_ && !queue_.empty()) {
+    while (socket_ && !write_closed_ && !queue_.empty()) {
       const Outgoing& next = queue_.front();
       std::vector<int> raw;
       for (const os::UniqueFd& fd : next.fds) raw.push_back(fd.get());
       Status st = send_message(socket_.get(), next.head, next.text, raw, /*nonblocking=*/true);
       if (!st) {
         if (st.error().os_error == EAGAIN || st.error().os_error == EWOULDBLOCK) return;
-        lose_worker_socket();
+        // Nothing more can be sent, but what the worker sent is still read
+        // (its last words): the socket goes at its end, or the worker's.
+        if (st.error().os_error == EPIPE || st.error().os_error == ECONNRESET) {
+          write_closed_ = true;
+        }
         return;
       }
       queue_.pop_front();
@@ -319,6 +330,7 @@ class Keeper {
   // entries are handed over anyway; exits would be lost).
   void lose_worker_socket() {
     socket_.reset();
+    write_closed_ = false;
     for (auto it = queue_.rbegin(); it != queue_.rend(); ++it) {
       if (it->head.starts_with("exit ")) pending_exits_.push_front(std::move(it->head));
     }
@@ -400,6 +412,8 @@ class Keeper {
     worker_ = 0;
     read_worker_rest();
     lose_worker_socket();
+    if (!status.signaled && status.code == 0) intent_ = Intent::kExit;
+    if (!status.signaled && status.code == kRestartCode) intent_ = Intent::kRestart;
     if (intent_ == Intent::kExit) return status.signaled ? 128 + status.code : status.code;
     if (first_ && !status.signaled && status.code != 0) {
       // The first worker could not start (and said why on the ready
@@ -418,10 +432,6 @@ class Keeper {
         delay_ = std::chrono::milliseconds(0);
         start_worker();
       }
-    }
-    if (worker_ > 0 && forward_on_start_ != 0) {
-      ::kill(worker_, forward_on_start_);
-      forward_on_start_ = 0;
     }
     return std::nullopt;
   }
@@ -462,7 +472,8 @@ class Keeper {
   int ready_fd_;  // for the first worker only
   std::optional<struct rlimit> inherited_nofile_;
   os::UniqueFd signal_fd_;
-  os::UniqueFd socket_;  // to the current worker; none between workers
+  os::UniqueFd socket_;        // to the current worker; none between workers
+  bool write_closed_ = false;  // the worker reads no more
   std::deque<Outgoing> queue_;
   std::map<std::string, Entry> entries_;
   std::deque<std::string> pending_exits_;

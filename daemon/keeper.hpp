@@ -35,7 +35,9 @@
 //     exit PID STATUS            one per process reaped but not yet reported
 //     end
 //   and then, as it reaps them: exit PID STATUS
-// STATUS is "code N" or "signal N".
+// STATUS is "code N" or "signal N". The worker's exit code says the same as
+// its last message, in case that message is lost: 0 is "exit", kRestartCode
+// is "restart", anything else is a death.
 #pragma once
 
 #include <sys/types.h>
@@ -53,6 +55,9 @@
 namespace sempre::keeper {
 
 inline constexpr int kVersion = 1;
+
+// The exit code of a worker that hands its apps over to the next one.
+inline constexpr int kRestartCode = 75;
 
 // The largest message: a head and a payload of a few hundred bytes, and at
 // most kMaxFds descriptors.

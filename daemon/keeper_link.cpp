@@ -133,23 +133,35 @@ class KeeperLink::Impl : public std::enable_shared_from_this<Impl> {
         out.fds.pop_back();
       }
     }
+    const bool has_fds = !out.fds.empty();
     queue_.push_back(std::move(out));
     flush();
+    // A run's pipes must be with the keeper before its spawn: wait (briefly)
+    // for a keeper that is slow to read rather than spawn unknown to it.
+    if (has_fds && !queue_.empty()) drain(std::chrono::milliseconds(500));
+  }
+
+  // Sends what is queued, waiting for the socket at most `limit`.
+  void drain(milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!queue_.empty() && !gone_) {
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        log_->warn("keeper: {} message(s) still queued after {} ms", queue_.size(), limit.count());
+        return;
+      }
+      pollfd p{socket_.native_handle(), POLLOUT, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()));
+      flush_now();
+    }
   }
 
   void finish(std::string_view verb) {
     if (gone_) return;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     queue_.push_back(Outgoing{std::string(verb), {}, {}});
-    while (!queue_.empty() && !gone_) {
-      flush();
-      if (queue_.empty() || gone_) break;
-      const auto left =
-          std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
-      pollfd p{socket_.native_handle(), POLLOUT, 0};
-      ::poll(&p, 1, static_cast<int>(left.count()));
-    }
+    flush_now();
+    drain(std::chrono::seconds(1));
   }
 
   void wait_status(pid_t pid, std::function<void(std::optional<ExitStatus>)> done) {
@@ -199,7 +211,11 @@ class KeeperLink::Impl : public std::enable_shared_from_this<Impl> {
     std::unique_ptr<asio::steady_timer> timer;
   };
 
-  void flush() {
+  void flush() { flush_now(); }
+
+  // Sends what the socket takes now; waits for it to be writable (on the
+  // executor) for the rest.
+  void flush_now() {
     while (!queue_.empty() && !gone_) {
       const Outgoing& next = queue_.front();
       std::vector<int> raw;

@@ -225,9 +225,14 @@ void reset_process_state(Options& options) {
     next = static_cast<unsigned>(fd) + 1;
   }
   ::close_range(next, ~0U, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  // A worker keeps TERM, INT and HUP blocked (as the keeper started it)
+  // until its handlers exist; anything else starts with an empty mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  if (options.worker) {
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+  }
+  ::sigprocmask(SIG_SETMASK, &mask, nullptr);
   // A client that hangs up must not kill the daemon; children get SIG_DFL back.
   ::signal(SIGPIPE, SIG_IGN);
 }
@@ -364,6 +369,12 @@ int run_daemon(Options options) {
   boost::asio::io_context io(1);
   boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   signals.add(SIGCHLD);
+  {
+    // Handled from now on (a signal the keeper forwarded meanwhile too).
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  }
 
   std::unique_ptr<KeeperLink> keeper;
   if (options.worker) {
@@ -480,7 +491,7 @@ int run_daemon(Options options) {
   if (reexec) {
     manager->release_all();
     keeper->finish("restart");
-    return kExitOk;
+    return keeper::kRestartCode;
   }
   if (keeper) keeper->finish("exit");
   server.reset();

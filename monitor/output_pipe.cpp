@@ -170,8 +170,8 @@ void OutputPipe::on_readable() {
           scratch_broken = true;
           continue;
         }
-      } else if (n < 0 && errno == EINVAL) {
-        peek_ = false;  // not a pipe
+      } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        peek_ = false;  // not a pipe (EINVAL), or tee cannot now: read plainly
         continue;
       }
     } else {
