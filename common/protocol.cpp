@@ -53,6 +53,15 @@ FrameDecoder::Status FrameDecoder::next(json::object& message, std::string& erro
   for (;;) {
     const std::size_t newline = buffer_.find('\n', scanned_);
     if (newline == std::string::npos) {
+      if (start_ == buffer_.size()) {
+        // Everything returned: what a large message needed is given back.
+        if (buffer_.capacity() > kRetained) {
+          std::string().swap(buffer_);
+        } else {
+          buffer_.clear();
+        }
+        start_ = 0;
+      }
       scanned_ = buffer_.size();
       // Even if the next byte were the newline, this line would not fit.
       if (buffer_.size() - start_ >= kMaxMessage) return fail(too_large(), error);

@@ -123,6 +123,10 @@ class FrameDecoder {
   Status next(boost::json::object& message, std::string& error);
   // Bytes received and not yet returned as messages.
   std::size_t buffered() const { return buffer_.size() - start_; }
+  // Bytes of memory it holds on to. Once every message is returned, at most
+  // kRetained, however large the last one was.
+  std::size_t capacity() const { return buffer_.capacity(); }
+  static constexpr std::size_t kRetained = 64 * 1024;
 
  private:
   Status fail(std::string message, std::string& error);

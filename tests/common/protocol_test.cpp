@@ -131,6 +131,18 @@ TEST(FrameDecoder, AcceptsAMessageOfExactlyTheLimit) {
   EXPECT_EQ(d.message.at("pad").as_string().size(), kMaxMessage - prefix.size() - 3);
 }
 
+TEST(FrameDecoder, GivesBackWhatALargeMessageNeeded) {
+  FrameDecoder decoder;
+  decoder.feed(encode({{"pad", std::string(kMaxMessage - 100, 'x')}}));
+  ASSERT_EQ(next_of(decoder).status, FrameDecoder::Status::kMessage);
+  EXPECT_EQ(next_of(decoder).status, FrameDecoder::Status::kNeedMore);
+  EXPECT_LE(decoder.capacity(), FrameDecoder::kRetained);
+  decoder.feed(encode(make_request(2, "ping")));
+  Decoded d = next_of(decoder);
+  ASSERT_EQ(d.status, FrameDecoder::Status::kMessage) << d.error;
+  EXPECT_EQ(d.message.at("id"), 2);
+}
+
 TEST(FrameDecoder, RefusesMalformedJson) {
   FrameDecoder decoder;
   decoder.feed("{\"id\":1,}\n");
