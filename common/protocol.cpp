@@ -112,6 +112,7 @@ constexpr ErrorCodeRow kErrorCodes[] = {
     {ErrorCode::kExists, "exists", ErrorKind::kExists},
     {ErrorCode::kSpawnFailed, "spawn_failed", ErrorKind::kSpawnFailed},
     {ErrorCode::kInvalid, "invalid", ErrorKind::kInvalidArgument},
+    {ErrorCode::kBusy, "busy", ErrorKind::kUnavailable},
     {ErrorCode::kInternal, "internal", ErrorKind::kInternal},
 };
 

@@ -9,8 +9,10 @@
 // Neither reads a payload by key anywhere else.
 //
 // BUMP kVersion WHEN ANYTHING HERE CHANGES MEANING: a field, a command, the
-// framing. (A new command does not: an older daemon answers it bad_request.)
-// A peer of another version gets an explicit error, never a guess.
+// framing. (A new command does not: an older daemon answers it bad_request;
+// nor does a new optional field, which an older peer ignores, or a new error
+// code, which an older client reads as internal.) A peer of another version
+// gets an explicit error, never a guess.
 //
 // Framing: every message is one line of compact JSON ending in '\n', at most
 // kMaxMessage bytes including the newline.
@@ -191,6 +193,7 @@ enum class ErrorCode {
   kExists,       // name taken                        (kExists)
   kSpawnFailed,  // the program could not be started  (kSpawnFailed)
   kInvalid,      // the spec is invalid               (kInvalidArgument)
+  kBusy,         // too many clients; try again       (kUnavailable)
   kInternal,     // anything else                     (kInternal, and every other kind)
 };
 #pragma GCC diagnostic pop

@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -39,7 +40,7 @@ constexpr std::size_t kMaxBatch = 64;
 constexpr std::chrono::seconds kDrainLimit{2};
 
 // Out of descriptors, the listener stays readable: waiting this long before
-// accepting again keeps the loop from spinning.
+// accepting again keeps the loop from spinning. Only armed in that state.
 constexpr std::chrono::milliseconds kAcceptRetry{250};
 
 // Connections accepted per wake-up, so that a burst of clients cannot keep
@@ -53,10 +54,11 @@ class SessionImpl;
 // handler and the registry through this rather than through the server.
 struct Shared {
   Shared(boost::asio::any_io_executor ex, RequestHandler& request_handler,
-         std::shared_ptr<spdlog::logger> logger, std::chrono::milliseconds idle)
+         std::shared_ptr<spdlog::logger> logger, std::size_t max, std::chrono::milliseconds idle)
       : executor(ex),
         handler(request_handler),
         log(std::move(logger)),
+        max_clients(max),
         idle_limit(idle),
         acceptor(ex),
         retry_timer(ex) {}
@@ -64,17 +66,35 @@ struct Shared {
   boost::asio::any_io_executor executor;
   RequestHandler& handler;
   std::shared_ptr<spdlog::logger> log;
+  const std::size_t max_clients;
   std::chrono::milliseconds idle_limit;
   stream_protocol::acceptor acceptor;
   boost::asio::steady_timer retry_timer;
   bool closed = false;
+  // Every session, the refused ones too until their refusal is written.
   std::unordered_map<SessionImpl*, std::weak_ptr<SessionImpl>> sessions;
   std::function<void()> on_all_closed;
+  // Sessions served (not refused) and still open: at most max_clients.
+  std::size_t served = 0;
+  // Clients refused for the cap since it was last reached (0: not reached),
+  // so that a crowd is logged once rather than once per client.
+  std::size_t refused = 0;
+  // Whether accept() is failing (out of descriptors), logged once.
+  bool accept_failing = false;
 
-  // Called by every session that closes: the last one after close() ends
-  // the server's shutdown.
-  void forget(SessionImpl* session) {
+  // Called by every session that closes (`was_served`: one that counted
+  // against max_clients): the last one after close() ends the server's
+  // shutdown.
+  void forget(SessionImpl* session, bool was_served) {
     sessions.erase(session);
+    if (was_served) {
+      --served;
+      if (refused > 0 && served < max_clients) {
+        log->info("accepting clients again ({} refused while {} were connected)", refused,
+                  max_clients);
+        refused = 0;
+      }
+    }
     if (closed && sessions.empty() && on_all_closed) {
       boost::asio::post(executor, std::exchange(on_all_closed, nullptr));
     }
@@ -91,15 +111,19 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
         pid_(pid),
         label_("client pid " + std::to_string(pid) + " (uid " + std::to_string(uid) + ")") {}
 
-  // Serves requests until either side closes.
+  // Serves requests until either side closes; counts against max_clients
+  // until then.
   void start() {
+    served_ = true;
+    ++shared_->served;
     update_idle();
     read();
   }
 
-  // Answers a peer that may not talk to us, without reading from it.
-  void refuse(const std::string& message) {
-    send(protocol::make_error(0, protocol::ErrorCode::kBadRequest, message));
+  // Answers a peer that may not talk to us, or not now, without reading
+  // from it.
+  void refuse(protocol::ErrorCode code, const std::string& message) {
+    send(protocol::make_error(0, code, message));
     close();
   }
 
@@ -166,7 +190,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
     auto handlers = std::move(close_handlers_);
     close_handlers_.clear();
     for (auto& handler : handlers) run_guarded(handler);
-    shared_->forget(this);
+    shared_->forget(this, std::exchange(served_, false));
   }
 
  private:
@@ -362,6 +386,7 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   protocol::FrameDecoder decoder_;
   std::array<char, kReadChunk> read_buffer_{};
   std::vector<std::uint64_t> pending_;  // ids of requests not yet answered
+  bool served_ = false;                 // counts in Shared::served
 
   std::deque<std::string> queue_;  // frames not yet written, oldest first
   std::size_t queued_bytes_ = 0;
@@ -437,13 +462,22 @@ class ServerImpl final : public ControlServer {
       // its first instant, so no child spawned meanwhile inherits it.
       const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd >= 0) {
+        if (std::exchange(shared->accept_failing, false)) {
+          shared->log->info("control socket: accepting clients again");
+        }
         start_session(shared, fd);
         continue;
       }
       const int err = errno;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) break;
-      shared->log->error("control socket: cannot accept a client: {}", std::strerror(err));
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM: the client waits in the backlog
+      // until a descriptor is free.
+      if (!shared->accept_failing) {
+        shared->log->error("control socket: cannot accept a client: {}; trying again every {} ms",
+                           std::strerror(err), kAcceptRetry.count());
+        shared->accept_failing = true;
+      }
       retry_later(shared);
       return;
     }
@@ -473,8 +507,20 @@ class ServerImpl final : public ControlServer {
     if (cred.uid != owner && cred.uid != 0) {
       shared->log->warn("refused client pid {} of uid {}: only uid {} and root may control sempred",
                         cred.pid, cred.uid, owner);
-      session->refuse("permission denied: uid " + std::to_string(cred.uid) +
-                      " is not the daemon's owner");
+      session->refuse(
+          protocol::ErrorCode::kBadRequest,
+          "permission denied: uid " + std::to_string(cred.uid) + " is not the daemon's owner");
+      return;
+    }
+    if (shared->served >= shared->max_clients) {
+      if (shared->refused++ == 0) {
+        shared->log->warn(
+            "refusing new clients: {} are connected, as many as [daemon] max_clients allows",
+            shared->served);
+      }
+      session->refuse(
+          protocol::ErrorCode::kBusy,
+          "sempred has too many clients (" + std::to_string(shared->max_clients) + "); try again");
       return;
     }
     session->start();
@@ -488,9 +534,12 @@ class ServerImpl final : public ControlServer {
 Result<std::unique_ptr<ControlServer>> ControlServer::create(boost::asio::any_io_executor executor,
                                                              int listen_fd, RequestHandler& handler,
                                                              std::shared_ptr<spdlog::logger> log,
+                                                             std::size_t max_clients,
                                                              std::chrono::milliseconds idle_limit) {
+  assert(max_clients >= 1);
   if (!log) log = std::make_shared<spdlog::logger>("sempred", spdlog::sinks_init_list{});
-  auto shared = std::make_shared<Shared>(executor, handler, std::move(log), idle_limit);
+  auto shared =
+      std::make_shared<Shared>(executor, handler, std::move(log), max_clients, idle_limit);
   boost::system::error_code ec;
   shared->acceptor.assign(stream_protocol(), listen_fd, ec);
   if (ec) {

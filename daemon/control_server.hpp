@@ -2,7 +2,8 @@
 // frames into protocol::Requests for a RequestHandler. Every peer is checked
 // with SO_PEERCRED (same uid as the daemon, or root); a malformed, oversized
 // or silent-too-long client is dropped and logged. The daemon never blocks
-// on a client: writes are queued and sent asynchronously.
+// on a client: writes are queued and sent asynchronously. At most
+// `max_clients` are served at once; one more is answered "busy" and closed.
 #pragma once
 
 #include <sys/types.h>
@@ -10,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 
@@ -61,11 +63,13 @@ class ControlServer {
 
   // Serves on `listen_fd` (from bind_control_socket; ownership taken, also
   // on failure). Requests of another protocol version get a kVersion error
-  // naming both. `idle_limit` replaces kIdleLimit (tests use a short one).
-  // REQUIRES: `handler` outlives the server.
+  // naming both. While `max_clients` sessions are open, a new client is
+  // answered a kBusy error ("sempred has too many clients (N); try again")
+  // and closed, unread. `idle_limit` replaces kIdleLimit (tests use a short
+  // one). REQUIRES: `handler` outlives the server; max_clients >= 1.
   static Result<std::unique_ptr<ControlServer>> create(
       boost::asio::any_io_executor executor, int listen_fd, RequestHandler& handler,
-      std::shared_ptr<spdlog::logger> log,
+      std::shared_ptr<spdlog::logger> log, std::size_t max_clients,
       std::chrono::milliseconds idle_limit = std::chrono::milliseconds(kIdleLimit));
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;

@@ -274,7 +274,7 @@ TEST(Responses, ResultAndItemShapes) {
 TEST(Responses, ErrorCodeNamesRoundTrip) {
   for (ErrorCode code :
        {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound, ErrorCode::kExists,
-        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kInternal}) {
+        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kBusy, ErrorCode::kInternal}) {
     EXPECT_EQ(parse_error_code(error_code_name(code)), code) << error_code_name(code);
   }
   EXPECT_STREQ(error_code_name(ErrorCode::kVersion), "version");
@@ -645,11 +645,13 @@ TEST(Commands, EveryCommandHasOneNameThatReadsBack) {
 TEST(Errors, EachCodeMeansOneKindAndBack) {
   for (const ErrorCode code :
        {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound, ErrorCode::kExists,
-        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kInternal}) {
+        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kBusy, ErrorCode::kInternal}) {
     EXPECT_EQ(error_code_for(error_kind_for(code)), code) << error_code_name(code);
     EXPECT_EQ(parse_error_code(error_code_name(code)), code);
   }
   EXPECT_EQ(error_code_for(ErrorKind::kIo), ErrorCode::kInternal);
+  EXPECT_STREQ(error_code_name(ErrorCode::kBusy), "busy");
+  EXPECT_EQ(error_kind_for(ErrorCode::kBusy), ErrorKind::kUnavailable);
   EXPECT_EQ(make_error(3, Error{ErrorKind::kExists, "taken", 0}),
             make_error(3, ErrorCode::kExists, "taken"));
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -133,10 +134,12 @@ class Client {
 
 class ControlServerTest : public ::testing::Test {
  protected:
-  void serve(std::chrono::milliseconds idle_limit = ControlServer::kIdleLimit) {
+  void serve(std::chrono::milliseconds idle_limit = ControlServer::kIdleLimit,
+             std::size_t max_clients = 64) {
     auto fd = bind_control_socket(path_);
     ASSERT_TRUE(fd.ok()) << fd.error().message;
-    auto server = ControlServer::create(io_.get_executor(), *fd, handler_, log_, idle_limit);
+    auto server =
+        ControlServer::create(io_.get_executor(), *fd, handler_, log_, max_clients, idle_limit);
     ASSERT_TRUE(server.ok()) << server.error().message;
     server_ = std::move(*server);
   }
@@ -381,6 +384,66 @@ TEST_F(ControlServerTest, DropsAClientThatDoesNotRead) {
   client.send(protocol::make_request(1, "flood"));
   ASSERT_TRUE(run_until(io_, [&] { return handler_.closed == 1; }));
   EXPECT_NE(logged().find("does not read"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, RefusesAClientOverTheCapUntilOneLeaves) {
+  serve(ControlServer::kIdleLimit, 2);
+  auto first = std::make_unique<Client>(io_, path_);
+  Client second(io_, path_);
+  first->send(protocol::make_request(1, "subscribe"));
+  second.send(protocol::make_request(1, "subscribe"));
+  ASSERT_TRUE(wait_for_messages(*first, 1));
+  ASSERT_TRUE(wait_for_messages(second, 1));
+
+  for (int i = 0; i < 2; ++i) {
+    Client over(io_, path_);
+    over.send(protocol::make_request(1, "echo"));
+    ASSERT_TRUE(wait_for_close(over));
+    ASSERT_EQ(over.messages().size(), 1u);
+    const json::object& error = over.messages()[0].at("error").as_object();
+    EXPECT_EQ(error.at("code").as_string(), "busy");
+    EXPECT_EQ(error.at("message").as_string(), "sempred has too many clients (2); try again");
+  }
+  EXPECT_EQ(handler_.calls, 2) << "a refused client is not read";
+  const std::string log = logged();
+  const auto refusing = log.find("refusing new clients");
+  ASSERT_NE(refusing, std::string::npos) << log;
+  EXPECT_EQ(log.find("refusing new clients", refusing + 1), std::string::npos)
+      << "a crowd is logged once: " << log;
+
+  first->close();
+  ASSERT_TRUE(run_until(io_, [&] { return handler_.closed == 1; }));
+  Client late(io_, path_);
+  late.send(protocol::make_request(2, "echo"));
+  ASSERT_TRUE(wait_for_messages(late, 1));
+  EXPECT_TRUE(late.messages()[0].at("ok").as_bool());
+  EXPECT_NE(logged().find("accepting clients again (2 refused"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, KeepsAcceptingAfterRunningOutOfDescriptorsWithoutSpinning) {
+  serve();
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  Client client(io_, path_);  // waits in the backlog
+  // No new descriptor from here: every accept fails with EMFILE.
+  rlimit none = limit;
+  none.rlim_cur = 0;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &none), 0);
+  const bool failed =
+      run_until(io_, [&] { return logged().find("cannot accept a client") != std::string::npos; });
+  // While out of descriptors, the loop waits for its retry timer rather than
+  // waking again and again on the readable listener.
+  io_.restart();
+  int ran = 0;
+  for (int i = 0; i < 1000; ++i) ran += static_cast<int>(io_.poll_one());
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  ASSERT_TRUE(failed) << logged();
+  EXPECT_LE(ran, 2) << "the accept loop spins";
+
+  client.send(protocol::make_request(1, "echo"));
+  ASSERT_TRUE(wait_for_messages(client, 1));
+  EXPECT_TRUE(client.messages()[0].at("ok").as_bool());
+  EXPECT_NE(logged().find("accepting clients again"), std::string::npos) << logged();
 }
 
 TEST_F(ControlServerTest, CloseDeliversTheLastAnswerFirst) {

@@ -1475,6 +1475,40 @@ TEST_F(SempreDaemon, RefusesAPeerOfAnotherUserEvenWhenItReachesTheSocket) {
   EXPECT_EQ(daemon_pid(), daemon);
 }
 
+TEST_F(SempreDaemon, AClientOverMaxClientsIsToldToTryAgainAndOneIsServedOnceAnotherLeaves) {
+  // With [daemon] max_clients = 2 and two clients connected, `sempre list` says the daemon has
+  // too many clients and exits 3; once one of them leaves, it is served.
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  test::write_file(home_ + "/config.toml", "[daemon]\nmax_clients = 2\n");
+  ASSERT_TRUE(list()) << last_list_error_;
+  const std::string ping = protocol::encode(protocol::make_request(1, "ping"));
+  auto first = std::make_unique<RawClient>(paths_.socket);
+  RawClient second(paths_.socket);
+  for (RawClient* client : {first.get(), &second}) {
+    ASSERT_TRUE(client->send(ping));
+    ASSERT_TRUE(client->read_line()) << "a client under the cap was not served";
+  }
+
+  const Outcome refused = sempre({"list"});
+  EXPECT_EQ(refused.code, 3) << describe(refused);
+  EXPECT_EQ(refused.err, "sempre: sempred has too many clients (2); try again\n")
+      << describe(refused);
+
+  first.reset();
+  // The daemon learns of the hang-up on its own time: ask until it has.
+  Outcome served;
+  const auto deadline = SteadyClock::now() + 15s;
+  do {
+    served = sempre({"list"});
+    if (served.code != 0) {
+      ASSERT_EQ(served.err, refused.err) << describe(served);
+    }
+  } while (served.code != 0 && SteadyClock::now() < deadline);
+  EXPECT_EQ(served.code, 0) << describe(served);
+  EXPECT_NE(test::read_file(paths_.log).find("refusing new clients"), std::string::npos);
+}
+
 TEST_F(SempreDaemon, AnswersEveryCommandOfTheProtocol) {
   // Each command of protocol::kCommands is served: with empty args it gets its result or a
   // bad_request naming what is missing, never "unknown command". (events answers nothing until
