@@ -26,7 +26,8 @@ namespace {
 
 using boost::asio::local::stream_protocol;
 
-// Bytes read per wake-up. Requests are small; a large one just takes more reads.
+// Bytes read per wake-up, into the one buffer every session shares. Requests
+// are small; a large one just takes more reads.
 constexpr std::size_t kReadChunk = 16 * 1024;
 
 // A client whose unsent messages pass this is not reading them (a stuck
@@ -81,6 +82,9 @@ struct Shared {
   std::size_t refused = 0;
   // Whether accept() is failing (out of descriptors), logged once.
   bool accept_failing = false;
+  // Each session reads into this, and feeds what it read to its decoder at
+  // once: an idle session holds no read buffer of its own.
+  std::array<char, kReadChunk> read_buffer{};
 
   // Called by every session that closes (`was_served`: one that counted
   // against max_clients): the last one after close() ends the server's
@@ -116,8 +120,15 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   void start() {
     served_ = true;
     ++shared_->served;
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);  // reads happen once the socket is readable
+    if (ec) {
+      shared_->log->error("dropping {}: {}", label_, ec.message());
+      close_now();
+      return;
+    }
     update_idle();
-    read();
+    serve_next();
   }
 
   // Answers a peer that may not talk to us, or not now, without reading
@@ -194,14 +205,71 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   }
 
  private:
-  void read() {
-    socket_.async_read_some(boost::asio::buffer(read_buffer_),
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        std::size_t n) { self->on_read(ec, n); });
+  // Whether so much waits to be written that the client's next requests
+  // should wait too: it sends without reading what it is answered.
+  bool backlogged() const { return queued_bytes_ > ControlServer::kPauseReading; }
+
+  // Serves the next request that has arrived, or waits for more bytes.
+  // One request per turn of the event loop: the next one is taken in a
+  // handler of its own, behind whatever else is ready, so that a client
+  // that pipelines many requests cannot starve the others. Runs again from
+  // on_write() when a backlog drains.
+  void serve_next() {
+    if (!is_open() || waiting_ || scheduled_ || backlogged()) return;
+    try {
+      boost::json::object message;
+      std::string error;
+      switch (decoder_.next(message, error)) {
+        case protocol::FrameDecoder::Status::kMessage:
+          dispatch(message);
+          if (is_open()) serve_next_later();
+          return;
+        case protocol::FrameDecoder::Status::kMalformed:
+          drop_malformed(error);
+          return;
+        case protocol::FrameDecoder::Status::kNeedMore:
+          break;
+      }
+    } catch (const std::exception& e) {
+      shared_->log->error("dropping {}: {}", label_, e.what());
+      close_now();
+      return;
+    }
+    // The decoder is trusted to report an endless line, but a peer that
+    // could make the daemon buffer without bound is worth a second check.
+    if (decoder_.buffered() > protocol::kMaxMessage) {
+      drop_malformed("a message longer than " + std::to_string(protocol::kMaxMessage) + " bytes");
+      return;
+    }
+    wait_readable();
   }
 
-  void on_read(const boost::system::error_code& ec, std::size_t n) {
+  void serve_next_later() {
+    scheduled_ = true;
+    boost::asio::post(shared_->executor, [self = shared_from_this()] {
+      self->scheduled_ = false;
+      self->serve_next();
+    });
+  }
+
+  void wait_readable() {
+    waiting_ = true;
+    socket_.async_wait(stream_protocol::socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                         self->waiting_ = false;
+                         self->on_readable(ec);
+                       });
+  }
+
+  void on_readable(const boost::system::error_code& wait_error) {
     if (!is_open()) return;
+    boost::system::error_code ec = wait_error;
+    std::size_t n = 0;
+    if (!ec) n = socket_.read_some(boost::asio::buffer(shared_->read_buffer), ec);
+    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+      wait_readable();
+      return;
+    }
     if (ec) {
       if (ec != boost::asio::error::eof && ec != boost::asio::error::connection_reset) {
         shared_->log->info("{} went away: {}", label_, ec.message());
@@ -210,34 +278,13 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       return;
     }
     try {
-      decoder_.feed(std::string_view(read_buffer_.data(), n));
-      take_requests();
+      decoder_.feed(std::string_view(shared_->read_buffer.data(), n));
     } catch (const std::exception& e) {
       shared_->log->error("dropping {}: {}", label_, e.what());
       close_now();
       return;
     }
-    if (is_open()) read();
-  }
-
-  void take_requests() {
-    for (;;) {
-      boost::json::object message;
-      std::string error;
-      const auto status = decoder_.next(message, error);
-      if (status == protocol::FrameDecoder::Status::kNeedMore) break;
-      if (status == protocol::FrameDecoder::Status::kMalformed) {
-        drop_malformed(error);
-        return;
-      }
-      dispatch(message);
-      if (!is_open()) return;
-    }
-    // The decoder is trusted to report an endless line, but a peer that
-    // could make the daemon buffer without bound is worth a second check.
-    if (decoder_.buffered() > protocol::kMaxMessage) {
-      drop_malformed("a message longer than " + std::to_string(protocol::kMaxMessage) + " bytes");
-    }
+    serve_next();
   }
 
   void drop_malformed(const std::string& reason) {
@@ -315,7 +362,11 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       return;
     }
     if (ec) {
-      shared_->log->info("{} went away: {}", label_, ec.message());
+      // A client that hangs up before its answer (^C) is no news; logging
+      // each one would let a crowd of them fill the log.
+      if (ec != boost::asio::error::broken_pipe && ec != boost::asio::error::connection_reset) {
+        shared_->log->info("{} went away: {}", label_, ec.message());
+      }
       close_now();
       return;
     }
@@ -327,11 +378,17 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       write();
     } else if (closing_) {
       close_now();
+      return;
     }
+    // The client took some of its answers: it has the idle limit again, and
+    // its next requests are read once the backlog is gone.
+    if (timer_armed_ && !closing_) arm_timer(shared_->idle_limit);
+    serve_next();
   }
 
   // The idle rule: a session with no request in flight and no stream
-  // subscribed to its closing must send a request within the idle limit.
+  // subscribed to its closing must send a request, or take some of its
+  // answers, within the idle limit.
   void update_idle() {
     if (closing_) return;  // the drain limit runs instead
     const bool idle = open_ && pending_.empty() && close_handlers_.empty();
@@ -353,6 +410,9 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
           self->timer_armed_ = false;
           if (self->closing_) {
             self->shared_->log->warn("dropping {}: its last messages were not read within {} ms",
+                                     self->label_, limit.count());
+          } else if (self->queued_bytes_ > 0) {
+            self->shared_->log->warn("dropping {}: it took none of its answers within {} ms",
                                      self->label_, limit.count());
           } else {
             self->shared_->log->warn("dropping {}: no request within {} ms", self->label_,
@@ -384,9 +444,10 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   const std::string label_;
 
   protocol::FrameDecoder decoder_;
-  std::array<char, kReadChunk> read_buffer_{};
   std::vector<std::uint64_t> pending_;  // ids of requests not yet answered
   bool served_ = false;                 // counts in Shared::served
+  bool waiting_ = false;                // for the socket to be readable
+  bool scheduled_ = false;              // serve_next() is posted
 
   std::deque<std::string> queue_;  // frames not yet written, oldest first
   std::size_t queued_bytes_ = 0;

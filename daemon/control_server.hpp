@@ -2,8 +2,13 @@
 // frames into protocol::Requests for a RequestHandler. Every peer is checked
 // with SO_PEERCRED (same uid as the daemon, or root); a malformed, oversized
 // or silent-too-long client is dropped and logged. The daemon never blocks
-// on a client: writes are queued and sent asynchronously. At most
-// `max_clients` are served at once; one more is answered "busy" and closed.
+// on a client: writes are queued and sent asynchronously.
+//
+// No client can take the daemon from the others: at most `max_clients` are
+// served at once (one more is answered "busy" and closed); each session has
+// one request handled per turn of the event loop; a session whose answers
+// pile up unread is not read from until they drain; and what a session
+// holds between requests is a few hundred bytes, whatever it sent before.
 #pragma once
 
 #include <sys/types.h>
@@ -33,8 +38,10 @@ class Session {
   Session& operator=(const Session&) = delete;
   virtual ~Session() = default;
 
-  // Queues one message. Does nothing once the session is closed. A client
-  // that does not read and lets more than a few MiB queue up is dropped.
+  // Queues one message. Does nothing once the session is closed. While more
+  // than kPauseReading bytes wait to be written, the client's next requests
+  // are left unread; a client that lets more than a few MiB queue up (a
+  // stream it does not read) is dropped.
   virtual void send(const boost::json::object& message) = 0;
   virtual bool is_open() const = 0;
   // Runs `handler` once when the connection closes (either side); at once if
@@ -58,8 +65,11 @@ class RequestHandler {
 class ControlServer {
  public:
   // How long a client may take to send a complete request once connected or
-  // between requests before it is dropped (a stream keeps it open).
+  // between requests, or to take any of its answers, before it is dropped (a
+  // stream keeps it open).
   static constexpr std::chrono::seconds kIdleLimit{30};
+  // Unsent bytes of a session past which its requests are left unread.
+  static constexpr std::size_t kPauseReading = 256 * 1024;
 
   // Serves on `listen_fd` (from bind_control_socket; ownership taken, also
   // on failure). Requests of another protocol version get a kVersion error

@@ -2,6 +2,7 @@
 
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <sys/resource.h>
@@ -11,11 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -42,6 +45,7 @@ class FakeHandler final : public RequestHandler {
   void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) override {
     ++calls;
     if (request.cmd == "echo") {
+      if (const auto* v = request.args.if_contains("who")) who.emplace_back(v->as_string());
       session->send(protocol::make_result(request.id, request.args));
     } else if (request.cmd == "stream") {
       const auto n = request.args.at("n").to_number<int>();
@@ -68,6 +72,7 @@ class FakeHandler final : public RequestHandler {
 
   int calls = 0;
   int closed = 0;
+  std::vector<std::string> who;  // the "who" of each echo, in the order served
   std::vector<std::shared_ptr<Session>> subscribers;
   std::function<void()> on_bye;
 };
@@ -131,6 +136,61 @@ class Client {
 
   std::shared_ptr<State> state_;
 };
+
+// A peer driven by hand from the test's thread, without the io_context:
+// it sends and reads only when told, never blocking.
+class RawPeer {
+ public:
+  explicit RawPeer(const std::string& path)
+      : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path.copy(address.sun_path, sizeof address.sun_path - 1);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0)
+        << std::strerror(errno);
+  }
+  RawPeer(const RawPeer&) = delete;
+  RawPeer& operator=(const RawPeer&) = delete;
+  ~RawPeer() { ::close(fd_); }
+
+  // Sends what the socket takes of `data` now; returns how much. Sets
+  // broken() once the server has closed.
+  std::size_t send_some(std::string_view data) {
+    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN) broken_ = true;
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  // Reads what has arrived; returns how many lines it completed.
+  std::size_t read_some() {
+    std::size_t lines = 0;
+    char buffer[65536];
+    for (;;) {
+      const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+      if (n == 0) broken_ = true;
+      if (n <= 0) return lines;
+      lines += static_cast<std::size_t>(std::count(buffer, buffer + n, '\n'));
+    }
+  }
+  // Waits at most `limit` for the server to send something.
+  void wait_readable(std::chrono::milliseconds limit) {
+    pollfd p{fd_, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(limit.count()));
+  }
+  bool broken() const { return broken_; }
+
+ private:
+  int fd_;
+  bool broken_ = false;
+};
+
+// `n` echo requests of about `size` bytes each, in one string.
+std::string pipelined_echoes(int n, std::size_t size) {
+  std::string all;
+  for (int i = 1; i <= n; ++i) {
+    all += protocol::encode(protocol::make_request(i, "echo", {{"pad", std::string(size, 'x')}}));
+  }
+  return all;
+}
 
 class ControlServerTest : public ::testing::Test {
  protected:
@@ -384,6 +444,81 @@ TEST_F(ControlServerTest, DropsAClientThatDoesNotRead) {
   client.send(protocol::make_request(1, "flood"));
   ASSERT_TRUE(run_until(io_, [&] { return handler_.closed == 1; }));
   EXPECT_NE(logged().find("does not read"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, StopsReadingAPipeliningClientThatDoesNotReadAndServesTheOthers) {
+  serve();
+  // Answers to all of these would be far more than the daemon lets queue
+  // before it drops a client: it must stop reading instead.
+  constexpr int kRequests = 4000;
+  const std::string requests = pipelined_echoes(kRequests, 1000);
+  RawPeer flood(path_);
+  std::string_view unsent = requests;
+  // Send until neither side can move: the client's socket is full and the
+  // server waits for it to read.
+  for (int idle_passes = 0, i = 0; idle_passes < 3 && i < 100000; ++i) {
+    const std::size_t sent = flood.send_some(unsent);
+    unsent.remove_prefix(sent);
+    io_.restart();
+    const std::size_t ran = io_.poll();
+    idle_passes = sent == 0 && ran == 0 ? idle_passes + 1 : 0;
+  }
+  EXPECT_FALSE(flood.broken()) << logged();
+  EXPECT_FALSE(unsent.empty()) << "the server read every request";
+  EXPECT_LT(handler_.calls, kRequests);
+  EXPECT_EQ(logged().find("dropping"), std::string::npos) << logged();
+
+  Client other(io_, path_);
+  other.send(protocol::make_request(1, "echo", {{"who", "other"}}));
+  ASSERT_TRUE(wait_for_messages(other, 1));
+  EXPECT_TRUE(other.messages()[0].at("ok").as_bool());
+
+  // Once it reads, it is served to its last request.
+  std::size_t answers = 0;
+  for (int idle_passes = 0; answers < kRequests && idle_passes < 50;) {
+    const std::size_t got = flood.read_some();
+    answers += got;
+    const std::size_t sent = flood.send_some(unsent);
+    unsent.remove_prefix(sent);
+    io_.restart();
+    const std::size_t ran = io_.poll();
+    if (got == 0 && sent == 0 && ran == 0) {
+      ++idle_passes;
+      flood.wait_readable(100ms);
+    } else {
+      idle_passes = 0;
+    }
+  }
+  EXPECT_EQ(answers, static_cast<std::size_t>(kRequests));
+  EXPECT_FALSE(flood.broken()) << logged();
+}
+
+TEST_F(ControlServerTest, DropsAPipeliningClientThatReadsNothingForTheIdleLimit) {
+  serve(200ms);
+  const std::string requests = pipelined_echoes(2000, 1000);
+  std::string_view unsent = requests;
+  RawPeer flood(path_);
+  ASSERT_TRUE(run_until(io_, [&] {
+    unsent.remove_prefix(flood.send_some(unsent));  // whatever it takes, it never reads
+    return logged().find("took none of its answers within 200 ms") != std::string::npos;
+  })) << logged();
+}
+
+TEST_F(ControlServerTest, ServesAnotherClientBetweenThePipelinedRequestsOfOne) {
+  serve();
+  Client busy(io_, path_);
+  Client other(io_, path_);
+  std::string requests;
+  for (int i = 1; i <= 200; ++i) {
+    requests += protocol::encode(protocol::make_request(i, "echo", {{"who", "busy"}}));
+  }
+  busy.send_raw(requests);
+  other.send(protocol::make_request(1, "echo", {{"who", "other"}}));
+  ASSERT_TRUE(wait_for_messages(other, 1));
+  ASSERT_TRUE(wait_for_messages(busy, 200));
+  const auto at = std::find(handler_.who.begin(), handler_.who.end(), "other");
+  ASSERT_NE(at, handler_.who.end());
+  EXPECT_LT(at - handler_.who.begin(), 100) << "one client's pipelined requests went first";
 }
 
 TEST_F(ControlServerTest, RefusesAClientOverTheCapUntilOneLeaves) {

@@ -30,6 +30,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "commands.hpp"
@@ -1473,6 +1474,33 @@ TEST_F(SempreDaemon, RefusesAPeerOfAnotherUserEvenWhenItReachesTheSocket) {
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_TRUE(list()) << last_list_error_;
   EXPECT_EQ(daemon_pid(), daemon);
+}
+
+TEST_F(SempreDaemon, AClientThatSendsWithoutReadingDoesNotStopTheOthers) {
+  // A client pipelining requests without reading the answers is not read from meanwhile, but
+  // not dropped either: `sempre list` answers, and once it reads it gets every answer.
+  ASSERT_TRUE(list()) << last_list_error_;
+  constexpr int kRequests = 50000;  // their answers are several MiB
+  std::string requests;
+  for (int i = 1; i <= kRequests; ++i) {
+    requests += protocol::encode(protocol::make_request(i, "ping"));
+  }
+  RawClient flood(paths_.socket);
+  ASSERT_TRUE(flood.connected());
+  bool sent = false;
+  std::thread sender([&] { sent = flood.send(requests); });
+  ASSERT_TRUE(flood.read_line()) << "the daemon never answered";
+  for (int i = 0; i < 3; ++i) {
+    const Outcome o = sempre({"list"});
+    EXPECT_EQ(o.code, 0) << describe(o);
+  }
+  int answers = 1;
+  while (answers < kRequests && flood.read_line()) ++answers;
+  sender.join();
+  EXPECT_TRUE(sent) << "the daemon stopped reading for good, or dropped the client";
+  EXPECT_EQ(answers, kRequests);
+  EXPECT_EQ(test::read_file(paths_.log).find("dropping"), std::string::npos)
+      << test::read_file(paths_.log);
 }
 
 TEST_F(SempreDaemon, AClientOverMaxClientsIsToldToTryAgainAndOneIsServedOnceAnotherLeaves) {
