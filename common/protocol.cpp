@@ -913,13 +913,18 @@ Result<AppsReply> from_json<AppsReply>(const json::object& json) {
   return finish(read, std::move(reply));
 }
 
-json::object to_json(const ListReply& reply) { return {{"apps", to_array(reply.apps)}}; }
+json::object to_json(const ListReply& reply) {
+  json::object json{{"apps", to_array(reply.apps)}};
+  if (!reply.warnings.empty()) json["warnings"] = json_strings(reply.warnings);
+  return json;
+}
 
 template <>
 Result<ListReply> from_json<ListReply>(const json::object& json) {
   ListReply reply;
   FieldReader read(json);
   read_objects(read, "apps", reply.apps);
+  read.strings("warnings", reply.warnings);
   return finish(read, std::move(reply));
 }
 

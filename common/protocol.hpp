@@ -35,7 +35,9 @@
 //             (start and restart: an AppInfo also holds "error":TEXT when the app is not
 //             running as asked; "wait": answer once it is running, or has ended)
 //   signal    {"signal":N, "targets":[TARGET...]} -> {"apps":[AppInfo...]}
-//   list      {}                                  -> {"apps":[AppInfo...]}
+//   list      {}                                  -> {"apps":[AppInfo...], "warnings":[TEXT...]}
+//             ("warnings", when there are any: what the daemon found wrong with state.json
+//             when it started; answered to the first list only)
 //   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec +
 //                                                     "source":PATH ("": the command line)}
 //             {"targets":[TARGET...]}             -> {"apps":[the same, in id order]}
@@ -350,6 +352,9 @@ struct AppsReply {
 // list -> ListReply
 struct ListReply {
   std::vector<AppInfo> apps;
+  // What the daemon could not restore from state.json, said once: to the
+  // first list after it started. Empty: nothing to say (and not sent).
+  std::vector<std::string> warnings;
 };
 
 // info -> InfoReply: with `target`, one app ("all" is refused); else the

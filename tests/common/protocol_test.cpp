@@ -737,6 +737,8 @@ TEST(Messages, PayloadsRoundTripOnTheWire) {
       R"("failed":[{"name":"d","error":"no such file"}],"changes":{"b":["cmd","env.PORT"]}})");
   expect_round_trip<StoppedReply>(R"({"stopped":3})");
   expect_round_trip<ReexecReply>(R"({"worker":4,"apps":2})");
+  expect_round_trip<ListReply>(R"({"apps":[]})");
+  expect_round_trip<ListReply>(R"({"apps":[],"warnings":["state.json was damaged"]})");
 }
 
 TEST(Messages, ABadShapeNamesTheFieldAndTheCommand) {

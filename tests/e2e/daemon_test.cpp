@@ -1392,6 +1392,81 @@ TEST_F(SempreDaemon, CorruptStateIsSetAsideAndTheDaemonStartsEmpty) {
   EXPECT_TRUE(saved && saved->is_object()) << test::read_file(paths_.state);
 }
 
+// The files next to state.json whose names start with "state.json.bad-".
+std::vector<std::string> set_aside_states(const std::string& home) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::directory_iterator(home)) {
+    if (entry.path().filename().string().rfind("state.json.bad-", 0) == 0) {
+      found.push_back(entry.path().string());
+    }
+  }
+  return found;
+}
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(SempreDaemon, ListSaysOnceThatADamagedStateWasSetAside) {
+  // The first `sempre list` after a damaged state.json warns on stderr, naming the kept copy;
+  // the next one does not.
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  test::write_file(paths_.state, "{\"version\":1, \"apps\": [garbage");
+
+  const Outcome first = sempre({"list"});
+  EXPECT_EQ(first.code, 0) << describe(first);
+  const auto aside = set_aside_states(home_);
+  ASSERT_EQ(aside.size(), 1u);
+  const std::string warning = "sempre: warning: " + paths_.state +
+                              " was damaged (invalid JSON: syntax error) and was set aside as " +
+                              aside[0] + "; no app was restored from it\n";
+  EXPECT_EQ(first.err, warning) << describe(first);
+  EXPECT_NE(first.out.find("no apps"), std::string::npos) << describe(first);
+
+  const Outcome second = sempre({"list"});
+  EXPECT_EQ(second.code, 0) << describe(second);
+  EXPECT_EQ(second.err, "") << describe(second);
+}
+
+TEST_F(SempreDaemon, OneBadAppInTheStateIsLeftOutAndTheOthersComeBack) {
+  // A state.json with one unreadable app restores the others; `list --json` keeps its JSON on
+  // stdout and warns once on stderr, naming the app and the copy of the file kept.
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  const json::object good{
+      {"id", 1},
+      {"wanted_up", true},
+      {"spec", {{"name", "web"}, {"cmd", json::array{kChild, "sleep", "forever"}}}}};
+  const json::object bad{{"id", 2}, {"wanted_up", true}, {"spec", {{"name", "api"}, {"cmd", 7}}}};
+  const std::string state = json::serialize(
+      json::object{{"version", 1}, {"next_id", 3}, {"apps", json::array{good, bad}}});
+  test::write_file(paths_.state, state);
+
+  const Outcome first = sempre({"list", "--json"});
+  ASSERT_EQ(first.code, 0) << describe(first);
+  const auto apps = parse_json(first.out);
+  ASSERT_TRUE(apps && apps->is_array()) << describe(first);
+  ASSERT_EQ(apps->as_array().size(), 1u) << first.out;
+  EXPECT_EQ(text(apps->as_array()[0].as_object(), "name"), "web");
+  const auto copies = set_aside_states(home_);
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(test::read_file(copies[0]), state);
+  EXPECT_EQ(count_of(first.err, "sempre: warning: "), 1u) << first.err;
+  for (const std::string& part : std::vector<std::string>{
+           "app \"api\" (id 2) was not restored (apps[1].spec.cmd: expected an array of strings)",
+           paths_.state + " as it was is kept as " + copies[0]}) {
+    EXPECT_NE(first.err.find(part), std::string::npos) << part << "\n" << first.err;
+  }
+  EXPECT_TRUE(await_app("web", has_pid).ok) << last_list_error_;
+  EXPECT_EQ(sempre({"list"}).err, "");
+  // The next save drops the bad entry; its id is not handed out again.
+  const Started next = start(sleeper("next"));
+  EXPECT_EQ(next.id, 3) << describe(next.outcome);
+}
+
 TEST_F(SempreDaemon, HupMakesTheDaemonReopenItsLog) {
   // After SIGHUP the daemon writes to a new sempred.log, so external rotation works.
   ASSERT_TRUE(list()) << last_list_error_;
