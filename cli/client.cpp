@@ -265,12 +265,17 @@ Result<json::object> Client::exchange(protocol::Command command, json::object ar
   const std::string frame =
       protocol::encode(protocol::make_request(next_id_++, command, std::move(args)));
   std::string_view rest = frame;
+  // A daemon that refuses us (another user's, too many clients) says why and
+  // closes without reading: what it said is the answer, not the broken pipe.
+  std::optional<Error> send_failed;
   while (!rest.empty()) {
     const ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return no_daemon("the daemon does not read its requests");
-      return no_daemon("cannot send the request to the daemon: " + errno_text(errno));
+      send_failed = no_daemon("cannot send the request to the daemon: " + errno_text(errno));
+      if (errno != EPIPE && errno != ECONNRESET) return *send_failed;
+      break;
     }
     rest.remove_prefix(static_cast<std::size_t>(n));
   }
@@ -320,9 +325,10 @@ Result<json::object> Client::exchange(protocol::Command command, json::object ar
     const ssize_t got = ::recv(fd_, buf.data(), buf.size(), 0);
     if (got < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
+      if (send_failed) return *send_failed;
       return no_daemon("lost the connection to the daemon: " + errno_text(errno));
     }
-    if (got == 0) return no_daemon("the daemon closed the connection");
+    if (got == 0) return send_failed ? *send_failed : no_daemon("the daemon closed the connection");
     decoder_.feed(std::string_view(buf.data(), static_cast<std::size_t>(got)));
   }
 }

@@ -45,6 +45,20 @@ int usage_error(const std::string& command, const std::string& message) {
 
 HomePaths home() { return home_paths(resolve_home()); }
 
+// Asks for the list of apps, and prints on stderr what the daemon could not
+// restore when it started: it tells only the first list, so whoever asks
+// first says it, whatever the command.
+Result<protocol::ListReply> list_apps(Client& client) {
+  auto listed = client.call<Cmd::kList>({}, kRequestTimeout);
+  if (listed && !listed->warnings.empty()) {
+    std::cout.flush();
+    for (const std::string& warning : listed->warnings) {
+      std::cerr << "sempre: warning: " << warning << '\n';
+    }
+  }
+  return listed;
+}
+
 // SEMPRE_HOME/config.toml, whose [defaults] apply to every app started.
 std::string home_config() { return home().home + "/config.toml"; }
 
@@ -311,7 +325,7 @@ int apply_config(bool starts_daemon, const AppsFile& file, protocol::ApplyMode m
     if (flags.watch && !dry) std::cout << "watching " << file.path << " for changes\n";
     // Ids and pids of what runs now, as `start PROGRAM` prints them.
     if (!dry && mode == protocol::ApplyMode::kStart && code == kExitOk) {
-      if (auto listed = client.call<Cmd::kList>({}, kRequestTimeout)) {
+      if (auto listed = list_apps(client)) {
         for (const protocol::AppInfo& app : listed->apps) {
           if (std::any_of(file.apps.begin(), file.apps.end(),
                           [&](const AppSpec& a) { return a.name == app.name; })) {
@@ -611,7 +625,7 @@ std::function<int()> define_list(CLI::App& app, const Invocation&, bool starts_d
       }
     }
     return with_daemon(starts_daemon, [&](Client& client) {
-      auto result = client.call<Cmd::kList>({}, kRequestTimeout);
+      auto result = list_apps(client);
       if (!result) return report(result.error());
       std::vector<protocol::AppInfo>& apps = result->apps;
       if (!sort.empty()) (void)sort_apps(apps, sort);

@@ -53,6 +53,15 @@ FrameDecoder::Status FrameDecoder::next(json::object& message, std::string& erro
   for (;;) {
     const std::size_t newline = buffer_.find('\n', scanned_);
     if (newline == std::string::npos) {
+      if (start_ == buffer_.size()) {
+        // Everything returned: what a large message needed is given back.
+        if (buffer_.capacity() > kRetained) {
+          std::string().swap(buffer_);
+        } else {
+          buffer_.clear();
+        }
+        start_ = 0;
+      }
       scanned_ = buffer_.size();
       // Even if the next byte were the newline, this line would not fit.
       if (buffer_.size() - start_ >= kMaxMessage) return fail(too_large(), error);
@@ -103,6 +112,7 @@ constexpr ErrorCodeRow kErrorCodes[] = {
     {ErrorCode::kExists, "exists", ErrorKind::kExists},
     {ErrorCode::kSpawnFailed, "spawn_failed", ErrorKind::kSpawnFailed},
     {ErrorCode::kInvalid, "invalid", ErrorKind::kInvalidArgument},
+    {ErrorCode::kBusy, "busy", ErrorKind::kUnavailable},
     {ErrorCode::kInternal, "internal", ErrorKind::kInternal},
 };
 
@@ -903,13 +913,18 @@ Result<AppsReply> from_json<AppsReply>(const json::object& json) {
   return finish(read, std::move(reply));
 }
 
-json::object to_json(const ListReply& reply) { return {{"apps", to_array(reply.apps)}}; }
+json::object to_json(const ListReply& reply) {
+  json::object json{{"apps", to_array(reply.apps)}};
+  if (!reply.warnings.empty()) json["warnings"] = json_strings(reply.warnings);
+  return json;
+}
 
 template <>
 Result<ListReply> from_json<ListReply>(const json::object& json) {
   ListReply reply;
   FieldReader read(json);
   read_objects(read, "apps", reply.apps);
+  read.strings("warnings", reply.warnings);
   return finish(read, std::move(reply));
 }
 

@@ -9,8 +9,10 @@
 // Neither reads a payload by key anywhere else.
 //
 // BUMP kVersion WHEN ANYTHING HERE CHANGES MEANING: a field, a command, the
-// framing. (A new command does not: an older daemon answers it bad_request.)
-// A peer of another version gets an explicit error, never a guess.
+// framing. (A new command does not: an older daemon answers it bad_request;
+// nor does a new optional field, which an older peer ignores, or a new error
+// code, which an older client reads as internal.) A peer of another version
+// gets an explicit error, never a guess.
 //
 // Framing: every message is one line of compact JSON ending in '\n', at most
 // kMaxMessage bytes including the newline.
@@ -33,7 +35,9 @@
 //             (start and restart: an AppInfo also holds "error":TEXT when the app is not
 //             running as asked; "wait": answer once it is running, or has ended)
 //   signal    {"signal":N, "targets":[TARGET...]} -> {"apps":[AppInfo...]}
-//   list      {}                                  -> {"apps":[AppInfo...]}
+//   list      {}                                  -> {"apps":[AppInfo...], "warnings":[TEXT...]}
+//             ("warnings", when there are any: what the daemon found wrong with state.json
+//             when it started; answered to the first list only)
 //   info      {"target":TARGET}                   -> {"app":AppInfo + "spec":AppSpec +
 //                                                     "source":PATH ("": the command line)}
 //             {"targets":[TARGET...]}             -> {"apps":[the same, in id order]}
@@ -123,6 +127,10 @@ class FrameDecoder {
   Status next(boost::json::object& message, std::string& error);
   // Bytes received and not yet returned as messages.
   std::size_t buffered() const { return buffer_.size() - start_; }
+  // Bytes of memory it holds on to. Once every message is returned, at most
+  // kRetained, however large the last one was.
+  std::size_t capacity() const { return buffer_.capacity(); }
+  static constexpr std::size_t kRetained = 64 * 1024;
 
  private:
   Status fail(std::string message, std::string& error);
@@ -187,6 +195,7 @@ enum class ErrorCode {
   kExists,       // name taken                        (kExists)
   kSpawnFailed,  // the program could not be started  (kSpawnFailed)
   kInvalid,      // the spec is invalid               (kInvalidArgument)
+  kBusy,         // too many clients; try again       (kUnavailable)
   kInternal,     // anything else                     (kInternal, and every other kind)
 };
 #pragma GCC diagnostic pop
@@ -343,6 +352,9 @@ struct AppsReply {
 // list -> ListReply
 struct ListReply {
   std::vector<AppInfo> apps;
+  // What the daemon could not restore from state.json, said once: to the
+  // first list after it started. Empty: nothing to say (and not sent).
+  std::vector<std::string> warnings;
 };
 
 // info -> InfoReply: with `target`, one app ("all" is refused); else the

@@ -1147,7 +1147,7 @@ DaemonSettings load_daemon_settings(const std::string& path) {
     return settings;
   }
   static constexpr std::string_view kTopLevel[] = {"daemon", "defaults", "list"};
-  static constexpr std::string_view kDaemonKeys[] = {"log_max_size", "log_keep"};
+  static constexpr std::string_view kDaemonKeys[] = {"log_max_size", "log_keep", "max_clients"};
   static constexpr std::string_view kListKeys[] = {"columns", "sort"};
   for (const Entry& e : in_file_order(root)) {
     const std::string_view name = e.key->str();
@@ -1195,6 +1195,14 @@ DaemonSettings load_daemon_settings(const std::string& path) {
         if (auto size = read_size(*d.node, key, ctx)) settings.log_max_size = *size;
       } else if (key == "log_keep") {
         if (auto keep = read_count(*d.node, key, ctx)) settings.log_keep = *keep;
+      } else if (key == "max_clients") {
+        if (auto n = read_count(*d.node, key, ctx)) {
+          if (*n == 0) {
+            ctx.error(*d.node, "max_clients: must be 1 or more");
+          } else {
+            settings.max_clients = static_cast<std::size_t>(*n);
+          }
+        }
       } else {
         ctx.error(
             d.key->source(),

@@ -3,6 +3,7 @@
 // AppSpec the command line builds. Every error names FILE:LINE:COLUMN.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,6 +68,9 @@ std::string to_toml(const std::vector<AppSpec>& apps);
 struct DaemonSettings {
   std::uint64_t log_max_size = 10 * 1024 * 1024;
   int log_keep = 3;
+  // Clients served at once ([daemon] max_clients, at least 1); one more is
+  // told the daemon is busy.
+  std::size_t max_clients = 256;
   std::string list_columns;  // empty: the default columns
   std::string list_sort;     // empty: by id
   std::vector<ConfigError> errors;

@@ -297,11 +297,15 @@ class AppManager::Impl {
   bool restore_saved(std::map<std::uint64_t, std::pair<std::string, KeeperLink::Entry>>& kept) {
     auto loaded = load_state(paths_.state);
     if (!loaded) {
-      log_->error("cannot read {}: {}; starting with no app", paths_.state, loaded.error().message);
+      log_->error("{}", loaded.error().message);
+      load_warnings_ = {loaded.error().message};
       return false;
     }
-    const bool usable = loaded->warning.empty();
-    if (!loaded->warning.empty()) log_->warn("{}", loaded->warning);
+    for (const std::string& warning : loaded->warnings) log_->warn("{}", warning);
+    load_warnings_ = loaded->warnings;
+    // Something left out: a kept run may be of an app not restored, and is
+    // left running rather than stopped.
+    const bool usable = loaded->warnings.empty();
     registry_.skip_ids_below(loaded->state.next_id);
     for (SavedSource& source : loaded->state.sources) {
       sources_.remember(source.path, std::move(source.env), source.watch);
@@ -849,6 +853,7 @@ class AppManager::Impl {
             const std::shared_ptr<Session>& session) {
     protocol::ListReply listed;
     for (App* app : registry_.all()) listed.apps.push_back(info_of(*app));
+    listed.warnings = std::exchange(load_warnings_, {});  // said once
     reply(session, request, listed);
   }
 
@@ -1255,6 +1260,8 @@ class AppManager::Impl {
   Subscriptions log_followers_;
   Subscriptions event_followers_;
   bool persist_pending_ = false;
+  // What restore() could not restore, until a list has said it.
+  std::vector<std::string> load_warnings_;
   std::function<void()> on_kill_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

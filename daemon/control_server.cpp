@@ -11,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -25,7 +26,8 @@ namespace {
 
 using boost::asio::local::stream_protocol;
 
-// Bytes read per wake-up. Requests are small; a large one just takes more reads.
+// Bytes read per wake-up, into the one buffer every session shares. Requests
+// are small; a large one just takes more reads.
 constexpr std::size_t kReadChunk = 16 * 1024;
 
 // A client whose unsent messages pass this is not reading them (a stuck
@@ -39,7 +41,7 @@ constexpr std::size_t kMaxBatch = 64;
 constexpr std::chrono::seconds kDrainLimit{2};
 
 // Out of descriptors, the listener stays readable: waiting this long before
-// accepting again keeps the loop from spinning.
+// accepting again keeps the loop from spinning. Only armed in that state.
 constexpr std::chrono::milliseconds kAcceptRetry{250};
 
 // Connections accepted per wake-up, so that a burst of clients cannot keep
@@ -53,10 +55,11 @@ class SessionImpl;
 // handler and the registry through this rather than through the server.
 struct Shared {
   Shared(boost::asio::any_io_executor ex, RequestHandler& request_handler,
-         std::shared_ptr<spdlog::logger> logger, std::chrono::milliseconds idle)
+         std::shared_ptr<spdlog::logger> logger, std::size_t max, std::chrono::milliseconds idle)
       : executor(ex),
         handler(request_handler),
         log(std::move(logger)),
+        max_clients(max),
         idle_limit(idle),
         acceptor(ex),
         retry_timer(ex) {}
@@ -64,17 +67,38 @@ struct Shared {
   boost::asio::any_io_executor executor;
   RequestHandler& handler;
   std::shared_ptr<spdlog::logger> log;
+  const std::size_t max_clients;
   std::chrono::milliseconds idle_limit;
   stream_protocol::acceptor acceptor;
   boost::asio::steady_timer retry_timer;
   bool closed = false;
+  // Every session, the refused ones too until their refusal is written.
   std::unordered_map<SessionImpl*, std::weak_ptr<SessionImpl>> sessions;
   std::function<void()> on_all_closed;
+  // Sessions served (not refused) and still open: at most max_clients.
+  std::size_t served = 0;
+  // Clients refused for the cap since it was last reached (0: not reached),
+  // so that a crowd is logged once rather than once per client.
+  std::size_t refused = 0;
+  // Whether accept() is failing (out of descriptors), logged once.
+  bool accept_failing = false;
+  // Each session reads into this, and feeds what it read to its decoder at
+  // once: an idle session holds no read buffer of its own.
+  std::array<char, kReadChunk> read_buffer{};
 
-  // Called by every session that closes: the last one after close() ends
-  // the server's shutdown.
-  void forget(SessionImpl* session) {
+  // Called by every session that closes (`was_served`: one that counted
+  // against max_clients): the last one after close() ends the server's
+  // shutdown.
+  void forget(SessionImpl* session, bool was_served) {
     sessions.erase(session);
+    if (was_served) {
+      --served;
+      if (refused > 0 && served < max_clients) {
+        log->info("accepting clients again ({} refused while {} were connected)", refused,
+                  max_clients);
+        refused = 0;
+      }
+    }
     if (closed && sessions.empty() && on_all_closed) {
       boost::asio::post(executor, std::exchange(on_all_closed, nullptr));
     }
@@ -91,15 +115,26 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
         pid_(pid),
         label_("client pid " + std::to_string(pid) + " (uid " + std::to_string(uid) + ")") {}
 
-  // Serves requests until either side closes.
+  // Serves requests until either side closes; counts against max_clients
+  // until then.
   void start() {
+    served_ = true;
+    ++shared_->served;
+    boost::system::error_code ec;
+    socket_.non_blocking(true, ec);  // reads happen once the socket is readable
+    if (ec) {
+      shared_->log->error("dropping {}: {}", label_, ec.message());
+      close_now();
+      return;
+    }
     update_idle();
-    read();
+    serve_next();
   }
 
-  // Answers a peer that may not talk to us, without reading from it.
-  void refuse(const std::string& message) {
-    send(protocol::make_error(0, protocol::ErrorCode::kBadRequest, message));
+  // Answers a peer that may not talk to us, or not now, without reading
+  // from it.
+  void refuse(protocol::ErrorCode code, const std::string& message) {
+    send(protocol::make_error(0, code, message));
     close();
   }
 
@@ -166,18 +201,75 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
     auto handlers = std::move(close_handlers_);
     close_handlers_.clear();
     for (auto& handler : handlers) run_guarded(handler);
-    shared_->forget(this);
+    shared_->forget(this, std::exchange(served_, false));
   }
 
  private:
-  void read() {
-    socket_.async_read_some(boost::asio::buffer(read_buffer_),
-                            [self = shared_from_this()](const boost::system::error_code& ec,
-                                                        std::size_t n) { self->on_read(ec, n); });
+  // Whether so much waits to be written that the client's next requests
+  // should wait too: it sends without reading what it is answered.
+  bool backlogged() const { return queued_bytes_ > ControlServer::kPauseReading; }
+
+  // Serves the next request that has arrived, or waits for more bytes.
+  // One request per turn of the event loop: the next one is taken in a
+  // handler of its own, behind whatever else is ready, so that a client
+  // that pipelines many requests cannot starve the others. Runs again from
+  // on_write() when a backlog drains.
+  void serve_next() {
+    if (!is_open() || waiting_ || scheduled_ || backlogged()) return;
+    try {
+      boost::json::object message;
+      std::string error;
+      switch (decoder_.next(message, error)) {
+        case protocol::FrameDecoder::Status::kMessage:
+          dispatch(message);
+          if (is_open()) serve_next_later();
+          return;
+        case protocol::FrameDecoder::Status::kMalformed:
+          drop_malformed(error);
+          return;
+        case protocol::FrameDecoder::Status::kNeedMore:
+          break;
+      }
+    } catch (const std::exception& e) {
+      shared_->log->error("dropping {}: {}", label_, e.what());
+      close_now();
+      return;
+    }
+    // The decoder is trusted to report an endless line, but a peer that
+    // could make the daemon buffer without bound is worth a second check.
+    if (decoder_.buffered() > protocol::kMaxMessage) {
+      drop_malformed("a message longer than " + std::to_string(protocol::kMaxMessage) + " bytes");
+      return;
+    }
+    wait_readable();
   }
 
-  void on_read(const boost::system::error_code& ec, std::size_t n) {
+  void serve_next_later() {
+    scheduled_ = true;
+    boost::asio::post(shared_->executor, [self = shared_from_this()] {
+      self->scheduled_ = false;
+      self->serve_next();
+    });
+  }
+
+  void wait_readable() {
+    waiting_ = true;
+    socket_.async_wait(stream_protocol::socket::wait_read,
+                       [self = shared_from_this()](const boost::system::error_code& ec) {
+                         self->waiting_ = false;
+                         self->on_readable(ec);
+                       });
+  }
+
+  void on_readable(const boost::system::error_code& wait_error) {
     if (!is_open()) return;
+    boost::system::error_code ec = wait_error;
+    std::size_t n = 0;
+    if (!ec) n = socket_.read_some(boost::asio::buffer(shared_->read_buffer), ec);
+    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+      wait_readable();
+      return;
+    }
     if (ec) {
       if (ec != boost::asio::error::eof && ec != boost::asio::error::connection_reset) {
         shared_->log->info("{} went away: {}", label_, ec.message());
@@ -186,34 +278,13 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       return;
     }
     try {
-      decoder_.feed(std::string_view(read_buffer_.data(), n));
-      take_requests();
+      decoder_.feed(std::string_view(shared_->read_buffer.data(), n));
     } catch (const std::exception& e) {
       shared_->log->error("dropping {}: {}", label_, e.what());
       close_now();
       return;
     }
-    if (is_open()) read();
-  }
-
-  void take_requests() {
-    for (;;) {
-      boost::json::object message;
-      std::string error;
-      const auto status = decoder_.next(message, error);
-      if (status == protocol::FrameDecoder::Status::kNeedMore) break;
-      if (status == protocol::FrameDecoder::Status::kMalformed) {
-        drop_malformed(error);
-        return;
-      }
-      dispatch(message);
-      if (!is_open()) return;
-    }
-    // The decoder is trusted to report an endless line, but a peer that
-    // could make the daemon buffer without bound is worth a second check.
-    if (decoder_.buffered() > protocol::kMaxMessage) {
-      drop_malformed("a message longer than " + std::to_string(protocol::kMaxMessage) + " bytes");
-    }
+    serve_next();
   }
 
   void drop_malformed(const std::string& reason) {
@@ -291,7 +362,11 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       return;
     }
     if (ec) {
-      shared_->log->info("{} went away: {}", label_, ec.message());
+      // A client that hangs up before its answer (^C) is no news; logging
+      // each one would let a crowd of them fill the log.
+      if (ec != boost::asio::error::broken_pipe && ec != boost::asio::error::connection_reset) {
+        shared_->log->info("{} went away: {}", label_, ec.message());
+      }
       close_now();
       return;
     }
@@ -303,11 +378,17 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
       write();
     } else if (closing_) {
       close_now();
+      return;
     }
+    // The client took some of its answers: it has the idle limit again, and
+    // its next requests are read once the backlog is gone.
+    if (timer_armed_ && !closing_) arm_timer(shared_->idle_limit);
+    serve_next();
   }
 
   // The idle rule: a session with no request in flight and no stream
-  // subscribed to its closing must send a request within the idle limit.
+  // subscribed to its closing must send a request, or take some of its
+  // answers, within the idle limit.
   void update_idle() {
     if (closing_) return;  // the drain limit runs instead
     const bool idle = open_ && pending_.empty() && close_handlers_.empty();
@@ -329,6 +410,9 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
           self->timer_armed_ = false;
           if (self->closing_) {
             self->shared_->log->warn("dropping {}: its last messages were not read within {} ms",
+                                     self->label_, limit.count());
+          } else if (self->queued_bytes_ > 0) {
+            self->shared_->log->warn("dropping {}: it took none of its answers within {} ms",
                                      self->label_, limit.count());
           } else {
             self->shared_->log->warn("dropping {}: no request within {} ms", self->label_,
@@ -360,8 +444,10 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   const std::string label_;
 
   protocol::FrameDecoder decoder_;
-  std::array<char, kReadChunk> read_buffer_{};
   std::vector<std::uint64_t> pending_;  // ids of requests not yet answered
+  bool served_ = false;                 // counts in Shared::served
+  bool waiting_ = false;                // for the socket to be readable
+  bool scheduled_ = false;              // serve_next() is posted
 
   std::deque<std::string> queue_;  // frames not yet written, oldest first
   std::size_t queued_bytes_ = 0;
@@ -437,13 +523,22 @@ class ServerImpl final : public ControlServer {
       // its first instant, so no child spawned meanwhile inherits it.
       const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd >= 0) {
+        if (std::exchange(shared->accept_failing, false)) {
+          shared->log->info("control socket: accepting clients again");
+        }
         start_session(shared, fd);
         continue;
       }
       const int err = errno;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       if (err == EAGAIN || err == EWOULDBLOCK) break;
-      shared->log->error("control socket: cannot accept a client: {}", std::strerror(err));
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM: the client waits in the backlog
+      // until a descriptor is free.
+      if (!shared->accept_failing) {
+        shared->log->error("control socket: cannot accept a client: {}; trying again every {} ms",
+                           std::strerror(err), kAcceptRetry.count());
+        shared->accept_failing = true;
+      }
       retry_later(shared);
       return;
     }
@@ -473,8 +568,20 @@ class ServerImpl final : public ControlServer {
     if (cred.uid != owner && cred.uid != 0) {
       shared->log->warn("refused client pid {} of uid {}: only uid {} and root may control sempred",
                         cred.pid, cred.uid, owner);
-      session->refuse("permission denied: uid " + std::to_string(cred.uid) +
-                      " is not the daemon's owner");
+      session->refuse(
+          protocol::ErrorCode::kBadRequest,
+          "permission denied: uid " + std::to_string(cred.uid) + " is not the daemon's owner");
+      return;
+    }
+    if (shared->served >= shared->max_clients) {
+      if (shared->refused++ == 0) {
+        shared->log->warn(
+            "refusing new clients: {} are connected, as many as [daemon] max_clients allows",
+            shared->served);
+      }
+      session->refuse(
+          protocol::ErrorCode::kBusy,
+          "sempred has too many clients (" + std::to_string(shared->max_clients) + "); try again");
       return;
     }
     session->start();
@@ -488,9 +595,12 @@ class ServerImpl final : public ControlServer {
 Result<std::unique_ptr<ControlServer>> ControlServer::create(boost::asio::any_io_executor executor,
                                                              int listen_fd, RequestHandler& handler,
                                                              std::shared_ptr<spdlog::logger> log,
+                                                             std::size_t max_clients,
                                                              std::chrono::milliseconds idle_limit) {
+  assert(max_clients >= 1);
   if (!log) log = std::make_shared<spdlog::logger>("sempred", spdlog::sinks_init_list{});
-  auto shared = std::make_shared<Shared>(executor, handler, std::move(log), idle_limit);
+  auto shared =
+      std::make_shared<Shared>(executor, handler, std::move(log), max_clients, idle_limit);
   boost::system::error_code ec;
   shared->acceptor.assign(stream_protocol(), listen_fd, ec);
   if (ec) {

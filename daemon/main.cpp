@@ -397,7 +397,8 @@ int run_daemon(Options options) {
   try {
     manager = std::make_unique<AppManager>(io.get_executor(), paths, log);
     manager->set_keeper(keeper.get());
-    auto created = ControlServer::create(io.get_executor(), *listen_fd, *manager, log);
+    auto created =
+        ControlServer::create(io.get_executor(), *listen_fd, *manager, log, settings.max_clients);
     if (!created) {
       ::unlink(paths.socket.c_str());
       log->error("{}", created.error().message);

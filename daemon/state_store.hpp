@@ -54,12 +54,19 @@ Status save_state(const std::string& path, const SavedState& state);
 
 struct LoadedState {
   SavedState state;
-  std::string warning;  // non-empty when the file was unusable and set aside
+  // What could not be restored, and why, one sentence each for the user:
+  // the file set aside, or an app left out. Empty when all was well.
+  std::vector<std::string> warnings;
 };
 
-// A missing file is an empty state. A corrupt file, or one of an unknown
-// version, is renamed to PATH.bad-<unix time> and reported in `warning`; the
-// state is then empty. Fails only when the file cannot be read or renamed.
+// A missing file is an empty state. A file that is unusable as a whole
+// (unreadable, not JSON, of an unknown version, not a regular file) is
+// renamed to PATH.bad-<unix time> and said in `warnings`, with an empty
+// state. An app (or config file) entry that is unusable is left out and
+// said, the others are kept, and a copy of the file as it was is written to
+// PATH.bad-<unix time>. A directory at `path` is left where it is, and said:
+// saving fails until it is moved. Fails only when an unusable file cannot be
+// set aside (the Error says both), since the next save would replace it.
 Result<LoadedState> load_state(const std::string& path);
 
 // The start time of process `pid` (field 22 of /proc/PID/stat, clock ticks

@@ -131,6 +131,18 @@ TEST(FrameDecoder, AcceptsAMessageOfExactlyTheLimit) {
   EXPECT_EQ(d.message.at("pad").as_string().size(), kMaxMessage - prefix.size() - 3);
 }
 
+TEST(FrameDecoder, GivesBackWhatALargeMessageNeeded) {
+  FrameDecoder decoder;
+  decoder.feed(encode({{"pad", std::string(kMaxMessage - 100, 'x')}}));
+  ASSERT_EQ(next_of(decoder).status, FrameDecoder::Status::kMessage);
+  EXPECT_EQ(next_of(decoder).status, FrameDecoder::Status::kNeedMore);
+  EXPECT_LE(decoder.capacity(), FrameDecoder::kRetained);
+  decoder.feed(encode(make_request(2, "ping")));
+  Decoded d = next_of(decoder);
+  ASSERT_EQ(d.status, FrameDecoder::Status::kMessage) << d.error;
+  EXPECT_EQ(d.message.at("id"), 2);
+}
+
 TEST(FrameDecoder, RefusesMalformedJson) {
   FrameDecoder decoder;
   decoder.feed("{\"id\":1,}\n");
@@ -262,7 +274,7 @@ TEST(Responses, ResultAndItemShapes) {
 TEST(Responses, ErrorCodeNamesRoundTrip) {
   for (ErrorCode code :
        {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound, ErrorCode::kExists,
-        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kInternal}) {
+        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kBusy, ErrorCode::kInternal}) {
     EXPECT_EQ(parse_error_code(error_code_name(code)), code) << error_code_name(code);
   }
   EXPECT_STREQ(error_code_name(ErrorCode::kVersion), "version");
@@ -633,11 +645,13 @@ TEST(Commands, EveryCommandHasOneNameThatReadsBack) {
 TEST(Errors, EachCodeMeansOneKindAndBack) {
   for (const ErrorCode code :
        {ErrorCode::kBadRequest, ErrorCode::kVersion, ErrorCode::kNotFound, ErrorCode::kExists,
-        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kInternal}) {
+        ErrorCode::kSpawnFailed, ErrorCode::kInvalid, ErrorCode::kBusy, ErrorCode::kInternal}) {
     EXPECT_EQ(error_code_for(error_kind_for(code)), code) << error_code_name(code);
     EXPECT_EQ(parse_error_code(error_code_name(code)), code);
   }
   EXPECT_EQ(error_code_for(ErrorKind::kIo), ErrorCode::kInternal);
+  EXPECT_STREQ(error_code_name(ErrorCode::kBusy), "busy");
+  EXPECT_EQ(error_kind_for(ErrorCode::kBusy), ErrorKind::kUnavailable);
   EXPECT_EQ(make_error(3, Error{ErrorKind::kExists, "taken", 0}),
             make_error(3, ErrorCode::kExists, "taken"));
 }
@@ -723,6 +737,8 @@ TEST(Messages, PayloadsRoundTripOnTheWire) {
       R"("failed":[{"name":"d","error":"no such file"}],"changes":{"b":["cmd","env.PORT"]}})");
   expect_round_trip<StoppedReply>(R"({"stopped":3})");
   expect_round_trip<ReexecReply>(R"({"worker":4,"apps":2})");
+  expect_round_trip<ListReply>(R"({"apps":[]})");
+  expect_round_trip<ListReply>(R"({"apps":[],"warnings":["state.json was damaged"]})");
 }
 
 TEST(Messages, ABadShapeNamesTheFieldAndTheCommand) {

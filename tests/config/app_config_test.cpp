@@ -651,6 +651,20 @@ TEST(DaemonSettings, ReadsTheDaemonTable) {
   EXPECT_EQ(load_daemon_settings(dir.file("config.toml")).log_max_size, 1000u);
 }
 
+TEST(DaemonSettings, MaxClientsIs256UnlessSetAndAtLeastOne) {
+  test::TempDir dir;
+  const std::string path = dir.file("config.toml");
+  EXPECT_EQ(load_daemon_settings(path).max_clients, 256u);
+  test::write_file(path, "[daemon]\nmax_clients = 3\n");
+  EXPECT_EQ(load_daemon_settings(path).max_clients, 3u);
+  test::write_file(path, "[daemon]\nmax_clients = 0\n");
+  const DaemonSettings zero = load_daemon_settings(path);
+  ASSERT_EQ(zero.errors.size(), 1u);
+  EXPECT_EQ(zero.errors[0].str(), path + ":2:15: max_clients: must be 1 or more");
+  test::write_file(path, "[daemon]\nmax_clients = \"many\"\n");
+  ASSERT_EQ(load_daemon_settings(path).errors.size(), 1u);
+}
+
 TEST(DaemonSettings, ErrorsNamePositionsAndSuggestKeys) {
   test::TempDir dir;
   const std::string path = dir.file("config.toml");

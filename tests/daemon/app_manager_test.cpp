@@ -247,6 +247,25 @@ TEST_F(AppManagerTest, RestoreStartsTheAppsWantedUpAndNotTheOthers) {
   EXPECT_EQ(start(spec_of("new")).at("app").at("id").as_uint64(), 5u);
 }
 
+TEST_F(AppManagerTest, RestoreKeepsTheGoodAppsAndTheFirstListSaysWhatWasLeftOut) {
+  write_file(paths_.state,
+             R"({"version":1,"next_id":3,"apps":[)"
+             R"({"id":1,"wanted_up":true,"spec":{"name":"web","cmd":["/bin/sleep","1"]}},)"
+             R"({"id":2,"wanted_up":true,"spec":{"name":"api","cmd":7}}]})");
+  manager().restore();
+  EXPECT_EQ(launched_args(), (Names{"1"}));
+  const json::object first = result("list");
+  ASSERT_EQ(first.at("apps").as_array().size(), 1u);
+  ASSERT_TRUE(first.contains("warnings")) << json::serialize(first);
+  const Names warnings = strings(first.at("warnings"));
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(R"(app "api" (id 2) was not restored)"), std::string::npos)
+      << warnings[0];
+  EXPECT_FALSE(result("list").contains("warnings")) << "said once";
+  EXPECT_NE(log_text_.str().find(R"(app "api" (id 2) was not restored)"), std::string::npos)
+      << log_text_.str();
+}
+
 TEST_F(AppManagerTest, RestoreOfNoStateStartsEmpty) {
   manager().restore();
   EXPECT_TRUE(listed().empty());

@@ -2,19 +2,23 @@
 
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ostream_sink.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -41,6 +45,7 @@ class FakeHandler final : public RequestHandler {
   void handle(const protocol::Request& request, const std::shared_ptr<Session>& session) override {
     ++calls;
     if (request.cmd == "echo") {
+      if (const auto* v = request.args.if_contains("who")) who.emplace_back(v->as_string());
       session->send(protocol::make_result(request.id, request.args));
     } else if (request.cmd == "stream") {
       const auto n = request.args.at("n").to_number<int>();
@@ -67,6 +72,7 @@ class FakeHandler final : public RequestHandler {
 
   int calls = 0;
   int closed = 0;
+  std::vector<std::string> who;  // the "who" of each echo, in the order served
   std::vector<std::shared_ptr<Session>> subscribers;
   std::function<void()> on_bye;
 };
@@ -131,12 +137,69 @@ class Client {
   std::shared_ptr<State> state_;
 };
 
+// A peer driven by hand from the test's thread, without the io_context:
+// it sends and reads only when told, never blocking.
+class RawPeer {
+ public:
+  explicit RawPeer(const std::string& path)
+      : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path.copy(address.sun_path, sizeof address.sun_path - 1);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address), 0)
+        << std::strerror(errno);
+  }
+  RawPeer(const RawPeer&) = delete;
+  RawPeer& operator=(const RawPeer&) = delete;
+  ~RawPeer() { ::close(fd_); }
+
+  // Sends what the socket takes of `data` now; returns how much. Sets
+  // broken() once the server has closed.
+  std::size_t send_some(std::string_view data) {
+    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN) broken_ = true;
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  // Reads what has arrived; returns how many lines it completed.
+  std::size_t read_some() {
+    std::size_t lines = 0;
+    char buffer[65536];
+    for (;;) {
+      const ssize_t n = ::read(fd_, buffer, sizeof buffer);
+      if (n == 0) broken_ = true;
+      if (n <= 0) return lines;
+      lines += static_cast<std::size_t>(std::count(buffer, buffer + n, '\n'));
+    }
+  }
+  // Waits at most `limit` for the server to send something.
+  void wait_readable(std::chrono::milliseconds limit) {
+    pollfd p{fd_, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(limit.count()));
+  }
+  bool broken() const { return broken_; }
+
+ private:
+  int fd_;
+  bool broken_ = false;
+};
+
+// `n` echo requests of about `size` bytes each, in one string.
+std::string pipelined_echoes(int n, std::size_t size) {
+  std::string all;
+  for (int i = 1; i <= n; ++i) {
+    all += protocol::encode(protocol::make_request(i, "echo", {{"pad", std::string(size, 'x')}}));
+  }
+  return all;
+}
+
 class ControlServerTest : public ::testing::Test {
  protected:
-  void serve(std::chrono::milliseconds idle_limit = ControlServer::kIdleLimit) {
+  void serve(std::chrono::milliseconds idle_limit = ControlServer::kIdleLimit,
+             std::size_t max_clients = 64) {
     auto fd = bind_control_socket(path_);
     ASSERT_TRUE(fd.ok()) << fd.error().message;
-    auto server = ControlServer::create(io_.get_executor(), *fd, handler_, log_, idle_limit);
+    auto server =
+        ControlServer::create(io_.get_executor(), *fd, handler_, log_, max_clients, idle_limit);
     ASSERT_TRUE(server.ok()) << server.error().message;
     server_ = std::move(*server);
   }
@@ -381,6 +444,141 @@ TEST_F(ControlServerTest, DropsAClientThatDoesNotRead) {
   client.send(protocol::make_request(1, "flood"));
   ASSERT_TRUE(run_until(io_, [&] { return handler_.closed == 1; }));
   EXPECT_NE(logged().find("does not read"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, StopsReadingAPipeliningClientThatDoesNotReadAndServesTheOthers) {
+  serve();
+  // Answers to all of these would be far more than the daemon lets queue
+  // before it drops a client: it must stop reading instead.
+  constexpr int kRequests = 4000;
+  const std::string requests = pipelined_echoes(kRequests, 1000);
+  RawPeer flood(path_);
+  std::string_view unsent = requests;
+  // Send until neither side can move: the client's socket is full and the
+  // server waits for it to read.
+  for (int idle_passes = 0, i = 0; idle_passes < 3 && i < 100000; ++i) {
+    const std::size_t sent = flood.send_some(unsent);
+    unsent.remove_prefix(sent);
+    io_.restart();
+    const std::size_t ran = io_.poll();
+    idle_passes = sent == 0 && ran == 0 ? idle_passes + 1 : 0;
+  }
+  EXPECT_FALSE(flood.broken()) << logged();
+  EXPECT_FALSE(unsent.empty()) << "the server read every request";
+  EXPECT_LT(handler_.calls, kRequests);
+  EXPECT_EQ(logged().find("dropping"), std::string::npos) << logged();
+
+  Client other(io_, path_);
+  other.send(protocol::make_request(1, "echo", {{"who", "other"}}));
+  ASSERT_TRUE(wait_for_messages(other, 1));
+  EXPECT_TRUE(other.messages()[0].at("ok").as_bool());
+
+  // Once it reads, it is served to its last request.
+  std::size_t answers = 0;
+  for (int idle_passes = 0; answers < kRequests && idle_passes < 50;) {
+    const std::size_t got = flood.read_some();
+    answers += got;
+    const std::size_t sent = flood.send_some(unsent);
+    unsent.remove_prefix(sent);
+    io_.restart();
+    const std::size_t ran = io_.poll();
+    if (got == 0 && sent == 0 && ran == 0) {
+      ++idle_passes;
+      flood.wait_readable(100ms);
+    } else {
+      idle_passes = 0;
+    }
+  }
+  EXPECT_EQ(answers, static_cast<std::size_t>(kRequests));
+  EXPECT_FALSE(flood.broken()) << logged();
+}
+
+TEST_F(ControlServerTest, DropsAPipeliningClientThatReadsNothingForTheIdleLimit) {
+  serve(200ms);
+  const std::string requests = pipelined_echoes(2000, 1000);
+  std::string_view unsent = requests;
+  RawPeer flood(path_);
+  ASSERT_TRUE(run_until(io_, [&] {
+    unsent.remove_prefix(flood.send_some(unsent));  // whatever it takes, it never reads
+    return logged().find("took none of its answers within 200 ms") != std::string::npos;
+  })) << logged();
+}
+
+TEST_F(ControlServerTest, ServesAnotherClientBetweenThePipelinedRequestsOfOne) {
+  serve();
+  Client busy(io_, path_);
+  Client other(io_, path_);
+  std::string requests;
+  for (int i = 1; i <= 200; ++i) {
+    requests += protocol::encode(protocol::make_request(i, "echo", {{"who", "busy"}}));
+  }
+  busy.send_raw(requests);
+  other.send(protocol::make_request(1, "echo", {{"who", "other"}}));
+  ASSERT_TRUE(wait_for_messages(other, 1));
+  ASSERT_TRUE(wait_for_messages(busy, 200));
+  const auto at = std::find(handler_.who.begin(), handler_.who.end(), "other");
+  ASSERT_NE(at, handler_.who.end());
+  EXPECT_LT(at - handler_.who.begin(), 100) << "one client's pipelined requests went first";
+}
+
+TEST_F(ControlServerTest, RefusesAClientOverTheCapUntilOneLeaves) {
+  serve(ControlServer::kIdleLimit, 2);
+  auto first = std::make_unique<Client>(io_, path_);
+  Client second(io_, path_);
+  first->send(protocol::make_request(1, "subscribe"));
+  second.send(protocol::make_request(1, "subscribe"));
+  ASSERT_TRUE(wait_for_messages(*first, 1));
+  ASSERT_TRUE(wait_for_messages(second, 1));
+
+  for (int i = 0; i < 2; ++i) {
+    Client over(io_, path_);
+    over.send(protocol::make_request(1, "echo"));
+    ASSERT_TRUE(wait_for_close(over));
+    ASSERT_EQ(over.messages().size(), 1u);
+    const json::object& error = over.messages()[0].at("error").as_object();
+    EXPECT_EQ(error.at("code").as_string(), "busy");
+    EXPECT_EQ(error.at("message").as_string(), "sempred has too many clients (2); try again");
+  }
+  EXPECT_EQ(handler_.calls, 2) << "a refused client is not read";
+  const std::string log = logged();
+  const auto refusing = log.find("refusing new clients");
+  ASSERT_NE(refusing, std::string::npos) << log;
+  EXPECT_EQ(log.find("refusing new clients", refusing + 1), std::string::npos)
+      << "a crowd is logged once: " << log;
+
+  first->close();
+  ASSERT_TRUE(run_until(io_, [&] { return handler_.closed == 1; }));
+  Client late(io_, path_);
+  late.send(protocol::make_request(2, "echo"));
+  ASSERT_TRUE(wait_for_messages(late, 1));
+  EXPECT_TRUE(late.messages()[0].at("ok").as_bool());
+  EXPECT_NE(logged().find("accepting clients again (2 refused"), std::string::npos) << logged();
+}
+
+TEST_F(ControlServerTest, KeepsAcceptingAfterRunningOutOfDescriptorsWithoutSpinning) {
+  serve();
+  rlimit limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
+  Client client(io_, path_);  // waits in the backlog
+  // No new descriptor from here: every accept fails with EMFILE.
+  rlimit none = limit;
+  none.rlim_cur = 0;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &none), 0);
+  const bool failed =
+      run_until(io_, [&] { return logged().find("cannot accept a client") != std::string::npos; });
+  // While out of descriptors, the loop waits for its retry timer rather than
+  // waking again and again on the readable listener.
+  io_.restart();
+  int ran = 0;
+  for (int i = 0; i < 1000; ++i) ran += static_cast<int>(io_.poll_one());
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &limit), 0);
+  ASSERT_TRUE(failed) << logged();
+  EXPECT_LE(ran, 2) << "the accept loop spins";
+
+  client.send(protocol::make_request(1, "echo"));
+  ASSERT_TRUE(wait_for_messages(client, 1));
+  EXPECT_TRUE(client.messages()[0].at("ok").as_bool());
+  EXPECT_NE(logged().find("accepting clients again"), std::string::npos) << logged();
 }
 
 TEST_F(ControlServerTest, CloseDeliversTheLastAnswerFirst) {

@@ -72,7 +72,7 @@ TEST(StateStore, RoundTripsAppsWithPidsAndStartTimes) {
   ASSERT_TRUE(save_state(path, saved).ok());
 
   const LoadedState loaded = load_ok(path);
-  EXPECT_EQ(loaded.warning, "");
+  EXPECT_TRUE(loaded.warnings.empty());
   EXPECT_EQ(loaded.state.next_id, 5u);
   ASSERT_EQ(loaded.state.apps.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {
@@ -236,7 +236,7 @@ TEST(StateStore, ReadsTheGoldenFileOfVersion1) {
   const std::string path = dir.file("state.json");
   write_file(path, kGoldenState);
   const LoadedState loaded = load_ok(path);
-  EXPECT_EQ(loaded.warning, "");
+  EXPECT_TRUE(loaded.warnings.empty());
   const SavedState expected = golden_state();
   EXPECT_EQ(loaded.state.next_id, expected.next_id);
   ASSERT_EQ(loaded.state.apps.size(), expected.apps.size());
@@ -300,31 +300,9 @@ TEST(StateStore, SaveFailsWhenTheDirectoryIsMissing) {
 TEST(StateStore, MissingFileIsAnEmptyState) {
   TempDir dir;
   const LoadedState loaded = load_ok(dir.file("state.json"));
-  EXPECT_EQ(loaded.warning, "");
+  EXPECT_TRUE(loaded.warnings.empty());
   EXPECT_TRUE(loaded.state.apps.empty());
   EXPECT_EQ(loaded.state.next_id, 1u);
-}
-
-TEST(StateStore, UnreadableFileIsAnError) {
-  TempDir dir;
-  const std::string path = dir.file("state.json");
-  fs::create_directory(path);  // reading it fails with EISDIR, even as root
-  auto loaded = load_state(path);
-  ASSERT_FALSE(loaded.ok());
-  EXPECT_EQ(loaded.error().os_error, EISDIR);
-  EXPECT_TRUE(fs::is_directory(path)) << "an unreadable file is not set aside";
-}
-
-TEST(StateStore, FileWithoutPermissionIsAnError) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file";
-  TempDir dir;
-  const std::string path = dir.file("state.json");
-  ASSERT_TRUE(save_state(path, two_apps()).ok());
-  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
-  auto loaded = load_state(path);
-  ASSERT_FALSE(loaded.ok());
-  EXPECT_EQ(loaded.error().os_error, EACCES);
-  EXPECT_EQ(loaded.error().kind, ErrorKind::kPermission);
 }
 
 // The one file next to state.json whose name starts with "state.json.bad-".
@@ -339,6 +317,63 @@ std::string set_aside_file(const TempDir& dir) {
   return found;
 }
 
+TEST(StateStore, ADirectoryIsLeftAloneAndSaidAndSavingFails) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  fs::create_directory(path);
+  write_file(path + "/mine", "the user's");
+  const LoadedState loaded = load_ok(path);
+  EXPECT_TRUE(loaded.state.apps.empty());
+  ASSERT_EQ(loaded.warnings.size(), 1u);
+  EXPECT_NE(loaded.warnings[0].find(path + " is a directory"), std::string::npos)
+      << loaded.warnings[0];
+  EXPECT_NE(loaded.warnings[0].find("no change is saved"), std::string::npos) << loaded.warnings[0];
+  EXPECT_TRUE(fs::is_directory(path)) << "a directory is not set aside";
+
+  const Status saved = save_state(path, two_apps());
+  ASSERT_FALSE(saved.ok()) << "a save over a directory must fail, not go unseen";
+  EXPECT_EQ(read_file(path + "/mine"), "the user's");
+}
+
+TEST(StateStore, AFileThatCannotBeReadIsSetAsideAndSaid) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  ASSERT_TRUE(save_state(path, two_apps()).ok());
+  const std::string content = read_file(path);
+  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+  const LoadedState loaded = load_ok(path);
+  EXPECT_TRUE(loaded.state.apps.empty());
+  ASSERT_EQ(loaded.warnings.size(), 1u);
+  EXPECT_NE(loaded.warnings[0].find(path + " cannot be read (Permission denied)"),
+            std::string::npos)
+      << loaded.warnings[0];
+  EXPECT_FALSE(fs::exists(path)) << "the next save must not replace the user's file";
+  const std::string aside = set_aside_file(dir);
+  ASSERT_NE(aside, "");
+  EXPECT_NE(loaded.warnings[0].find("set aside as " + aside), std::string::npos)
+      << loaded.warnings[0];
+  ASSERT_EQ(::chmod(aside.c_str(), 0600), 0);
+  EXPECT_EQ(read_file(aside), content);
+}
+
+TEST(StateStore, AFileThatCanBeNeitherReadNorSetAsideIsAnError) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file and writes any directory";
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  ASSERT_TRUE(save_state(path, two_apps()).ok());
+  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0500), 0);
+  auto loaded = load_state(path);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0700), 0);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message.find(path + " cannot be read"), std::string::npos)
+      << loaded.error().message;
+  EXPECT_NE(loaded.error().message.find("cannot move"), std::string::npos)
+      << loaded.error().message;
+  EXPECT_TRUE(fs::exists(path));
+}
+
 void expect_set_aside(const std::string& content, const std::string& reason) {
   TempDir dir;
   const std::string path = dir.file("state.json");
@@ -351,8 +386,13 @@ void expect_set_aside(const std::string& content, const std::string& reason) {
   const std::string aside = set_aside_file(dir);
   ASSERT_NE(aside, "") << "nothing set aside for " << content;
   EXPECT_EQ(read_file(aside), content);
-  EXPECT_NE(loaded.warning.find(aside), std::string::npos) << loaded.warning;
-  EXPECT_NE(loaded.warning.find(reason), std::string::npos) << loaded.warning;
+  ASSERT_EQ(loaded.warnings.size(), 1u);
+  EXPECT_NE(loaded.warnings[0].find(path + " was damaged ("), std::string::npos)
+      << loaded.warnings[0];
+  EXPECT_NE(loaded.warnings[0].find("set aside as " + aside + "; no app was restored from it"),
+            std::string::npos)
+      << loaded.warnings[0];
+  EXPECT_NE(loaded.warnings[0].find(reason), std::string::npos) << loaded.warnings[0];
 
   // The name carries the time it was set aside.
   const std::string suffix = aside.substr(path.size() + std::string(".bad-").size());
@@ -372,31 +412,103 @@ TEST(StateStore, UnknownVersionIsSetAside) {
   expect_set_aside(R"({"version":2,"next_id":1,"apps":[]})", "unknown version 2");
 }
 
-TEST(StateStore, AppWithABadSpecIsSetAside) {
-  expect_set_aside(R"({"version":1,"next_id":2,"apps":[{"id":1,"wanted_up":true,"pid":null,)"
-                   R"("pid_start_time":null,"spec":{"name":"web","cmd":"not an array"}}]})",
-                   "apps[0].spec.cmd: expected an array of strings");
+TEST(StateStore, AFileWhoseSourcesAreNotAnArrayIsSetAside) {
+  expect_set_aside(R"({"version":1,"next_id":1,"apps":[],"sources":{}})",
+                   "sources: expected an array");
 }
 
-TEST(StateStore, AppWithoutWantedStateIsSetAside) {
-  expect_set_aside(R"({"version":1,"next_id":2,"apps":[{"id":1,"spec":{"name":"w","cmd":["x"]}}]})",
-                   "apps[0].wanted_up");
+// Loads `content`, which has bad entries among good ones: the good ones are
+// kept, the file stays, and a copy of it is kept too. Returns the warnings.
+std::vector<std::string> load_with_bad_entries(const std::string& content, LoadedState& loaded) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  write_file(path, content);
+  loaded = load_ok(path);
+  EXPECT_EQ(read_file(path), content) << "the file stays where it is";
+  const std::string copy = set_aside_file(dir);
+  EXPECT_NE(copy, "") << "no copy kept";
+  EXPECT_EQ(read_file(copy), content);
+  for (const std::string& warning : loaded.warnings) {
+    EXPECT_EQ(warning.rfind(path + ": ", 0), 0u) << warning;
+    EXPECT_NE(warning.find(path + " as it was is kept as " + copy), std::string::npos) << warning;
+  }
+  return loaded.warnings;
 }
 
-TEST(StateStore, DuplicateIdsAreSetAside) {
-  expect_set_aside(R"({"version":1,"next_id":3,"apps":[)"
-                   R"({"id":1,"wanted_up":true,"spec":{"name":"a","cmd":["x"]}},)"
-                   R"({"id":1,"wanted_up":true,"spec":{"name":"b","cmd":["x"]}}]})",
-                   "apps[1].id: duplicate id 1");
+TEST(StateStore, OneBadAppAmongGoodOnesIsLeftOutAndSaid) {
+  LoadedState loaded;
+  const auto warnings = load_with_bad_entries(
+      R"({"version":1,"next_id":2,"apps":[)"
+      R"({"id":1,"wanted_up":true,"spec":{"name":"web","cmd":["x"]}},)"
+      R"({"id":6,"wanted_up":true,"pid":null,"spec":{"name":"api","cmd":"not an array"}},)"
+      R"({"id":3,"wanted_up":false,"spec":{"name":"worker","cmd":["y"]}}]})",
+      loaded);
+  ASSERT_EQ(loaded.state.apps.size(), 2u);
+  EXPECT_EQ(loaded.state.apps[0].spec.name, "web");
+  EXPECT_EQ(loaded.state.apps[1].spec.name, "worker");
+  EXPECT_EQ(loaded.state.next_id, 7u) << "the left-out app's id is never handed out again";
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(R"(app "api" (id 6) was not restored )"
+                             R"((apps[1].spec.cmd: expected an array of strings))"),
+            std::string::npos)
+      << warnings[0];
+}
+
+TEST(StateStore, AnAppWithoutWantedStateIsLeftOut) {
+  LoadedState loaded;
+  const auto warnings = load_with_bad_entries(
+      R"({"version":1,"next_id":2,"apps":[{"id":1,"spec":{"name":"w","cmd":["x"]}}]})", loaded);
+  EXPECT_TRUE(loaded.state.apps.empty());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(R"(app "w" (id 1) was not restored (apps[0].wanted_up)"),
+            std::string::npos)
+      << warnings[0];
+}
+
+TEST(StateStore, ADuplicateIdOrNameKeepsTheFirstApp) {
+  LoadedState loaded;
+  const auto warnings =
+      load_with_bad_entries(R"({"version":1,"next_id":3,"apps":[)"
+                            R"({"id":1,"wanted_up":true,"spec":{"name":"a","cmd":["x"]}},)"
+                            R"({"id":1,"wanted_up":true,"spec":{"name":"b","cmd":["x"]}},)"
+                            R"({"id":2,"wanted_up":true,"spec":{"name":"a","cmd":["x"]}}]})",
+                            loaded);
+  ASSERT_EQ(loaded.state.apps.size(), 1u);
+  EXPECT_EQ(loaded.state.apps[0].spec.name, "a");
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find(R"(app "b" (id 1) was not restored (apps[1].id: duplicate id 1))"),
+            std::string::npos)
+      << warnings[0];
+  EXPECT_NE(warnings[1].find(R"((apps[2].spec.name: duplicate name "a"))"), std::string::npos)
+      << warnings[1];
+}
+
+TEST(StateStore, AnEntryThatIsNoAppAndABadSourceAreLeftOut) {
+  LoadedState loaded;
+  const auto warnings = load_with_bad_entries(
+      R"({"version":1,"next_id":2,"apps":[42,{"id":1,"wanted_up":true,)"
+      R"("spec":{"name":"a","cmd":["x"]}}],"sources":[{"path":7},{"path":"/etc/apps.toml"}]})",
+      loaded);
+  ASSERT_EQ(loaded.state.apps.size(), 1u);
+  ASSERT_EQ(loaded.state.sources.size(), 1u);
+  EXPECT_EQ(loaded.state.sources[0].path, "/etc/apps.toml");
+  ASSERT_EQ(warnings.size(), 2u);
+  EXPECT_NE(warnings[0].find("an app was not restored (apps[0]: expected an object)"),
+            std::string::npos)
+      << warnings[0];
+  EXPECT_NE(warnings[1].find("a config file to reload was not restored (sources[0].path: "
+                             "expected a string)"),
+            std::string::npos)
+      << warnings[1];
 }
 
 TEST(StateStore, SettingAsideTwiceInOneSecondKeepsBoth) {
   TempDir dir;
   const std::string path = dir.file("state.json");
   write_file(path, "first");
-  ASSERT_NE(load_ok(path).warning, "");
+  ASSERT_FALSE(load_ok(path).warnings.empty());
   write_file(path, "second");
-  ASSERT_NE(load_ok(path).warning, "");
+  ASSERT_FALSE(load_ok(path).warnings.empty());
   std::vector<std::string> contents;
   for (const std::string& name : names_in(dir.path()))
     contents.push_back(read_file(dir.file(name)));
@@ -410,7 +522,7 @@ TEST(StateStore, NextIdStaysPastEveryLoadedId) {
   write_file(path, R"({"version":1,"next_id":1,"apps":[)"
                    R"({"id":7,"wanted_up":true,"spec":{"name":"a","cmd":["x"]}}]})");
   const LoadedState loaded = load_ok(path);
-  EXPECT_EQ(loaded.warning, "");
+  EXPECT_TRUE(loaded.warnings.empty());
   ASSERT_EQ(loaded.state.apps.size(), 1u);
   EXPECT_FALSE(loaded.state.apps[0].pid);
   EXPECT_EQ(loaded.state.next_id, 8u);

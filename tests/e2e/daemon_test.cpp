@@ -31,6 +31,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "commands.hpp"
@@ -1392,6 +1393,81 @@ TEST_F(SempreDaemon, CorruptStateIsSetAsideAndTheDaemonStartsEmpty) {
   EXPECT_TRUE(saved && saved->is_object()) << test::read_file(paths_.state);
 }
 
+// The files next to state.json whose names start with "state.json.bad-".
+std::vector<std::string> set_aside_states(const std::string& home) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::directory_iterator(home)) {
+    if (entry.path().filename().string().rfind("state.json.bad-", 0) == 0) {
+      found.push_back(entry.path().string());
+    }
+  }
+  return found;
+}
+
+std::size_t count_of(const std::string& text, const std::string& part) {
+  std::size_t n = 0;
+  for (auto at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(SempreDaemon, ListSaysOnceThatADamagedStateWasSetAside) {
+  // The first `sempre list` after a damaged state.json warns on stderr, naming the kept copy;
+  // the next one does not.
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  test::write_file(paths_.state, "{\"version\":1, \"apps\": [garbage");
+
+  const Outcome first = sempre({"list"});
+  EXPECT_EQ(first.code, 0) << describe(first);
+  const auto aside = set_aside_states(home_);
+  ASSERT_EQ(aside.size(), 1u);
+  const std::string warning = "sempre: warning: " + paths_.state +
+                              " was damaged (invalid JSON: syntax error) and was set aside as " +
+                              aside[0] + "; no app was restored from it\n";
+  EXPECT_EQ(first.err, warning) << describe(first);
+  EXPECT_NE(first.out.find("no apps"), std::string::npos) << describe(first);
+
+  const Outcome second = sempre({"list"});
+  EXPECT_EQ(second.code, 0) << describe(second);
+  EXPECT_EQ(second.err, "") << describe(second);
+}
+
+TEST_F(SempreDaemon, OneBadAppInTheStateIsLeftOutAndTheOthersComeBack) {
+  // A state.json with one unreadable app restores the others; `list --json` keeps its JSON on
+  // stdout and warns once on stderr, naming the app and the copy of the file kept.
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  const json::object good{
+      {"id", 1},
+      {"wanted_up", true},
+      {"spec", {{"name", "web"}, {"cmd", json::array{kChild, "sleep", "forever"}}}}};
+  const json::object bad{{"id", 2}, {"wanted_up", true}, {"spec", {{"name", "api"}, {"cmd", 7}}}};
+  const std::string state = json::serialize(
+      json::object{{"version", 1}, {"next_id", 3}, {"apps", json::array{good, bad}}});
+  test::write_file(paths_.state, state);
+
+  const Outcome first = sempre({"list", "--json"});
+  ASSERT_EQ(first.code, 0) << describe(first);
+  const auto apps = parse_json(first.out);
+  ASSERT_TRUE(apps && apps->is_array()) << describe(first);
+  ASSERT_EQ(apps->as_array().size(), 1u) << first.out;
+  EXPECT_EQ(text(apps->as_array()[0].as_object(), "name"), "web");
+  const auto copies = set_aside_states(home_);
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_EQ(test::read_file(copies[0]), state);
+  EXPECT_EQ(count_of(first.err, "sempre: warning: "), 1u) << first.err;
+  for (const std::string& part : std::vector<std::string>{
+           "app \"api\" (id 2) was not restored (apps[1].spec.cmd: expected an array of strings)",
+           paths_.state + " as it was is kept as " + copies[0]}) {
+    EXPECT_NE(first.err.find(part), std::string::npos) << part << "\n" << first.err;
+  }
+  EXPECT_TRUE(await_app("web", has_pid).ok) << last_list_error_;
+  EXPECT_EQ(sempre({"list"}).err, "");
+  // The next save drops the bad entry; its id is not handed out again.
+  const Started next = start(sleeper("next"));
+  EXPECT_EQ(next.id, 3) << describe(next.outcome);
+}
+
 TEST_F(SempreDaemon, HupMakesTheDaemonReopenItsLog) {
   // After SIGHUP the daemon writes to a new sempred.log, so external rotation works.
   ASSERT_TRUE(list()) << last_list_error_;
@@ -1474,6 +1550,67 @@ TEST_F(SempreDaemon, RefusesAPeerOfAnotherUserEvenWhenItReachesTheSocket) {
   EXPECT_EQ(o.code, 0) << o.err;
   EXPECT_TRUE(list()) << last_list_error_;
   EXPECT_EQ(daemon_pid(), daemon);
+}
+
+TEST_F(SempreDaemon, AClientThatSendsWithoutReadingDoesNotStopTheOthers) {
+  // A client pipelining requests without reading the answers is not read from meanwhile, but
+  // not dropped either: `sempre list` answers, and once it reads it gets every answer.
+  ASSERT_TRUE(list()) << last_list_error_;
+  constexpr int kRequests = 50000;  // their answers are several MiB
+  std::string requests;
+  for (int i = 1; i <= kRequests; ++i) {
+    requests += protocol::encode(protocol::make_request(i, "ping"));
+  }
+  RawClient flood(paths_.socket);
+  ASSERT_TRUE(flood.connected());
+  bool sent = false;
+  std::thread sender([&] { sent = flood.send(requests); });
+  ASSERT_TRUE(flood.read_line()) << "the daemon never answered";
+  for (int i = 0; i < 3; ++i) {
+    const Outcome o = sempre({"list"});
+    EXPECT_EQ(o.code, 0) << describe(o);
+  }
+  int answers = 1;
+  while (answers < kRequests && flood.read_line()) ++answers;
+  sender.join();
+  EXPECT_TRUE(sent) << "the daemon stopped reading for good, or dropped the client";
+  EXPECT_EQ(answers, kRequests);
+  EXPECT_EQ(test::read_file(paths_.log).find("dropping"), std::string::npos)
+      << test::read_file(paths_.log);
+}
+
+TEST_F(SempreDaemon, AClientOverMaxClientsIsToldToTryAgainAndOneIsServedOnceAnotherLeaves) {
+  // With [daemon] max_clients = 2 and two clients connected, `sempre list` says the daemon has
+  // too many clients and exits 3; once one of them leaves, it is served.
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  test::write_file(home_ + "/config.toml", "[daemon]\nmax_clients = 2\n");
+  ASSERT_TRUE(list()) << last_list_error_;
+  const std::string ping = protocol::encode(protocol::make_request(1, "ping"));
+  auto first = std::make_unique<RawClient>(paths_.socket);
+  RawClient second(paths_.socket);
+  for (RawClient* client : {first.get(), &second}) {
+    ASSERT_TRUE(client->send(ping));
+    ASSERT_TRUE(client->read_line()) << "a client under the cap was not served";
+  }
+
+  const Outcome refused = sempre({"list"});
+  EXPECT_EQ(refused.code, 3) << describe(refused);
+  EXPECT_EQ(refused.err, "sempre: sempred has too many clients (2); try again\n")
+      << describe(refused);
+
+  first.reset();
+  // The daemon learns of the hang-up on its own time: ask until it has.
+  Outcome served;
+  const auto deadline = SteadyClock::now() + 15s;
+  do {
+    served = sempre({"list"});
+    if (served.code != 0) {
+      ASSERT_EQ(served.err, refused.err) << describe(served);
+    }
+  } while (served.code != 0 && SteadyClock::now() < deadline);
+  EXPECT_EQ(served.code, 0) << describe(served);
+  EXPECT_NE(test::read_file(paths_.log).find("refusing new clients"), std::string::npos);
 }
 
 TEST_F(SempreDaemon, AnswersEveryCommandOfTheProtocol) {

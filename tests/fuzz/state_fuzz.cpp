@@ -6,6 +6,8 @@
 // Properties besides "no crash, no leak, no undefined behaviour":
 //   - a readable file always loads: as a state, or set aside with a warning
 //     (and then it is no longer at PATH);
+//   - a file that stays at PATH with warnings (entries left out) has a copy
+//     of its bytes beside it (PATH.bad-<time>);
 //   - a state that loads, saved and loaded again, saves the same bytes.
 #include <cstddef>
 #include <cstdint>
@@ -39,13 +41,25 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto loaded = sempre::load_state(path);
   require(loaded.ok(), "a readable state file loads or is set aside",
           loaded.ok() ? "" : loaded.error().message);
-  if (!loaded->warning.empty()) {
-    require(!fs::exists(path), "an unusable state file is moved away", loaded->warning);
+  const std::string said = loaded->warnings.empty() ? "" : loaded->warnings.front();
+  if (!fs::exists(path)) {
+    require(!loaded->warnings.empty(), "a state file set aside is said", "");
   } else {
+    if (!loaded->warnings.empty()) {
+      bool copied = false;
+      for (const auto& entry : fs::directory_iterator(dir.path())) {
+        if (entry.path().filename().string().rfind("state.json.bad-", 0) == 0) {
+          copied = copied || sempre::test::read_file(entry.path()) ==
+                                 std::string(reinterpret_cast<const char*>(data), size);
+        }
+      }
+      require(copied, "a state file with entries left out is copied first", said);
+    }
     const std::string once = saved_text(dir.file("once.json"), loaded->state);
     auto again = sempre::load_state(dir.file("once.json"));
-    require(again.ok() && again->warning.empty(), "a saved state loads",
-            again.ok() ? again->warning : again.error().message);
+    require(again.ok() && again->warnings.empty(), "a saved state loads",
+            again.ok() ? (again->warnings.empty() ? "" : again->warnings.front())
+                       : again.error().message);
     require(saved_text(dir.file("twice.json"), again->state) == once,
             "a saved state loads back to the same state", once);
   }
