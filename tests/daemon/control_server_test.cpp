@@ -556,6 +556,10 @@ TEST_F(ControlServerTest, RefusesAClientOverTheCapUntilOneLeaves) {
 }
 
 TEST_F(ControlServerTest, KeepsAcceptingAfterRunningOutOfDescriptorsWithoutSpinning) {
+#if defined(__SANITIZE_ADDRESS__)
+  // With no descriptor left, the sanitizers' own runtime fails its checks.
+  GTEST_SKIP() << "not under the sanitizers: their runtime needs descriptors of its own";
+#endif
   serve();
   rlimit limit{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &limit), 0);
