@@ -264,11 +264,7 @@ class PosixChild final : public ChildProcess {
 
   ~PosixChild() override {
     State& s = *state_;
-    s.closed = true;
-    s.on_exit = nullptr;
-    s.group_done = nullptr;
-    s.members.clear();
-    if (s.retry) s.retry->cancel();
+    silence(s);
     if (s.source) {
       // Someone else reaps it: kill the group while its leader still runs
       // (its pidfd not readable yet), so the pgid is still its own.
@@ -349,11 +345,7 @@ class PosixChild final : public ChildProcess {
 
   void release() override {
     State& s = *state_;
-    s.closed = true;
-    s.on_exit = nullptr;
-    s.group_done = nullptr;
-    s.members.clear();
-    if (s.retry) s.retry->cancel();
+    silence(s);
     if (!s.reaped && !s.source) release_registered(s.pid);
     s.reaped = true;
     boost::system::error_code ignored;
@@ -380,6 +372,15 @@ class PosixChild final : public ChildProcess {
     std::unique_ptr<asio::steady_timer> retry;
     std::function<void()> group_done;
   };
+
+  // No callback runs from here on, and no wait is pending but the pidfd's.
+  static void silence(State& s) {
+    s.closed = true;
+    s.on_exit = nullptr;
+    s.group_done = nullptr;
+    s.members.clear();
+    if (s.retry) s.retry->cancel();
+  }
 
   // Out of descriptors for pidfds: look again after this long.
   static constexpr auto kRetryAfter = std::chrono::milliseconds(100);
