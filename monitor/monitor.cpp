@@ -80,6 +80,7 @@ class Monitor::Impl {
       launcher_ = own_launcher_.get();
     }
     keeper_ = seams.keeper;
+    cgroup_parent_ = seams.cgroup_parent;
   }
 
   ~Impl() {
@@ -110,8 +111,8 @@ class Monitor::Impl {
       return Error{ErrorKind::kInvalidArgument, "cannot adopt: a run is under way already", 0};
     }
     if (auto st = open_logs(); !st) return st;
-    auto child =
-        launcher_->adopt(adoption.pid, adoption.start_time, std::move(adoption.exit_status));
+    auto child = launcher_->adopt(adoption.pid, adoption.start_time,
+                                  std::move(adoption.exit_status), cgroup_parent_);
     if (!child) return child.error();
     auto run = std::make_unique<Run>();
     run->child = std::move(*child);
@@ -188,6 +189,7 @@ class Monitor::Impl {
       s.pid = run_->pid;
       s.uptime = since(run_->started, clock_->now());
     }
+    if (run_) s.cgroup = run_->child->cgroup();
     s.restarts = restarts_;
     s.crash_restarts = policy_.consecutive_crashes();
     s.last_exit = last_exit_;
@@ -200,7 +202,7 @@ class Monitor::Impl {
   MonitorUsage usage() {
     MonitorUsage u;
     if (!run_ || run_->main_exited) return u;
-    const GroupUsage g = group_usage(run_->pid);
+    const GroupUsage g = set_usage(ProcessSet{run_->pid, run_->child->cgroup(), false});
     u.cpu_ms = g.cpu_ms;
     u.rss_bytes = g.rss_bytes;
     u.processes = g.processes;
@@ -530,6 +532,7 @@ class Monitor::Impl {
     request.limit_nofile = options_.limit_nofile;
     request.stdout_fd = out->write.get();
     request.stderr_fd = err->write.get();
+    request.cgroup_parent = cgroup_parent_;
     if (keeper_ != nullptr) keeper_->keep_pipes(out->read.get(), err->read.get());
     auto child = launcher_->launch(request);
     // The child holds its copies; ours would keep the pipes from ever ending.
@@ -869,6 +872,7 @@ class Monitor::Impl {
   std::unique_ptr<Launcher> own_launcher_;
   Launcher* launcher_ = nullptr;
   RunKeeper* keeper_ = nullptr;
+  std::string cgroup_parent_;  // where each run gets a cgroup of its own; empty: none
   RestartPolicy policy_;
   ReadyCheck ready_check_;
 

@@ -99,6 +99,9 @@ bool parse_proc_stat(std::string_view text, ProcStat& stat) {
       case 5:
         number(stat.pgrp);
         break;
+      case 6:
+        number(stat.session);
+        break;
       case 14:
         number(stat.utime);
         break;

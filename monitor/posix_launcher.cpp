@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -49,7 +51,8 @@ enum class Step : int {
   kUid,
   kCwd,
   kDescriptors,
-  kExec
+  kExec,
+  kCgroup  // not fatal: the child goes on without a cgroup of its own
 };
 
 struct ChildFailure {
@@ -79,7 +82,63 @@ struct ChildPlan {
   bool set_uid = false;
   uid_t uid = 0;
   int max_fd = 1024;  // for marking descriptors CLOEXEC when close_range is missing
+  // "SEMPRE_GROUP=" followed by room for the pid, which the child writes in;
+  // envp points at it.
+  char* marker = nullptr;
+  std::size_t marker_prefix = 0;
+  // CGROUP_PARENT/ followed by room for the pid and "/cgroup.procs"; null:
+  // no cgroup.
+  char* cgroup_path = nullptr;
+  std::size_t cgroup_prefix = 0;
 };
+
+// Room for a pid's digits and "/cgroup.procs" after a prefix.
+constexpr std::size_t kPidRoom = 24;
+constexpr std::string_view kProcsFile = "/cgroup.procs";
+
+// Writes the digits of `value` at `out` and a NUL after them; returns how
+// many digits. Async-signal-safe.
+std::size_t write_decimal(char* out, pid_t value) {
+  char digits[16];
+  std::size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value > 0 && n < sizeof digits);
+  for (std::size_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
+  out[n] = '\0';
+  return n;
+}
+
+// Sends a record of a failed step without ending the child.
+void report(int error_fd, Step step, int err) {
+  ChildFailure failure;
+  failure.step = step;
+  failure.err = err;
+  ssize_t n;
+  do {
+    n = ::write(error_fd, &failure, sizeof failure);
+  } while (n < 0 && errno == EINTR);
+}
+
+// Moves the calling child into a new cgroup CGROUP_PARENT/PID. Returns the
+// errno of the step that failed, 0 on success. Async-signal-safe.
+int join_own_cgroup(const ChildPlan& plan, pid_t self) {
+  char* path = plan.cgroup_path;
+  std::size_t end = plan.cgroup_prefix + write_decimal(path + plan.cgroup_prefix, self);
+  if (::mkdir(path, 0755) < 0 && errno != EEXIST) return errno;
+  for (char c : kProcsFile) path[end++] = c;
+  path[end] = '\0';
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n;
+  do {
+    n = ::write(fd, "0", 1);  // "0": the writer itself
+  } while (n < 0 && errno == EINTR);
+  const int err = n == 1 ? 0 : (n < 0 ? errno : EIO);
+  ::close(fd);
+  return err;
+}
 
 std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   std::vector<char*> out;
@@ -90,13 +149,7 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
 }
 
 [[noreturn]] void report_and_exit(int error_fd, Step step, int err) {
-  ChildFailure failure;
-  failure.step = step;
-  failure.err = err;
-  ssize_t n;
-  do {
-    n = ::write(error_fd, &failure, sizeof failure);
-  } while (n < 0 && errno == EINTR);
+  report(error_fd, step, err);
   ::_exit(127);
 }
 
@@ -112,6 +165,8 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
   }
 
   if (::setsid() < 0) report_and_exit(error_fd, Step::kSession, errno);
+  const pid_t self = ::getpid();
+  write_decimal(plan.marker + plan.marker_prefix, self);
 
   // A daemon that ignores SIGPIPE or blocks signals must not pass that on.
   struct sigaction default_action {};
@@ -144,6 +199,14 @@ std::vector<char*> c_strings(const std::vector<std::string>& strings) {
     } else if (::dup2(source[target], target) < 0) {
       report_and_exit(error_fd, Step::kStdio, errno);
     }
+  }
+
+  // After the output is in place, so that a successor that finds this child
+  // before its exec knows it by its pipes (moving into a cgroup may take a
+  // while); before the identity changes, as the cgroup is this supervisor's
+  // to give.
+  if (plan.cgroup_path != nullptr) {
+    if (int err = join_own_cgroup(plan, self); err != 0) report(error_fd, Step::kCgroup, err);
   }
 
   if (plan.set_umask) ::umask(plan.umask);
@@ -233,6 +296,9 @@ Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
     case Step::kUid:
       what += ": setuid " + std::to_string(request.uid.value_or(0));
       break;
+    case Step::kCgroup:
+      what += ": joining cgroup " + request.cgroup_parent;
+      break;
     case Step::kCwd:
       what += ": chdir " + request.cwd;
       break;
@@ -251,20 +317,25 @@ Error launch_error(const ChildFailure& failure, const LaunchRequest& request) {
 class PosixChild final : public ChildProcess {
  public:
   // REQUIRES: `pidfd` is the open pidfd of `pid`, an unreaped child of ours.
-  PosixChild(asio::any_io_executor executor, pid_t pid, asio::posix::stream_descriptor pidfd)
-      : state_(std::make_shared<State>(std::move(executor), pid, std::move(pidfd))) {}
+  // `cgroup`: the cgroup its group lives in; empty: none.
+  PosixChild(asio::any_io_executor executor, pid_t pid, asio::posix::stream_descriptor pidfd,
+             std::string cgroup)
+      : state_(std::make_shared<State>(std::move(executor), pid, std::move(pidfd),
+                                       std::move(cgroup))) {}
 
   // An adopted process, not ours to reap: its end is seen on `pidfd` (not
   // open when it is gone already) and its status asked of `source`.
   PosixChild(asio::any_io_executor executor, pid_t pid, asio::posix::stream_descriptor pidfd,
-             ExitStatusSource source)
-      : state_(std::make_shared<State>(std::move(executor), pid, std::move(pidfd))) {
+             std::string cgroup, ExitStatusSource source)
+      : state_(std::make_shared<State>(std::move(executor), pid, std::move(pidfd),
+                                       std::move(cgroup))) {
     state_->source = std::move(source);
   }
 
   ~PosixChild() override {
     State& s = *state_;
     silence(s);
+    if (s.released) return;  // a successor's now; release() closed the pidfd
     if (s.source) {
       // Someone else reaps it: kill the group while its leader still runs
       // (its pidfd not readable yet), so the pgid is still its own.
@@ -273,6 +344,7 @@ class PosixChild final : public ChildProcess {
         if (::poll(&p, 1, 0) == 0) ::kill(-s.pid, SIGKILL);
       }
       s.reaped = true;
+      kill_outside_group(s);
     }
     if (!s.reaped) {
       const int fd = s.pidfd.native_handle();
@@ -280,6 +352,7 @@ class PosixChild final : public ChildProcess {
       // so the group is killed only while the leader is still ours.
       if (registered_unreaped(fd, s.pid)) {
         ::kill(-s.pid, SIGKILL);
+        kill_outside_group(s);
         // A SIGKILLed process ends within milliseconds unless it is stuck in
         // an uninterruptible sleep (a dead NFS server or FUSE daemon), where
         // it may stay for good. Rather than hang the caller's thread with
@@ -289,9 +362,11 @@ class PosixChild final : public ChildProcess {
         if (!reap_registered_if_exited(fd, s.pid)) release_registered(s.pid);
       } else {
         release_registered(s.pid);
+        kill_outside_group(s);
       }
       s.reaped = true;
     }
+    if (!s.set.cgroup.empty()) ::rmdir(s.set.cgroup.c_str());  // fails while not empty
     // Aborts a pending wait, whose handler then sees `closed`.
     boost::system::error_code ignored;
     s.pidfd.close(ignored);
@@ -320,32 +395,42 @@ class PosixChild final : public ChildProcess {
   bool signal_group(int sig) override {
     State& s = *state_;
     if (s.group_gone) return false;
-    // Once the leader is reaped and the last member gone, the pgid number is
-    // free for reuse (our next child would become its leader): look first.
-    // A scan that failed proves nothing, so the signal goes out then.
-    if (s.reaped) {
-      std::optional<std::vector<pid_t>> members = try_group_members(s.pid);
-      if (members && members->empty()) {
-        s.group_gone = true;
-        return false;
+    if (!s.set.cgroup.empty()) return signal_cgroup(s, sig);
+    // Once the leader is reaped and the last member of its group gone, the
+    // pgid number is free for reuse (our next child would become its
+    // leader): the group is signalled as such only while the leader is
+    // unreaped, and the members found otherwise one by one.
+    std::optional<std::vector<pid_t>> members = try_members(s.set);
+    bool anyone = false;
+    if (!s.reaped) {
+      if (::kill(-s.pid, sig) == 0 || errno == EPERM) anyone = true;
+    }
+    if (!members) return true;  // a scan that failed proves nothing
+    for (pid_t member : *members) {
+      if (!s.reaped) {
+        // Signalled with the group already: never twice (a second SIGTERM
+        // means "now" to many servers).
+        Result<os::ProcStat> stat = os::read_proc_stat(member);
+        if (stat && stat->pgrp == s.pid) continue;
       }
+      if (::kill(member, sig) == 0 || errno == EPERM) anyone = true;
     }
-    if (::kill(-s.pid, sig) == 0) return true;
-    if (errno == ESRCH) {
-      s.group_gone = true;
-      return false;
-    }
-    return true;  // EPERM: members exist, though some may not be ours to signal
+    if (!anyone && members->empty()) s.group_gone = true;
+    return anyone;
   }
+
+  std::string cgroup() const override { return state_->set.cgroup; }
 
   void async_wait_group_empty(std::function<void()> done) override {
     state_->group_done = std::move(done);
+    if (!state_->set.cgroup.empty()) return watch_cgroup(state_);
     watch_group(state_);
   }
 
   void release() override {
     State& s = *state_;
     silence(s);
+    s.released = true;
     if (!s.reaped && !s.source) release_registered(s.pid);
     s.reaped = true;
     boost::system::error_code ignored;
@@ -354,23 +439,30 @@ class PosixChild final : public ChildProcess {
 
  private:
   struct State {
-    State(asio::any_io_executor ex, pid_t p, asio::posix::stream_descriptor fd)
-        : executor(std::move(ex)), pid(p), pidfd(std::move(fd)) {}
+    State(asio::any_io_executor ex, pid_t p, asio::posix::stream_descriptor fd, std::string cgroup)
+        : executor(std::move(ex)), pid(p), pidfd(std::move(fd)) {
+      set.leader = p;
+      set.cgroup = std::move(cgroup);
+    }
 
     asio::any_io_executor executor;
     pid_t pid;
+    ProcessSet set;                        // where the group's processes are
     asio::posix::stream_descriptor pidfd;  // closed once the child is reaped
     std::function<void(ExitStatus)> on_exit;
     ExitStatusSource source;  // set for an adopted process
     bool reaped = false;      // adopted: known to have ended
     bool group_gone = false;
-    bool closed = false;  // the PosixChild is gone: no callback may run
+    bool closed = false;    // the PosixChild is gone: no callback may run
+    bool released = false;  // left running for a successor (release())
     // The pidfds of the group's members in the current round, and how many
     // have not become readable yet.
     std::vector<std::unique_ptr<asio::posix::stream_descriptor>> members;
     std::size_t members_pending = 0;
     std::unique_ptr<asio::steady_timer> retry;
     std::function<void()> group_done;
+    // With a cgroup: an inotify descriptor watching its cgroup.events.
+    std::unique_ptr<asio::posix::stream_descriptor> events;
   };
 
   // No callback runs from here on, and no wait is pending but the pidfd's.
@@ -380,6 +472,107 @@ class PosixChild final : public ChildProcess {
     s.group_done = nullptr;
     s.members.clear();
     if (s.retry) s.retry->cancel();
+    s.events.reset();
+  }
+
+  // SIGKILL to what the group's SIGKILL did not reach: the whole cgroup, or
+  // the members outside the process group. For the destructor.
+  static void kill_outside_group(State& s) {
+    if (!s.set.cgroup.empty()) {
+      if (!write_cgroup_file(s.set.cgroup, "cgroup.kill", "1")) signal_cgroup(s, SIGKILL);
+      return;
+    }
+    if (s.group_gone) return;
+    for (pid_t member : try_members(s.set).value_or(std::vector<pid_t>{})) {
+      ::kill(member, SIGKILL);
+    }
+  }
+
+  // signal_group() for a child in its own cgroup.
+  static bool signal_cgroup(State& s, int sig) {
+    std::optional<std::vector<pid_t>> members = try_members(s.set);
+    if (!members) {
+      // Not listed (out of descriptors): the group at least, while it is ours.
+      if (!s.reaped) ::kill(-s.pid, sig);
+      if (sig == SIGKILL) write_cgroup_file(s.set.cgroup, "cgroup.kill", "1");
+      return true;
+    }
+    if (members->empty()) {
+      if (s.reaped) s.group_gone = true;
+      return false;
+    }
+    // cgroup.kill (Linux 5.14) also reaches what forks meanwhile.
+    if (sig == SIGKILL && write_cgroup_file(s.set.cgroup, "cgroup.kill", "1")) return true;
+    for (pid_t member : *members) ::kill(member, sig);
+    return true;
+  }
+
+  // Writes `value` to the control file `name` of `cgroup`.
+  static bool write_cgroup_file(const std::string& cgroup, const char* name,
+                                std::string_view value) {
+    os::UniqueFd fd(::open((cgroup + "/" + name).c_str(), O_WRONLY | O_CLOEXEC));
+    return fd && os::write_all(fd.get(), value).ok();
+  }
+
+  // Whether the cgroup still holds a live process: the "populated" line of
+  // its cgroup.events. nullopt when it could not be read.
+  static std::optional<bool> cgroup_populated(const std::string& cgroup) {
+    os::UniqueFd fd(::open((cgroup + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+      if (errno == ENOENT) return false;  // removed: empty
+      return std::nullopt;
+    }
+    char buf[256];
+    ssize_t n;
+    do {
+      n = ::read(fd.get(), buf, sizeof buf - 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return std::nullopt;
+    std::string_view text(buf, static_cast<std::size_t>(n));
+    const std::size_t at = text.find("populated ");
+    if (at == std::string_view::npos || at + 10 >= text.size()) return std::nullopt;
+    return text[at + 10] != '0';
+  }
+
+  // async_wait_group_empty() with a cgroup: the kernel tells when the
+  // cgroup.events file changes, and "populated 0" is the end. Falls back to
+  // watching the members when inotify is not to be had.
+  static void watch_cgroup(const std::shared_ptr<State>& state) {
+    State& s = *state;
+    if (!s.events) {
+      os::UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+      const std::string events = s.set.cgroup + "/cgroup.events";
+      if (!fd || ::inotify_add_watch(fd.get(), events.c_str(), IN_MODIFY) < 0) {
+        if (errno == ENOENT) return finish_group_wait(state);  // the cgroup is gone
+        return watch_group(state);
+      }
+      auto watched = std::make_unique<asio::posix::stream_descriptor>(s.executor);
+      boost::system::error_code ec;
+      watched->assign(fd.get(), ec);
+      if (ec) return watch_group(state);
+      fd.release();
+      s.events = std::move(watched);
+    }
+    // Looked at after the watch is set, so no change is missed.
+    std::optional<bool> populated = cgroup_populated(s.set.cgroup);
+    if (!populated) {
+      s.events.reset();
+      return watch_group(state);
+    }
+    if (!*populated) {
+      s.events.reset();
+      ::rmdir(s.set.cgroup.c_str());
+      return finish_group_wait(state);
+    }
+    s.events->async_wait(asio::posix::stream_descriptor::wait_read,
+                         [state](const boost::system::error_code& ec) {
+                           if (ec == asio::error::operation_aborted || state->closed) return;
+                           if (!state->events) return;
+                           char buf[4096];
+                           while (::read(state->events->native_handle(), buf, sizeof buf) > 0) {
+                           }
+                           watch_cgroup(state);
+                         });
   }
 
   // Out of descriptors for pidfds: look again after this long.
@@ -442,7 +635,7 @@ class PosixChild final : public ChildProcess {
     bool starved = false;  // some process could not be looked at or watched
     for (int round = 0; round < kMaxQuickRescans; ++round) {
       if (s.group_gone) return finish_group_wait(state);
-      std::optional<std::vector<pid_t>> listed = try_group_members(s.pid);
+      std::optional<std::vector<pid_t>> listed = try_members(s.set);
       if (!listed) {
         starved = true;
         break;
@@ -460,7 +653,7 @@ class PosixChild final : public ChildProcess {
       }
       // A listed pid may have exited and been recycled before pidfd_open; a
       // pidfd is kept only if its process is still a member after the open.
-      std::optional<std::vector<pid_t>> still = try_group_members(s.pid);
+      std::optional<std::vector<pid_t>> still = try_members(s.set);
       if (!still) {
         starved = true;
         break;
@@ -515,7 +708,27 @@ class PosixLauncher final : public Launcher {
 
     ChildPlan plan;
     plan.argv = c_strings(request.argv);
-    plan.envp = c_strings(request.env);
+    // The environment without any SEMPRE_GROUP of its own (a sempre run by
+    // an app of another), and the marker, whose pid the child fills in.
+    std::string marker = std::string(kGroupMarker) + "=";
+    plan.marker_prefix = marker.size();
+    marker.resize(marker.size() + kPidRoom, '\0');
+    plan.marker = marker.data();
+    for (const std::string& entry : request.env) {
+      if (entry.starts_with(std::string_view(marker.data(), plan.marker_prefix))) continue;
+      plan.envp.push_back(const_cast<char*>(entry.c_str()));
+    }
+    plan.envp.push_back(plan.marker);
+    plan.envp.push_back(nullptr);
+    std::string cgroup_path;
+    if (!request.cgroup_parent.empty()) {
+      // Made by the caller in the usual case; made here when it is gone.
+      ::mkdir(request.cgroup_parent.c_str(), 0755);
+      cgroup_path = request.cgroup_parent + "/";
+      plan.cgroup_prefix = cgroup_path.size();
+      cgroup_path.resize(cgroup_path.size() + kPidRoom + kProcsFile.size(), '\0');
+      plan.cgroup_path = cgroup_path.data();
+    }
     if (!request.cwd.empty()) plan.cwd = request.cwd.c_str();
     if (request.umask) {
       plan.set_umask = true;
@@ -565,20 +778,31 @@ class PosixLauncher final : public Launcher {
       return error;
     }
 
-    ChildFailure failure;
-    ssize_t n;
-    do {
-      n = ::read(error_pipe->read.get(), &failure, sizeof failure);
-    } while (n < 0 && errno == EINTR);
-    error_pipe->read.reset();
-    if (n == static_cast<ssize_t>(sizeof failure)) {
+    // Records until the pipe closes at exec: a fatal one ends the child, a
+    // failed cgroup move does not.
+    bool in_cgroup = plan.cgroup_path != nullptr;
+    for (;;) {
+      ChildFailure failure;
+      ssize_t n;
+      do {
+        n = ::read(error_pipe->read.get(), &failure, sizeof failure);
+      } while (n < 0 && errno == EINTR);
+      if (n != static_cast<ssize_t>(sizeof failure)) break;
+      if (failure.step == Step::kCgroup) {
+        in_cgroup = false;
+        continue;
+      }
+      error_pipe->read.reset();
       reap_registered(pid);
       return launch_error(failure, request);
     }
+    error_pipe->read.reset();
+    std::string cgroup;
+    if (in_cgroup) cgroup = request.cgroup_parent + "/" + std::to_string(pid);
 
     Result<os::UniqueFd> pidfd = os::open_pidfd(pid);
     if (!pidfd) {
-      abandon(pid);
+      abandon(pid, cgroup);
       Error error = os_error(pidfd.error().os_error, program + ": pidfd_open");
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
@@ -588,18 +812,19 @@ class PosixLauncher final : public Launcher {
     watched.assign(pidfd->get(), ec);
     if (ec) {
       // Not adopted when registering failed: pidfd still closes it.
-      abandon(pid);
+      abandon(pid, cgroup);
       Error error = os_error(ec.value(), program + ": watching the process");
       if (error.kind == ErrorKind::kIo) error.kind = ErrorKind::kSpawnFailed;
       return error;
     }
     pidfd->release();
     return std::unique_ptr<ChildProcess>(
-        std::make_unique<PosixChild>(executor_, pid, std::move(watched)));
+        std::make_unique<PosixChild>(executor_, pid, std::move(watched), std::move(cgroup)));
   }
 
   Result<std::unique_ptr<ChildProcess>> adopt(pid_t pid, std::uint64_t start_time,
-                                              ExitStatusSource exit_status) override {
+                                              ExitStatusSource exit_status,
+                                              const std::string& cgroup_parent) override {
     if (pid <= 0 || !exit_status) {
       return Error{ErrorKind::kInvalidArgument, "adopt: no pid or no exit status source", 0};
     }
@@ -612,22 +837,31 @@ class PosixLauncher final : public Launcher {
     // shows another start time, one recycled after cannot be (the pidfd
     // holds it).
     Result<os::ProcStat> stat = os::read_proc_stat(pid);
+    std::string cgroup;
     if (pidfd && stat && stat->starttime == start_time) {
       boost::system::error_code ec;
       watched.assign(pidfd->get(), ec);
       if (ec) return os_error(ec.value(), "pid " + std::to_string(pid) + ": watching the process");
       pidfd->release();
+      // Its cgroup is its own only if it is the one it was launched into.
+      const std::string own = cgroup_parent + "/" + std::to_string(pid);
+      if (!cgroup_parent.empty() && cgroup_of(pid) == own) cgroup = own;
     }
-    return std::unique_ptr<ChildProcess>(
-        std::make_unique<PosixChild>(executor_, pid, std::move(watched), std::move(exit_status)));
+    return std::unique_ptr<ChildProcess>(std::make_unique<PosixChild>(
+        executor_, pid, std::move(watched), std::move(cgroup), std::move(exit_status)));
   }
 
  private:
   // A child that runs but cannot be watched is killed, group and all, and
   // reaped, so that a failed launch leaves nothing behind.
-  static void abandon(pid_t pid) {
+  static void abandon(pid_t pid, const std::string& cgroup) {
     ::kill(-pid, SIGKILL);
     reap_registered(pid);
+    if (!cgroup.empty()) {
+      os::UniqueFd kill(::open((cgroup + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC));
+      if (kill) (void)os::write_all(kill.get(), "1");
+      ::rmdir(cgroup.c_str());  // fails until the kernel has emptied it
+    }
   }
 
   asio::any_io_executor executor_;
@@ -635,7 +869,8 @@ class PosixLauncher final : public Launcher {
 
 }  // namespace
 
-Result<std::unique_ptr<ChildProcess>> Launcher::adopt(pid_t, std::uint64_t, ExitStatusSource) {
+Result<std::unique_ptr<ChildProcess>> Launcher::adopt(pid_t, std::uint64_t, ExitStatusSource,
+                                                      const std::string&) {
   return Error{ErrorKind::kInvalidArgument, "this launcher cannot adopt a process", 0};
 }
 

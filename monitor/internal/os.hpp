@@ -78,6 +78,7 @@ struct ProcStat {
   char state = '?';  // R, S, D, Z, T, X...
   pid_t ppid = 0;
   pid_t pgrp = 0;
+  pid_t session = 0;
   std::uint64_t utime = 0;  // clock ticks
   std::uint64_t stime = 0;
   std::uint64_t starttime = 0;  // clock ticks after boot

@@ -18,6 +18,9 @@
 //   signals                   print "got NAME" for HUP/USR1/USR2; exit 0 on TERM
 //   grandchild PIDFILE        fork a child that ignores SIGTERM and sleeps forever
 //                             (its pid written to PIDFILE), print "ready", wait
+//   escape PIDFILE stay|exit  double-fork a process that calls setsid and sleeps forever
+//                             (its pid written to PIDFILE), print "ready", then wait
+//                             forever (stay) or exit 0 (exit), as a daemonizing server does
 //   listen-on-usr1 PORT       print "waiting"; on SIGUSR1 listen on 127.0.0.1:PORT, wait
 //   notify-on-usr1            print "waiting"; on SIGUSR1 send READY=1 to $NOTIFY_SOCKET, wait
 //   burst N                   write N numbered lines at once, then wait forever
@@ -34,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -228,6 +232,36 @@ int main(int argc, char** argv) {
     }
     ::rename(tmp.c_str(), argv[2]);
     say("ready");
+    wait_forever();
+  }
+  if (mode == "escape" && argc == 4) {
+    int ready[2];
+    if (::pipe(ready) < 0) return 3;
+    pid_t first = ::fork();
+    if (first < 0) return 3;
+    if (first == 0) {
+      ::close(ready[0]);
+      ::setsid();
+      pid_t second = ::fork();
+      if (second < 0) ::_exit(3);
+      if (second > 0) ::_exit(0);
+      std::string tmp = std::string(argv[2]) + ".tmp";
+      {
+        std::ofstream out(tmp);
+        out << ::getpid() << "\n";
+      }
+      ::rename(tmp.c_str(), argv[2]);
+      write_all(ready[1], "x", 1);
+      ::close(ready[1]);
+      wait_forever();
+    }
+    ::close(ready[1]);
+    char byte;
+    while (::read(ready[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    ::waitpid(first, nullptr, 0);
+    say("ready");
+    if (std::strcmp(argv[3], "exit") == 0) return 0;
     wait_forever();
   }
   if (mode == "burst" && argc == 3) {

@@ -596,6 +596,114 @@ TEST_F(PosixLauncher, GroupEmptyWaitsForSurvivingGrandchild) {
   EXPECT_FALSE(is_alive(grandchild));
 }
 
+// A process that forked twice and called setsid has left the group and the
+// session, and its parent is gone: its SEMPRE_GROUP mark still ties it to
+// the child, so a stop reaches it and the group is not empty while it lives.
+TEST_F(PosixLauncher, GroupReachesADoubleForkedSetsidEscapee) {
+  test::TempDir dir;
+  Capture out(io_);
+  LaunchRequest request = child_request({"escape", dir.file("escapee.pid"), "stay"});
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  const pid_t escapee = std::stoi(test::read_file(dir.file("escapee.pid")));
+  ASSERT_TRUE(is_alive(escapee));
+  EXPECT_TRUE(child->cgroup().empty());
+  EXPECT_NE(test::read_file("/proc/" + std::to_string(escapee) + "/environ")
+                .find("SEMPRE_GROUP=" + std::to_string(child->pid())),
+            std::string::npos);
+
+  auto contains = [](const std::optional<std::vector<pid_t>>& pids, pid_t pid) {
+    return pids && std::find(pids->begin(), pids->end(), pid) != pids->end();
+  };
+  // Neither its group nor its session holds it: only the mark does.
+  EXPECT_FALSE(contains(try_members(ProcessSet{child->pid(), "", false}), escapee));
+  EXPECT_TRUE(contains(try_members(ProcessSet{child->pid(), "", true}), escapee));
+
+  ASSERT_EQ(::kill(child->pid(), SIGKILL), 0);
+  ASSERT_TRUE(wait_exit(*child));
+  bool empty = false;
+  child->async_wait_group_empty([&] { empty = true; });
+  EXPECT_FALSE(run_until(
+      io_, [&] { return empty; }, std::chrono::milliseconds(200)));
+  EXPECT_TRUE(is_alive(escapee));
+
+  EXPECT_TRUE(child->signal_group(SIGTERM));
+  ASSERT_TRUE(run_until(io_, [&] { return empty; }));
+  EXPECT_FALSE(is_alive(escapee));
+  EXPECT_FALSE(child->signal_group(SIGTERM));
+}
+
+TEST_F(PosixLauncher, ChildGetsItsOwnGroupMarkOverAnInheritedOne) {
+  LaunchRequest request = child_request({"env", "SEMPRE_GROUP"});
+  request.env.emplace_back("SEMPRE_GROUP=1");
+  Capture out(io_);
+  request.stdout_fd = out.write_fd();
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  const pid_t pid = child->pid();
+  ASSERT_TRUE(wait_exit(*child));
+  ASSERT_TRUE(run_until(io_, [&] { return out.eof(); }));
+  EXPECT_EQ(out.text(), std::to_string(pid) + "\n");
+}
+
+// Where this process may make cgroups (root, or a delegated subtree), a
+// child lives in one of its own, and everything it forks stays there.
+TEST_F(PosixLauncher, ChildInItsOwnCgroupTakesItsEscapeesAlong) {
+  Result<std::string> parent = make_cgroup_parent("sempre-test-" + std::to_string(::getpid()));
+  if (!parent) GTEST_SKIP() << "no cgroup v2 to write: " << parent.error().message;
+  test::TempDir dir;
+  Capture out(io_);
+  LaunchRequest request = child_request({"escape", dir.file("escapee.pid"), "stay"});
+  request.stdout_fd = out.write_fd();
+  request.cgroup_parent = *parent;
+  auto child = launch(request);
+  out.close_write_end();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(run_until(io_, [&] { return out.text() == "ready\n"; }));
+  const pid_t escapee = std::stoi(test::read_file(dir.file("escapee.pid")));
+  const std::string own = *parent + "/" + std::to_string(child->pid());
+  EXPECT_EQ(child->cgroup(), own);
+  EXPECT_EQ(cgroup_of(child->pid()), own);
+  EXPECT_EQ(cgroup_of(escapee), own);
+  std::optional<std::vector<pid_t>> members = try_members(ProcessSet{child->pid(), own});
+  ASSERT_TRUE(members);
+  std::sort(members->begin(), members->end());
+  std::vector<pid_t> expected{child->pid(), escapee};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(*members, expected);
+
+  ASSERT_EQ(::kill(child->pid(), SIGKILL), 0);
+  ASSERT_TRUE(wait_exit(*child));
+  bool empty = false;
+  child->async_wait_group_empty([&] { empty = true; });
+  EXPECT_FALSE(run_until(
+      io_, [&] { return empty; }, std::chrono::milliseconds(200)));
+  EXPECT_TRUE(child->signal_group(SIGKILL));
+  ASSERT_TRUE(run_until(io_, [&] { return empty; }));
+  EXPECT_FALSE(is_alive(escapee));
+  // An empty cgroup is removed with its run.
+  EXPECT_FALSE(std::filesystem::exists(own));
+  child.reset();
+  EXPECT_EQ(::rmdir(parent->c_str()), 0) << std::strerror(errno);
+}
+
+// A cgroup parent that is no cgroup (a plain directory): the child runs all
+// the same, held by its process tree.
+TEST_F(PosixLauncher, ChildRunsWithoutACgroupWhenItCannotJoinOne) {
+  test::TempDir dir;
+  LaunchRequest request = child_request({"sleep", "forever"});
+  request.cgroup_parent = dir.path().string();
+  auto child = launch(request);
+  ASSERT_TRUE(child);
+  EXPECT_TRUE(child->cgroup().empty());
+  EXPECT_TRUE(child->signal_group(SIGKILL));
+  ASSERT_TRUE(wait_exit(*child));
+}
+
 TEST_F(PosixLauncher, GroupEmptyFiresAtOnceForLoneProcess) {
   auto child = launch(child_request({"exit", "0"}));
   ASSERT_TRUE(child);

@@ -32,10 +32,18 @@ struct LaunchRequest {
   std::optional<std::uint64_t> limit_nofile;  // RLIMIT_NOFILE soft = hard, before exec
   int stdout_fd = -1;                         // dup2'd to 1; -1: /dev/null
   int stderr_fd = -1;                         // dup2'd to 2; -1: /dev/null
+  // A cgroup v2 directory that this process may create cgroups in and move
+  // processes into: the child is placed, before exec, in a new cgroup
+  // CGROUP_PARENT/PID of its own. Empty, or when that fails (no permission,
+  // no cgroup v2): its process tree is tracked instead (ProcessSet).
+  std::string cgroup_parent;
 };
 
 // A spawned child: the leader of its own session and process group
-// (pgid == pid). Non-copyable. Destroying it while the main process is
+// (pgid == pid), with SEMPRE_GROUP=PID in its environment. Its "group" below
+// is its process set (sempre/proc_stats.hpp): its own cgroup when it has
+// one, otherwise its process group, its session, their descendants and
+// their marked orphans. Non-copyable. Destroying it while the main process is
 // unreaped kills the whole group with SIGKILL and reaps the main process,
 // waiting at most 2 s for it to end; one that outlives that (stuck in the
 // kernel) is left a zombie, for reap_orphans() (sempre/reaper.hpp) to reap
@@ -62,6 +70,9 @@ class SEMPRE_EXPORT ChildProcess {
   // object neither kills nor reaps it (a successor takes it over). The
   // default does nothing.
   virtual void release() {}
+  // The cgroup v2 directory the group lives in; empty: none, the process
+  // tree is tracked. The default has none.
+  virtual std::string cgroup() const { return {}; }
 };
 
 // How the end of an adopted process (Launcher::adopt) is learned: only its
@@ -91,10 +102,13 @@ class SEMPRE_EXPORT Launcher {
   // not a child of this process. `start_time` (field 22 of /proc/PID/stat)
   // tells it from a later process that got the same pid: when the pid is
   // gone or is another process now, the ChildProcess reports at once that
-  // its main process has ended. Its status comes from `exit_status`. The
-  // default refuses (kInvalidArgument): a launcher that cannot adopt.
+  // its main process has ended. Its status comes from `exit_status`. When it
+  // was launched with `cgroup_parent` and is still in its cgroup there, the
+  // group is that cgroup again. The default refuses (kInvalidArgument): a
+  // launcher that cannot adopt.
   virtual Result<std::unique_ptr<ChildProcess>> adopt(pid_t pid, std::uint64_t start_time,
-                                                      ExitStatusSource exit_status);
+                                                      ExitStatusSource exit_status,
+                                                      const std::string& cgroup_parent);
 };
 
 // The real launcher. The child gets its own session, default signal

@@ -58,6 +58,9 @@ struct MonitorStatus {
   std::string last_error;  // why it failed, when it did
   std::string out_log;     // paths being written, empty when none
   std::string err_log;
+  // How the current run's processes are held: the cgroup v2 directory of its
+  // own, or empty for its process tree (see sempre/proc_stats.hpp).
+  std::string cgroup;
 };
 
 // CPU and memory of the child's process group, from /proc.
@@ -92,6 +95,10 @@ struct MonitorSeams {
   Clock* clock = nullptr;
   Launcher* launcher = nullptr;
   RunKeeper* keeper = nullptr;
+  // A cgroup v2 directory to make each run's own cgroup in
+  // (LaunchRequest::cgroup_parent); empty: the runs' process trees are
+  // tracked instead.
+  std::string cgroup_parent;
 };
 
 // A run of an earlier supervisor to take over (Monitor::adopt).
