@@ -236,6 +236,13 @@ std::string exit_text(const protocol::AppInfo& app) {
   return e ? e->describe() : "-";
 }
 
+// How the app's processes are held: "cgroup", "tree" (its process tree,
+// without a cgroup), or "-" when none runs.
+std::string containment_text(const protocol::AppInfo& app, bool live) {
+  if (!app.status.cgroup.empty()) return "cgroup";
+  return live ? "tree" : "-";
+}
+
 const std::vector<ListColumn>& list_columns() {
   using protocol::AppInfo;
   static const std::vector<ListColumn> table = {
@@ -304,6 +311,10 @@ const std::vector<ListColumn>& list_columns() {
        "",
        {"LAST_ERROR"},
        [](const AppInfo& a, bool) -> Cell { return {a.status.last_error}; }},
+      {"contained",
+       "containment",
+       {"CONTAINED"},
+       [](const AppInfo& a, bool live) -> Cell { return {containment_text(a, live)}; }},
   };
   return table;
 }
@@ -431,6 +442,11 @@ std::string format_info(const protocol::AppInfo& app, const std::optional<AppSpe
   if (live) {
     report.row("cpu", percent(app.usage.cpu_percent));
     report.row("memory", format_size(app.usage.rss_bytes));
+  }
+  if (!st.cgroup.empty()) {
+    report.row("contained", "cgroup " + st.cgroup);
+  } else if (live) {
+    report.row("contained", "process tree (group, session, SEMPRE_GROUP-marked orphans)");
   }
   report.row("last exit", st.last_exit ? st.last_exit->describe() : "-");
   report.row_if("last error", st.last_error);

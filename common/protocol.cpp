@@ -500,6 +500,14 @@ json::object to_json(const AppInfo& info) {
   json["err_log"] = status.err_log;
   json["last_exit"] = exit_json(status.last_exit);
   json["last_error"] = status.last_error;
+  if (!status.cgroup.empty()) {
+    json["containment"] = "cgroup";
+    json["cgroup"] = status.cgroup;
+  } else if (status.pid != 0) {
+    json["containment"] = "process-tree";
+  } else {
+    json["containment"] = nullptr;
+  }
   return json;
 }
 
@@ -789,6 +797,7 @@ Result<AppInfo> from_json<AppInfo>(const json::object& json) {
   read.string("err_log", status.err_log);
   read_exit(read, "last_exit", status.last_exit);
   read.string("last_error", status.last_error);
+  read.string("cgroup", status.cgroup);
   return finish(read, std::move(info));
 }
 

@@ -75,7 +75,8 @@
 //   {"id", "name", "pid" (null when not running), "status" (a lifecycle state),
 //    "wanted" ("up"|"down"), "restarts", "uptime_ms", "cpu", "rss_bytes", "cmd" ([argv]),
 //    "cwd", "out_log", "err_log", "last_exit" (null | {"code":N} | {"signal":"TERM"}),
-//    "last_error" (string)}
+//    "last_error" (string), "containment" ("cgroup" | "process-tree" | null when no
+//    process runs), "cgroup" (its directory, with "cgroup" only)}
 // Event: {"type", "time" (ISO 8601 UTC with ms, "2026-11-26T16:49:27.123Z"), "state",
 //         "pid", "exit" (as last_exit), "uptime_ms", "attempt", "delay_ms", "reason",
 //         "path"} (fields that do not apply are omitted).

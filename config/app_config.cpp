@@ -1147,7 +1147,8 @@ DaemonSettings load_daemon_settings(const std::string& path) {
     return settings;
   }
   static constexpr std::string_view kTopLevel[] = {"daemon", "defaults", "list"};
-  static constexpr std::string_view kDaemonKeys[] = {"log_max_size", "log_keep", "max_clients"};
+  static constexpr std::string_view kDaemonKeys[] = {"log_max_size", "log_keep", "max_clients",
+                                                     "cgroups"};
   static constexpr std::string_view kListKeys[] = {"columns", "sort"};
   for (const Entry& e : in_file_order(root)) {
     const std::string_view name = e.key->str();
@@ -1203,6 +1204,8 @@ DaemonSettings load_daemon_settings(const std::string& path) {
             settings.max_clients = static_cast<std::size_t>(*n);
           }
         }
+      } else if (key == "cgroups") {
+        if (auto b = read_bool(*d.node, key, ctx)) settings.cgroups = *b;
       } else {
         ctx.error(
             d.key->source(),

@@ -62,7 +62,8 @@ std::string to_toml(const std::vector<AppSpec>& apps);
 
 // SEMPRE_HOME/config.toml: settings of the daemon itself, and defaults for
 // every app started in that home.
-//   [daemon]    log_max_size = "10M", log_keep = 3   (sempred.log)
+//   [daemon]    log_max_size = "10M", log_keep = 3 (sempred.log), max_clients = 256,
+//               cgroups = true
 //   [defaults]  any app key but name and cmd, as in an apps file
 //   [list]      columns = "id,name,pid,status,cmd", sort = "name"   (sempre list)
 struct DaemonSettings {
@@ -71,6 +72,9 @@ struct DaemonSettings {
   // Clients served at once ([daemon] max_clients, at least 1); one more is
   // told the daemon is busy.
   std::size_t max_clients = 256;
+  // Each app run in a cgroup v2 of its own where one can be made ([daemon]
+  // cgroups); false: their process trees are tracked instead.
+  bool cgroups = true;
   std::string list_columns;  // empty: the default columns
   std::string list_sort;     // empty: by id
   std::vector<ConfigError> errors;

@@ -20,6 +20,8 @@
 #include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -37,6 +39,7 @@
 #include "keeper_link.hpp"
 #include "os.hpp"
 #include "protocol.hpp"
+#include "sempre/proc_stats.hpp"
 #include "sempre/reaper.hpp"
 #include "sempre/units.hpp"
 
@@ -292,6 +295,30 @@ void reopen_log(spdlog::logger& log, const std::string& path, const DaemonSettin
 // The daemon is a subreaper: the orphans of every app's process tree become
 // its children. It reaps them, but never a child of the monitor library (an
 // app's main process, a readiness check), which the library reaps itself.
+// Where each app's runs get cgroups of their own: sempre-UID-HASH under the
+// daemon's own cgroup, one per home (HASH: of its path), so that daemons of
+// several homes never share one. Empty when cgroups are off or none can be
+// made here; the apps' process trees are tracked then.
+std::string app_cgroup_parent(const HomePaths& paths, const DaemonSettings& settings,
+                              spdlog::logger& log) {
+  if (!settings.cgroups) {
+    log.info("cgroups off ([daemon] cgroups = false): apps are held by their process trees");
+    return {};
+  }
+  std::uint32_t hash = 2166136261u;  // FNV-1a
+  for (unsigned char c : paths.home) hash = (hash ^ c) * 16777619u;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", hash);
+  Result<std::string> dir = make_cgroup_parent("sempre-" + std::to_string(::getuid()) + "-" + hex);
+  if (!dir) {
+    log.info("no cgroup of its own for each app ({}): apps are held by their process trees",
+             dir.error().message);
+    return {};
+  }
+  log.info("each app runs in a cgroup of its own under {}", *dir);
+  return *dir;
+}
+
 void reap_strays(spdlog::logger& log) {
   for (const ReapedChild& child : reap_orphans()) log.debug("reaped orphan {}", child.pid);
 }
@@ -394,8 +421,12 @@ int run_daemon(Options options) {
 
   std::unique_ptr<AppManager> manager;
   std::unique_ptr<ControlServer> server;
+  std::string cgroup_parent;
   try {
-    manager = std::make_unique<AppManager>(io.get_executor(), paths, log);
+    MonitorSeams seams;
+    seams.cgroup_parent = app_cgroup_parent(paths, settings, *log);
+    cgroup_parent = seams.cgroup_parent;
+    manager = std::make_unique<AppManager>(io.get_executor(), paths, log, seams);
     manager->set_keeper(keeper.get());
     auto created =
         ControlServer::create(io.get_executor(), *listen_fd, *manager, log, settings.max_clients);
@@ -498,6 +529,8 @@ int run_daemon(Options options) {
   server.reset();
   manager.reset();
   reap_strays(*log);
+  // Empty once every app is gone; a run still ending keeps it (harmless).
+  if (!cgroup_parent.empty()) ::rmdir(cgroup_parent.c_str());
   return kExitOk;
 }
 

@@ -38,6 +38,7 @@
 #include "e2e/subprocess.hpp"
 #include "home.hpp"
 #include "protocol.hpp"
+#include "sempre/proc_stats.hpp"
 #include "test_util.hpp"
 
 namespace sempre {
@@ -818,6 +819,101 @@ TEST_F(SempreDaemon, StopKillsTheAppsGrandchildren) {
   EXPECT_EQ(stop.code, 0) << describe(stop);
   EXPECT_FALSE(alive(tree.pid));
   EXPECT_FALSE(alive(grandchild)) << "grandchild " << grandchild << " outlived `sempre stop`";
+}
+
+// Whether this machine lets the daemon give each app a cgroup: it makes
+// them under its own cgroup v2, as the tests do here.
+bool cgroups_available() {
+  Result<std::string> probe = make_cgroup_parent("sempre-e2e-probe-" + std::to_string(::getpid()));
+  if (!probe) return false;
+  ::rmdir(probe->c_str());
+  return true;
+}
+
+// A program that forks twice and calls setsid leaves its group and its
+// session; `stop` still ends it, and `list`/`info` say how the app is held:
+// in a cgroup of its own where the daemon can make one (with `cgroups` on),
+// by its process tree otherwise. A daemon restart keeps that hold.
+class SempreContainment : public SempreDaemon {
+ protected:
+  // config.toml's [daemon] cgroups = false, then a daemon that read it: its
+  // own environment is not the tagged one the apps get.
+  void start_daemon(bool cgroups) {
+    fs::create_directories(home_);
+    fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+    if (!cgroups) test::write_file(home_ + "/config.toml", "[daemon]\ncgroups = false\n");
+    ASSERT_TRUE(list()) << last_list_error_;
+  }
+
+  void check_escapee_is_stopped(bool cgroups) {
+    start_daemon(cgroups);
+    const bool in_cgroup = cgroups && cgroups_available();
+    const std::string pidfile = dir_ + "/escapee.pid";
+    const std::string tag = "ESCAPE_TAG=" + dir_;
+    const Started app = start(
+        {"-n", "esc", "--kill-timeout", "500ms", "--", kChild, "escape", pidfile, "stay"}, {tag});
+    ASSERT_GT(app.pid, 0) << describe(app.outcome);
+    ASSERT_TRUE(wait_for_file(pidfile, holds("\n")));
+    const auto escapee = static_cast<pid_t>(std::stol(test::read_file(pidfile)));
+    ASSERT_TRUE(alive(escapee));
+
+    auto check_hold = [&] {
+      const auto listed = find("esc");
+      ASSERT_TRUE(listed);
+      if (in_cgroup) {
+        EXPECT_EQ(text(*listed, "containment"), "cgroup") << *listed;
+        const std::string cgroup = text(*listed, "cgroup");
+        EXPECT_TRUE(cgroup.ends_with("/" + std::to_string(app.pid))) << cgroup;
+        EXPECT_EQ(cgroup_of(escapee), cgroup);
+      } else {
+        EXPECT_EQ(text(*listed, "containment"), "process-tree") << *listed;
+        EXPECT_FALSE(listed->contains("cgroup")) << *listed;
+      }
+      const Outcome info = sempre({"info", "esc"});
+      EXPECT_TRUE(std::regex_search(
+          info.out,
+          std::regex(in_cgroup ? "\n  contained +cgroup /" : "\n  contained +process tree")))
+          << info.out;
+    };
+    check_hold();
+    ASSERT_EQ(sempre({"daemon", "restart"}).code, 0);
+    ASSERT_TRUE(await_app("esc", [&](const json::object& a) { return pid_of(a) == app.pid; }).ok);
+    check_hold();
+
+    const Outcome stop = sempre({"stop", "esc"});
+    EXPECT_EQ(stop.code, 0) << describe(stop);
+    EXPECT_FALSE(alive(app.pid));
+    EXPECT_FALSE(alive(escapee)) << "escapee " << escapee << " outlived `sempre stop`";
+    EXPECT_TRUE(processes_with_env(tag).empty()) << describe_processes(processes_with_env(tag));
+  }
+};
+
+TEST_F(SempreContainment, StopEndsADoubleForkedSetsidEscapeeInTheAppsCgroup) {
+  check_escapee_is_stopped(true);
+}
+
+TEST_F(SempreContainment, StopEndsADoubleForkedSetsidEscapeeWithoutCgroups) {
+  check_escapee_is_stopped(false);
+}
+
+// A server that daemonizes (its first process exits once the real one is
+// forked off) no longer piles up copies: each restart ends the one before,
+// and delete ends the last.
+TEST_F(SempreContainment, DaemonizingAppLeavesNoCopiesAcrossRestarts) {
+  start_daemon(false);
+  const std::string pidfile = dir_ + "/escapee.pid";
+  const std::string tag = "ESCAPE_TAG=" + dir_;
+  const Started app = start({"-n", "forking", "--restart-delay", "10ms", "--kill-timeout", "500ms",
+                             "--", kChild, "escape", pidfile, "exit"},
+                            {tag});
+  ASSERT_GE(app.id, 0) << describe(app.outcome);
+  ASSERT_TRUE(
+      await_app("forking", [](const json::object& a) { return number(a, "restarts") >= 3; }).ok);
+  // The first process of a run and its escapee: never more than one run's.
+  EXPECT_LE(processes_with_env(tag).size(), 2u) << describe_processes(processes_with_env(tag));
+  const Outcome gone = sempre({"delete", "forking"});
+  EXPECT_EQ(gone.code, 0) << describe(gone);
+  EXPECT_TRUE(processes_with_env(tag).empty()) << describe_processes(processes_with_env(tag));
 }
 
 TEST_F(SempreDaemon, SignalReachesTheAppByNameIdAndPid) {
