@@ -5,6 +5,8 @@
 #   bash tests/fuzz/run.sh                     every target, 20 s each
 #   FUZZ_SECONDS=600 bash tests/fuzz/run.sh    the longer run (docs/fuzzing.md)
 #   bash tests/fuzz/run.sh protocol state      only these targets
+#   FUZZ_SEED=0 bash tests/fuzz/run.sh         a random seed (default: 1, the
+#                                              same inputs on every run)
 #
 # Prints the executions of each target. Exits non-zero when the build fails,
 # or a seed or a fuzzed input crashes, leaks, hangs (-timeout) or breaks a
@@ -18,6 +20,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 
 seconds="${FUZZ_SECONDS:-20}"
+# The same inputs on every run (FUZZ_SEED=0: a new random seed each time).
+seed="${FUZZ_SEED:-1}"
 build=build-fuzz
 all=(protocol config state option_text)
 targets=("$@")
@@ -53,7 +57,7 @@ for t in "${targets[@]}"; do
   log="$build/$t.log"
   status=ok
   start=$SECONDS
-  "$build/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+  "$build/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -seed="$seed" -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$build/artifacts/$t/" "${dict[@]}" \
     "$build/corpus/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1 || status=FAILED
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
