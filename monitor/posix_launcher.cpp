@@ -110,6 +110,12 @@ std::size_t write_decimal(char* out, pid_t value) {
   return n;
 }
 
+// Writes `value` to the control file `name` of `cgroup`.
+bool write_cgroup_file(const std::string& cgroup, const char* name, std::string_view value) {
+  os::UniqueFd fd(::open((cgroup + "/" + name).c_str(), O_WRONLY | O_CLOEXEC));
+  return fd && os::write_all(fd.get(), value).ok();
+}
+
 // Sends a record of a failed step without ending the child.
 void report(int error_fd, Step step, int err) {
   ChildFailure failure;
@@ -507,13 +513,6 @@ class PosixChild final : public ChildProcess {
     return true;
   }
 
-  // Writes `value` to the control file `name` of `cgroup`.
-  static bool write_cgroup_file(const std::string& cgroup, const char* name,
-                                std::string_view value) {
-    os::UniqueFd fd(::open((cgroup + "/" + name).c_str(), O_WRONLY | O_CLOEXEC));
-    return fd && os::write_all(fd.get(), value).ok();
-  }
-
   // Whether the cgroup still holds a live process: the "populated" line of
   // its cgroup.events. nullopt when it could not be read.
   static std::optional<bool> cgroup_populated(const std::string& cgroup) {
@@ -858,8 +857,7 @@ class PosixLauncher final : public Launcher {
     ::kill(-pid, SIGKILL);
     reap_registered(pid);
     if (!cgroup.empty()) {
-      os::UniqueFd kill(::open((cgroup + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC));
-      if (kill) (void)os::write_all(kill.get(), "1");
+      write_cgroup_file(cgroup, "cgroup.kill", "1");
       ::rmdir(cgroup.c_str());  // fails until the kernel has emptied it
     }
   }
