@@ -243,6 +243,12 @@ std::string containment_text(const protocol::AppInfo& app, bool live) {
   return live ? "tree" : "-";
 }
 
+// Output lost to a log that could not be written: "-" when none.
+Cell dropped_cell(std::uint64_t bytes) {
+  if (bytes == 0) return {"-"};
+  return {format_size(bytes), kRed};
+}
+
 const std::vector<ListColumn>& list_columns() {
   using protocol::AppInfo;
   static const std::vector<ListColumn> table = {
@@ -315,6 +321,14 @@ const std::vector<ListColumn>& list_columns() {
        "containment",
        {"CONTAINED"},
        [](const AppInfo& a, bool live) -> Cell { return {containment_text(a, live)}; }},
+      {"out_dropped",
+       "out_dropped_bytes",
+       {"OUT_DROPPED", true},
+       [](const AppInfo& a, bool) -> Cell { return dropped_cell(a.status.out_dropped); }},
+      {"err_dropped",
+       "err_dropped_bytes",
+       {"ERR_DROPPED", true},
+       [](const AppInfo& a, bool) -> Cell { return dropped_cell(a.status.err_dropped); }},
   };
   return table;
 }
@@ -405,8 +419,17 @@ Status sort_apps(std::vector<protocol::AppInfo>& apps, std::string_view field) {
 std::string format_list(const std::vector<protocol::AppInfo>& apps, bool colour,
                         const std::vector<std::string>& names) {
   if (apps.empty()) return "no apps\n";
+  std::vector<std::string> shown = names;
+  if (shown.empty()) {
+    shown = default_list_columns();
+    // Lost output is shown by default once there is some.
+    const bool lost = std::any_of(apps.begin(), apps.end(), [](const protocol::AppInfo& a) {
+      return a.status.out_dropped > 0 || a.status.err_dropped > 0;
+    });
+    if (lost) shown.insert(shown.end(), {"out_dropped", "err_dropped"});
+  }
   std::vector<const ListColumn*> chosen;
-  for (const std::string& n : names.empty() ? default_list_columns() : names) {
+  for (const std::string& n : shown) {
     if (const ListColumn* c = find_list_column(n)) chosen.push_back(c);
   }
   std::vector<Column> columns;
@@ -455,6 +478,15 @@ std::string format_info(const protocol::AppInfo& app, const std::optional<AppSpe
   if (source) report.row("from", source->empty() ? "the command line" : *source);
   report.row("out log", st.out_log.empty() ? "-" : st.out_log);
   report.row("err log", st.err_log.empty() ? "-" : st.err_log);
+  auto dropped = [&report](std::string_view label, std::uint64_t bytes) {
+    if (bytes == 0) return;
+    report.row(std::string(label),
+               std::to_string(bytes) + " bytes of output dropped (" + format_size(bytes) +
+                   "); the log could not be written",
+               kRed);
+  };
+  dropped("out dropped", st.out_dropped);
+  dropped("err dropped", st.err_dropped);
   if (spec) add_spec(report, *spec);
   return report.render(colour);
 }

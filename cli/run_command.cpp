@@ -59,6 +59,11 @@ std::string human(const std::string& name, const Event& e) {
       return name + ": " + e.path + " changed";
     case EventType::kRotate:
       return name + ": rotated " + e.path;
+    case EventType::kLogError:
+      return name + ": output dropped, " + e.reason;
+    case EventType::kLogResumed:
+      return name + ": writing " + e.path + " again, after dropping " + std::to_string(e.dropped) +
+             " bytes";
   }
   return name + ": " + describe(e);
 }

@@ -472,9 +472,11 @@ json::object to_json(const Event& event) {
     json["delay_ms"] = event.delay.count();
   }
   if (!event.reason.empty()) json["reason"] = event.reason;
-  if (event.type == EventType::kWatch || event.type == EventType::kRotate) {
+  if (event.type == EventType::kWatch || event.type == EventType::kRotate ||
+      event.type == EventType::kLogError || event.type == EventType::kLogResumed) {
     json["path"] = event.path;
   }
+  if (event.type == EventType::kLogResumed) json["dropped_bytes"] = event.dropped;
   return json;
 }
 
@@ -500,6 +502,8 @@ json::object to_json(const AppInfo& info) {
   json["err_log"] = status.err_log;
   json["last_exit"] = exit_json(status.last_exit);
   json["last_error"] = status.last_error;
+  json["out_dropped_bytes"] = status.out_dropped;
+  json["err_dropped_bytes"] = status.err_dropped;
   if (!status.cgroup.empty()) {
     json["containment"] = "cgroup";
     json["cgroup"] = status.cgroup;
@@ -576,7 +580,8 @@ std::optional<State> parse_state(std::string_view name) {
 std::optional<EventType> parse_event_type(std::string_view name) {
   for (EventType type :
        {EventType::kStart, EventType::kReady, EventType::kExit, EventType::kRestart,
-        EventType::kStop, EventType::kFailed, EventType::kWatch, EventType::kRotate}) {
+        EventType::kStop, EventType::kFailed, EventType::kWatch, EventType::kRotate,
+        EventType::kLogError, EventType::kLogResumed}) {
     if (name == event_name(type)) return type;
   }
   return std::nullopt;
@@ -754,6 +759,7 @@ Result<Event> from_json<Event>(const json::object& json) {
   read.millis("delay_ms", event.delay);
   read.string("reason", event.reason);
   read.string("path", event.path);
+  read.integer<std::uint64_t>("dropped_bytes", event.dropped);
   return finish(read, std::move(event));
 }
 
@@ -797,6 +803,8 @@ Result<AppInfo> from_json<AppInfo>(const json::object& json) {
   read.string("err_log", status.err_log);
   read_exit(read, "last_exit", status.last_exit);
   read.string("last_error", status.last_error);
+  read.integer<std::uint64_t>("out_dropped_bytes", status.out_dropped);
+  read.integer<std::uint64_t>("err_dropped_bytes", status.err_dropped);
   read.string("cgroup", status.cgroup);
   return finish(read, std::move(info));
 }

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <span>
@@ -33,6 +34,9 @@ namespace {
 namespace json = boost::json;
 using protocol::Command;
 using protocol::ErrorCode;
+
+// How often a state.json that could not be saved is tried again.
+constexpr Millis kSaveRetry{5000};
 
 // Sends `sig`, then SIGKILL after `timeout`, to the group of `pid`, a
 // process left running by an earlier daemon (not our child: watched through
@@ -496,8 +500,45 @@ class AppManager::Impl {
     }
     state.sources = sources_.saved();
     Status st = save_state(paths_.state, state);
-    if (!st) log_->error("cannot save {}: {}", paths_.state, st.error().message);
+    if (!st) {
+      // Said once, not on every retry; a full disk may not take the log
+      // line either.
+      if (!save_failing_) {
+        save_failing_ = true;
+        log_->error("cannot save {}: {}; retrying every {}", paths_.state, st.error().message,
+                    format_duration(kSaveRetry));
+      }
+      std::weak_ptr<bool> alive = alive_;
+      save_retry_ = clock_.start_timer(kSaveRetry, [this, alive] {
+        if (alive.expired()) return;
+        save_retry_.reset();
+        (void)persist();
+      });
+    } else if (save_failing_) {
+      save_failing_ = false;
+      save_retry_.reset();
+      log_->info("saved {} again", paths_.state);
+    }
     return st;
+  }
+
+  // "could not save state: No space left on device (PATH)", of a failed
+  // persist().
+  std::string could_not_save(const Status& saved) const {
+    const Error& e = saved.error();
+    if (e.os_error == 0) return "could not save state: " + e.message;
+    return "could not save state: " + std::string(std::strerror(e.os_error)) + " (" + paths_.state +
+           ")";
+  }
+
+  // The answer to a command whose change could not be saved, and whether
+  // the change was made.
+  std::string unsaved_message(const Status& saved, bool changed) const {
+    return could_not_save(saved) +
+           (changed ? "; the change is made, but not saved yet: the daemon retries every " +
+                          format_duration(kSaveRetry) +
+                          ", and a daemon restart before then would undo it"
+                    : "; nothing was changed");
   }
 
   // Stops `apps` (wanted down unless `keep_wanted`), then runs `done` with
@@ -536,6 +577,8 @@ class AppManager::Impl {
     const std::string line = describe(e);
     if (e.type == EventType::kFailed) {
       log_->error("app {} (id {}): {}", app.spec.name, app.id, line);
+    } else if (e.type == EventType::kLogError) {
+      log_->warn("app {} (id {}): {}", app.spec.name, app.id, line);
     } else {
       log_->info("app {} (id {}): {}", app.spec.name, app.id, line);
     }
@@ -728,9 +771,15 @@ class AppManager::Impl {
     const bool autostart = spec->autostart;
     App& app = add_app(std::move(*spec), autostart ? Wanted::kUp : Wanted::kDown);
     const std::uint64_t id = app.id;
+    // Saved before it runs: an app that state.json does not have would be
+    // forgotten, or stopped as nobody's, by the next daemon.
+    if (Status saved = persist(); !saved) {
+      log_->warn("app {} (id {}) not added: state.json cannot be saved", app.spec.name, id);
+      registry_.withdraw(id);
+      return fail(session, request, ErrorCode::kInternal, unsaved_message(saved, false));
+    }
     if (!autostart) {
       log_->info("added app {} (id {}), stopped", app.spec.name, id);
-      (void)persist();
       return reply(session, request, protocol::StartReply{{info_of(app), {}}});
     }
     if (auto st = start_app(app); !st) {
@@ -780,10 +829,23 @@ class AppManager::Impl {
     if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
     std::vector<std::uint64_t> ids;
     for (App* app : *apps) ids.push_back(app->id);
+    // A stop or delete is done even when it cannot be saved (an app filling
+    // the disk must still be stoppable), and answered as unsaved. A restart
+    // changes what is saved only for an app wanted down, which it starts:
+    // then it is refused when nothing can be saved, as a start is.
+    const bool starts =
+        command == Command::kRestart &&
+        std::any_of(apps->begin(), apps->end(), [](const App* app) { return !wanted_up(*app); });
+    if (starts) {
+      if (Status saved = persist(); !saved) {
+        return fail(session, request, ErrorCode::kInternal, unsaved_message(saved, false));
+      }
+    }
+    const bool changes = command != Command::kRestart || starts;
     std::weak_ptr<bool> alive = alive_;
     // Each app's outcome: its AppInfo, with an "error" when a restart left
     // it unable to run (the program is gone) or, with "wait", not running.
-    auto answer = [this, alive, ids, request, session](
+    auto answer = [this, alive, ids, changes, request, session](
                       bool erase, std::map<std::uint64_t, std::string> errors) {
       if (alive.expired()) return;
       protocol::AppsReply infos;
@@ -797,7 +859,9 @@ class AppManager::Impl {
       if (erase) {
         for (auto id : ids) erase_app(id);
       }
-      (void)persist();
+      if (Status saved = persist(); !saved && changes) {
+        return fail(session, request, ErrorCode::kInternal, unsaved_message(saved, true));
+      }
       reply(session, request, infos);
     };
     if (command == Command::kRestart) {
@@ -1111,6 +1175,11 @@ class AppManager::Impl {
                                   reload ? ApplyMode::kReload : ApplyMode::kStart, only);
     if (plan.error) return done(error_of(*plan.error));
     if (dry_run) return done(planned_report(plan));
+    // What a file starts must be saved before it runs: nothing is done when
+    // nothing can be saved.
+    if (Status saved = persist(); !saved) {
+      return done(Error{ErrorKind::kInternal, unsaved_message(saved, false), 0});
+    }
     sources_.remember(path, std::move(env), watch);
 
     auto report = std::make_shared<ApplyReport>();
@@ -1148,7 +1217,9 @@ class AppManager::Impl {
     countdown->left = plan.deletes.size() + restarts.size() + 1;
     countdown->done = [this, alive, report, done] {
       if (alive.expired()) return;
-      (void)persist();
+      if (Status saved = persist(); !saved) {
+        return done(Error{ErrorKind::kInternal, unsaved_message(saved, true), 0});
+      }
       done(*report);
     };
     for (const PlannedDelete& d : plan.deletes) {
@@ -1238,8 +1309,15 @@ class AppManager::Impl {
     std::weak_ptr<bool> alive = alive_;
     stop_all(/*keep_wanted=*/!forget, [this, alive, request, session](std::size_t n) {
       if (alive.expired()) return;
-      (void)persist();
-      reply(session, request, protocol::StoppedReply{n});
+      if (Status saved = persist(); !saved) {
+        // The daemon goes all the same; the next one restores what was saved.
+        fail(session, request, ErrorCode::kInternal,
+             could_not_save(saved) +
+                 "; every app is stopped, but the next daemon starts the apps it last recorded "
+                 "as wanted up");
+      } else {
+        reply(session, request, protocol::StoppedReply{n});
+      }
       if (on_kill_) on_kill_();
     });
   }
@@ -1260,6 +1338,9 @@ class AppManager::Impl {
   Subscriptions log_followers_;
   Subscriptions event_followers_;
   bool persist_pending_ = false;
+  // While state.json cannot be saved: the next try.
+  bool save_failing_ = false;
+  std::unique_ptr<Timer> save_retry_;
   // What restore() could not restore, until a list has said it.
   std::vector<std::string> load_warnings_;
   std::function<void()> on_kill_;

@@ -16,13 +16,14 @@ constexpr EnumName<State> kStateNames[] = {
 static_assert(std::size(kStateNames) == kStateCount && in_declaration_order(kStateNames));
 
 constexpr EnumName<EventType> kEventNames[] = {
-    {EventType::kStart, "start"}, {EventType::kReady, "ready"},
-    {EventType::kExit, "exit"},   {EventType::kRestart, "restart"},
-    {EventType::kStop, "stop"},   {EventType::kFailed, "failed"},
-    {EventType::kWatch, "watch"}, {EventType::kRotate, "rotate"},
+    {EventType::kStart, "start"},        {EventType::kReady, "ready"},
+    {EventType::kExit, "exit"},          {EventType::kRestart, "restart"},
+    {EventType::kStop, "stop"},          {EventType::kFailed, "failed"},
+    {EventType::kWatch, "watch"},        {EventType::kRotate, "rotate"},
+    {EventType::kLogError, "log-error"}, {EventType::kLogResumed, "log-resumed"},
 };
 static_assert(in_declaration_order(kEventNames) &&
-              std::size(kEventNames) == static_cast<std::size_t>(EventType::kRotate) + 1);
+              std::size(kEventNames) == static_cast<std::size_t>(EventType::kLogResumed) + 1);
 
 }  // namespace
 
@@ -48,7 +49,11 @@ std::string describe(const Event& event) {
       break;
     case EventType::kWatch:
     case EventType::kRotate:
+    case EventType::kLogError:
       out += " " + event.path;
+      break;
+    case EventType::kLogResumed:
+      out += " " + event.path + " dropped=" + std::to_string(event.dropped);
       break;
     default:
       break;

@@ -115,16 +115,33 @@ void drop_partial_line(int fd, std::string_view written, std::uint64_t& size) {
   }
 }
 
-// Writes all of `data`, through short writes and EINTR, counting into `size`.
-// Writes `data` whole, or drops what got through of its last line.
+// Writes `data` whole, through short writes and EINTR, counting into `size`;
+// on an error drops what got through of its last line. `kept` is what of
+// `data` is in the file afterwards.
 Status write_lines_whole(int fd, std::string_view data, const std::string& path,
-                         std::uint64_t& size) {
+                         std::uint64_t& size, std::size_t& kept) {
   std::size_t done = 0;
   Status st = os::write_all(fd, data, &done);
   size += done;
-  if (st) return st;
-  drop_partial_line(fd, data.substr(0, done), size);
+  if (st) {
+    kept = done;
+    return st;
+  }
+  const std::string_view written = data.substr(0, done);
+  const std::size_t last = written.rfind('\n');
+  kept = last == std::string_view::npos ? 0 : last + 1;
+  drop_partial_line(fd, written, size);
   return os_error(st.error().os_error, "write " + path);
+}
+
+// The directories above `path`, made as needed.
+Status make_parent_directories(const std::string& path) {
+  const fs::path parent = fs::path(path).parent_path();
+  if (parent.empty()) return {};
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  if (ec) return os_error(ec.value(), "create directory " + parent.string());
+  return {};
 }
 
 }  // namespace
@@ -133,12 +150,7 @@ Result<std::unique_ptr<LogWriter>> LogWriter::open(const Options& options, const
   if (options.path.empty()) {
     return Error{ErrorKind::kInvalidArgument, "log path is empty", 0};
   }
-  const fs::path parent = fs::path(options.path).parent_path();
-  if (!parent.empty()) {
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    if (ec) return os_error(ec.value(), "create directory " + parent.string());
-  }
+  if (auto made = make_parent_directories(options.path); !made) return made.error();
 
   const int flags = kOpenFlags | (options.append ? 0 : O_TRUNC);
   const int fd = ::open(options.path.c_str(), flags, kFileMode);
@@ -168,17 +180,47 @@ LogWriter::~LogWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Status LogWriter::write_lines(std::string_view lines) {
+Status LogWriter::write_lines(std::string_view lines, std::uint64_t* dropped) {
+  std::string stamp;
   std::string stamped;
+  std::string_view data = lines;
   if (options_.timestamps && !lines.empty()) {
-    stamped = stamp_lines(lines, format_stamp(clock_.wall_now()));
-    lines = stamped;
+    stamp = format_stamp(clock_.wall_now());
+    stamped = stamp_lines(lines, stamp);
+    data = stamped;
   }
 
+  std::size_t kept = 0;
+  Status result = reopen_if_deleted();
+  if (result) result = write_stamped(data, kept);
+
+  // What was dropped is whole lines (or the final unfinished one), each
+  // with its stamp, which is not the app's.
+  const std::string_view lost = data.substr(kept);
+  std::uint64_t lost_bytes = lost.size();
+  if (!stamp.empty() && !lost.empty()) {
+    const auto count = static_cast<std::size_t>(std::count(lost.begin(), lost.end(), '\n')) +
+                       (lost.back() == '\n' ? 0 : 1);
+    lost_bytes -= std::min<std::uint64_t>(lost_bytes, count * stamp.size());
+  }
+  dropped_ += lost_bytes;
+  if (dropped != nullptr) *dropped = lost_bytes;
+  if (result) {
+    failing_ = false;
+    return result;
+  }
+  if (!failing_) dropped_while_failing_ = 0;
+  failing_ = true;
+  dropped_while_failing_ += lost_bytes;
+  return result;
+}
+
+Status LogWriter::write_stamped(std::string_view lines, std::size_t& kept) {
   // A failed rotation must not cost lines: the rest of the call goes into
   // the current file, past max_size, and the error is reported afterwards.
   Status rotation;
   bool may_rotate = options_.max_size > 0;
+  kept = 0;
   while (!lines.empty()) {
     std::size_t chunk = lines.size();
     if (may_rotate && size_ + lines.size() > options_.max_size) {
@@ -198,11 +240,28 @@ Status LogWriter::write_lines(std::string_view lines) {
         chunk = first_line_length(lines);
       }
     }
-    Status written = write_lines_whole(fd_, lines.substr(0, chunk), options_.path, size_);
+    std::size_t chunk_kept = 0;
+    Status written =
+        write_lines_whole(fd_, lines.substr(0, chunk), options_.path, size_, chunk_kept);
+    kept += chunk_kept;
     if (!written.ok()) return written;
     lines.remove_prefix(chunk);
   }
   return rotation;
+}
+
+Status LogWriter::reopen_if_deleted() {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 0) return {};
+  if (auto made = make_parent_directories(options_.path); !made) return made;
+  const int fd = ::open(options_.path.c_str(), kOpenFlags, kFileMode);
+  if (fd < 0) return os_error(errno, "open " + options_.path);
+  struct stat now {};
+  const bool sized = ::fstat(fd, &now) == 0;
+  ::close(fd_);
+  fd_ = fd;
+  size_ = sized ? static_cast<std::uint64_t>(now.st_size) : 0;
+  return {};
 }
 
 Status LogWriter::truncate() {

@@ -41,10 +41,19 @@ class LogWriter {
   // Without timestamps it is one write(2) per call unless a rotation falls
   // inside it; rotation happens only between lines. A single line longer
   // than max_size goes whole into a file of its own. On an error (ENOSPC...)
-  // the data is dropped and the error returned; the next call tries again.
-  // If a rotation fails, the lines go into the current file instead and the
-  // rotation's error is returned.
-  Status write_lines(std::string_view lines);
+  // the lines not written whole are dropped, counted in `*dropped` (bytes
+  // of `lines`, without timestamps) and dropped(), and the error returned;
+  // the next call tries again. If a rotation fails, the lines go into the
+  // current file instead and the rotation's error is returned. A file that
+  // was deleted (its directory too) is made again at PATH first, so that
+  // nothing is written where no one can read it.
+  Status write_lines(std::string_view lines, std::uint64_t* dropped = nullptr);
+
+  // True from a write_lines() that failed to the next one that succeeds.
+  bool failing() const { return failing_; }
+  // Bytes dropped since the writer was opened, and since failing() began.
+  std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t dropped_while_failing() const { return dropped_while_failing_; }
 
   // Renames PATH.(keep-1) ... PATH to PATH.keep ... PATH.1 and reopens PATH
   // empty. Called by write_lines; public for a forced rotation. A PATH that
@@ -64,10 +73,16 @@ class LogWriter {
  private:
   LogWriter(const Options& options, const Clock& clock, int fd, std::uint64_t size);
 
+  Status write_stamped(std::string_view lines, std::size_t& kept);
+  Status reopen_if_deleted();
+
   Options options_;
   const Clock& clock_;
   int fd_;
   std::uint64_t size_;
+  bool failing_ = false;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t dropped_while_failing_ = 0;
   std::function<void(const std::string&)> on_rotate_;
 };
 

@@ -135,8 +135,9 @@ class Monitor::Impl {
       const bool out = run_ && run_->out_pipe == id;
       const bool err = run_ && run_->err_pipe == id;
       const std::string partial = pipe->take_partial();
-      const auto& writer = out ? out_writer_ : err ? err_writer_ : nullptr;
-      if (!partial.empty() && writer) (void)writer->write_lines(partial);
+      if (!partial.empty() && (out || err)) {
+        (void)write_log(out ? OutputStream::kStdout : OutputStream::kStderr, partial);
+      }
     }
     pipes_.clear();
     if (run_) {
@@ -196,6 +197,8 @@ class Monitor::Impl {
     s.last_error = last_error_;
     s.out_log = out_writer_ ? out_writer_->path() : options_.logs.out_path;
     s.err_log = err_writer_ ? err_writer_->path() : options_.logs.err_path;
+    s.out_dropped = out_dropped_;
+    s.err_dropped = err_dropped_;
     return s;
   }
 
@@ -758,12 +761,33 @@ class Monitor::Impl {
     return id;
   }
 
+  // Writes to the stream's log, counting what is dropped; returns the
+  // writer when its failing state changed with this write.
+  LogWriter* write_log(OutputStream stream, std::string_view lines) {
+    LogWriter* writer = (stream == OutputStream::kStdout ? out_writer_ : err_writer_).get();
+    if (writer == nullptr) return nullptr;
+    const bool was_failing = writer->failing();
+    std::uint64_t dropped = 0;
+    Status written = writer->write_lines(lines, &dropped);
+    (stream == OutputStream::kStdout ? out_dropped_ : err_dropped_) += dropped;
+    if (!written) log_error_ = written.error().message;
+    return writer->failing() != was_failing ? writer : nullptr;
+  }
+
   void on_lines(OutputStream stream, std::string_view lines) {
-    const auto& writer = stream == OutputStream::kStdout ? out_writer_ : err_writer_;
-    if (writer) {
-      if (auto st = writer->write_lines(lines); !st) {
-        last_error_ = st.error().message;
+    if (LogWriter* changed = write_log(stream, lines)) {
+      // Said once when writing starts failing and once when it works again,
+      // not per dropped chunk.
+      Event e = make_event(changed->failing() ? EventType::kLogError : EventType::kLogResumed);
+      e.path = changed->path();
+      if (changed->failing()) {
+        e.reason = log_error_;
+        last_error_ = log_error_;
+      } else {
+        e.dropped = changed->dropped_while_failing();
+        if (last_error_ == log_error_) last_error_.clear();
       }
+      emit(e);
     }
     if (output_handlers_.empty()) return;
     auto snapshot = output_handlers_;
@@ -882,6 +906,9 @@ class Monitor::Impl {
   int restarts_ = 0;
   std::optional<ExitStatus> last_exit_;
   std::string last_error_;
+  std::string log_error_;  // the latest error writing a log
+  std::uint64_t out_dropped_ = 0;
+  std::uint64_t err_dropped_ = 0;
   std::optional<Error> last_spawn_error_;
   std::uint64_t spawn_attempts_ = 0;
   std::string restart_reason_;  // of the restart waiting for a stop to finish

@@ -599,14 +599,14 @@ TEST(AppInfoJson, HasTheStableListSchema) {
   const json::object j = to_json(info);
   EXPECT_EQ(keys_of(j),
             "id name pid status wanted restarts uptime_ms cpu rss_bytes cmd cwd out_log err_log "
-            "last_exit last_error containment");
-  EXPECT_EQ(j,
-            parse_object(
-                R"({"id":3,"name":"web","pid":999,"status":"running","wanted":"up",)"
-                R"("restarts":2,"uptime_ms":1500,"cpu":12.3,"rss_bytes":1048576,)"
-                R"("cmd":["node","server.js"],"cwd":"/srv",)"
-                R"("out_log":"/h/logs/web.out.log","err_log":"/h/logs/web.err.log",)"
-                R"("last_exit":{"signal":"KILL"},"last_error":"","containment":"process-tree"})"));
+            "last_exit last_error out_dropped_bytes err_dropped_bytes containment");
+  EXPECT_EQ(j, parse_object(
+                   R"({"id":3,"name":"web","pid":999,"status":"running","wanted":"up",)"
+                   R"("restarts":2,"uptime_ms":1500,"cpu":12.3,"rss_bytes":1048576,)"
+                   R"("cmd":["node","server.js"],"cwd":"/srv",)"
+                   R"("out_log":"/h/logs/web.out.log","err_log":"/h/logs/web.err.log",)"
+                   R"("last_exit":{"signal":"KILL"},"last_error":"",)"
+                   R"("out_dropped_bytes":0,"err_dropped_bytes":0,"containment":"process-tree"})"));
 }
 
 TEST(AppInfoJson, PidAndLastExitAreNullWhenNotRunning) {
@@ -714,18 +714,25 @@ TEST(Messages, PayloadsRoundTripOnTheWire) {
       R"({"id":1,"name":"api","pid":1234,"status":"running","wanted":"up","restarts":2,)"
       R"("uptime_ms":184000,"cpu":5E-1,"rss_bytes":12582912,"cmd":["node","server.js"],)"
       R"("cwd":"/srv","out_log":"/h/a.out.log","err_log":"/h/a.err.log",)"
-      R"("last_exit":{"signal":"TERM"},"last_error":"","containment":"process-tree"})");
+      R"("last_exit":{"signal":"TERM"},"last_error":"","out_dropped_bytes":0,)"
+      R"("err_dropped_bytes":4096,"containment":"process-tree"})");
   expect_round_trip<AppInfo>(
       R"({"id":2,"name":"db","pid":77,"status":"running","wanted":"up","restarts":0,)"
       R"("uptime_ms":5,"cpu":0E0,"rss_bytes":0,"cmd":["redis-server"],)"
       R"("cwd":"/","out_log":"","err_log":"","last_exit":null,"last_error":"",)"
-      R"("containment":"cgroup","cgroup":"/sys/fs/cgroup/sempre-0-0badf00d/77"})");
+      R"("out_dropped_bytes":0,"err_dropped_bytes":0,"containment":"cgroup","cgroup":"/sys/fs/cgroup/sempre-0-0badf00d/77"})");
   expect_round_trip<Event>(
       R"({"type":"exit","time":"2026-11-26T16:49:27.123Z","state":"backoff","pid":12,)"
       R"("exit":{"code":1},"uptime_ms":20})");
   expect_round_trip<Event>(
       R"({"type":"restart","time":"1970-01-01T00:00:00.000Z","state":"backoff","attempt":3,)"
       R"("delay_ms":400,"reason":"crashed"})");
+  expect_round_trip<Event>(
+      R"({"type":"log-error","time":"2026-11-26T16:49:27.123Z","state":"running",)"
+      R"("reason":"write /h/a.out.log: No space left on device","path":"/h/a.out.log"})");
+  expect_round_trip<Event>(
+      R"({"type":"log-resumed","time":"2026-11-26T16:49:28.000Z","state":"running",)"
+      R"("path":"/h/a.out.log","dropped_bytes":123456})");
   expect_round_trip<PingReply>(
       R"({"pid":9,"worker":10,"version":1,"home":"/h","uptime_ms":5,"apps":2})");
   expect_round_trip<SignalArgs>(R"({"signal":15,"targets":["web","2"]})");

@@ -284,6 +284,51 @@ TEST_F(AppManagerTest, StopKeepsTheAppWantedDownAndRestartBringsItBack) {
   EXPECT_EQ(launcher_.requests.size(), 2u);
 }
 
+// Saves fail while state.json is a directory (as on a full disk): what would
+// start an app is refused, a stop is done and answered as unsaved, and the
+// daemon saves it by itself once it can.
+TEST_F(AppManagerTest, AStateThatCannotBeSavedRefusesStartsAndRetriesAStopsSave) {
+  start(spec_of("web"));
+  std::filesystem::remove(paths_.state);
+  std::filesystem::create_directory(paths_.state);
+  const std::string unsaved =
+      "internal: could not save state: Is a directory (" + paths_.state + ")";
+
+  EXPECT_EQ(error("start", {{"spec", protocol::to_json(spec_of("worker"))}}),
+            unsaved + "; nothing was changed");
+  EXPECT_EQ(listed(), (Names{"1:web:starting"}));
+  EXPECT_EQ(launcher_.requests.size(), 1u);
+  write_apps({{"batch", 100}});
+  EXPECT_EQ(error("apply", apply_args("start")), unsaved + "; nothing was changed");
+  EXPECT_EQ(listed(), (Names{"1:web:starting"}));
+
+  EXPECT_EQ(error("stop", {{"targets", json::array{"web"}}})
+                .rfind(unsaved + "; the change is made, but not saved yet", 0),
+            0u);
+  EXPECT_EQ(listed(), (Names{"1:web:stopped"}));
+  EXPECT_EQ(error("restart", {{"targets", json::array{"web"}}}), unsaved + "; nothing was changed");
+  EXPECT_EQ(listed(), (Names{"1:web:stopped"}));
+  EXPECT_EQ(launcher_.requests.size(), 1u);
+
+  std::filesystem::remove(paths_.state);
+  clock_.advance(5s);
+  settle();
+  ASSERT_EQ(saved().apps.size(), 1u);
+  EXPECT_FALSE(saved().apps[0].wanted_up);
+  EXPECT_NE(log_text_.str().find("saved " + paths_.state + " again"), std::string::npos)
+      << log_text_.str();
+  // Logged once when it began, not on every try.
+  const std::string log = log_text_.str();
+  std::size_t failures = 0;
+  for (std::size_t at = log.find("cannot save"); at != std::string::npos;
+       at = log.find("cannot save", at + 1)) {
+    ++failures;
+  }
+  EXPECT_EQ(failures, 1u) << log;
+  EXPECT_EQ(result("restart", {{"targets", json::array{"web"}}}).at("apps").as_array().size(), 1u);
+  EXPECT_EQ(launcher_.requests.size(), 2u);
+}
+
 TEST_F(AppManagerTest, ATargetIsANameAnIdOrThePidOfARunningApp) {
   start(spec_of("web"));
   start(spec_of("worker"));

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -914,6 +915,146 @@ TEST_F(SempreContainment, DaemonizingAppLeavesNoCopiesAcrossRestarts) {
   const Outcome gone = sempre({"delete", "forking"});
   EXPECT_EQ(gone.code, 0) << describe(gone);
   EXPECT_TRUE(processes_with_env(tag).empty()) << describe_processes(processes_with_env(tag));
+}
+
+// --- a full disk -------------------------------------------------------------
+
+// File systems of their own, small enough to fill: a tmpfs needs root (the
+// tests skip without it).
+class SempreDiskFull : public SempreDaemon {
+ protected:
+  void TearDown() override {
+    unfill();
+    SempreDaemon::TearDown();
+    for (const std::string& path : mounts_) ::umount2(path.c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // A tmpfs of `size` ("256k") at `path`, made as needed, of mode 0700.
+  bool mount_tiny(const std::string& path, const std::string& size) {
+    fs::create_directories(path);
+    const std::string options = "size=" + size + ",mode=0700";
+    if (::mount("tmpfs", path.c_str(), "tmpfs", 0, options.c_str()) != 0) return false;
+    mounts_.push_back(path);
+    return true;
+  }
+
+  // Fills the file system of directory `dir` with a ballast file, to ENOSPC.
+  void fill(const std::string& dir) {
+    ballast_ = dir + "/ballast";
+    const int fd = ::open(ballast_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    const std::string block(4096, '\0');
+    while (::write(fd, block.data(), block.size()) > 0) {
+    }
+    const int err = errno;
+    // The last page may take a few bytes more.
+    while (::write(fd, block.data(), 1) > 0) {
+    }
+    ::close(fd);
+    ASSERT_EQ(err, ENOSPC) << std::strerror(err);
+  }
+
+  void unfill() {
+    if (!ballast_.empty()) ::unlink(ballast_.c_str());
+    ballast_.clear();
+  }
+
+  std::vector<std::string> mounts_;
+  std::string ballast_;
+};
+
+TEST_F(SempreDiskFull, OutputToAFullDiskIsDroppedCountedAndSaidWithoutTouchingTheApp) {
+  const std::string logs = dir_ + "/logs";
+  if (!mount_tiny(logs, "256k")) GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+  const std::string log = logs + "/ticker.out.log";
+  const Started app = start({"-n", "ticker", "-o", log, "--", kChild, "tick", "1"});
+  ASSERT_GT(app.pid, 0) << describe(app.outcome);
+  ASSERT_TRUE(wait_for_file(log, [](const std::string& t) { return t.size() >= 90; }));
+
+  fill(logs);
+  const Awaited dropping = await_app("ticker", [](const json::object& a) {
+    return number(a, "out_dropped_bytes") > 0 && !text(a, "last_error").empty();
+  });
+  ASSERT_TRUE(dropping.ok) << dropping.last_seen;
+  EXPECT_NE(text(dropping.app, "last_error").find("No space left on device"), std::string::npos)
+      << dropping.last_seen;
+  EXPECT_EQ(number(dropping.app, "err_dropped_bytes"), 0);
+  // The app goes on, unblocked: what it writes is read and counted.
+  const std::int64_t before = number(dropping.app, "out_dropped_bytes");
+  const Awaited more = await_app("ticker", [&](const json::object& a) {
+    return number(a, "out_dropped_bytes") >= before + 100 * 9;
+  });
+  ASSERT_TRUE(more.ok) << more.last_seen;
+  EXPECT_EQ(pid_of(more.app), app.pid);
+  EXPECT_EQ(number(more.app, "restarts"), 0);
+  const Outcome listed = sempre({"list"});
+  EXPECT_NE(listed.out.find("OUT_DROPPED"), std::string::npos) << listed.out;
+  const Outcome info = sempre({"info", "ticker"});
+  EXPECT_TRUE(std::regex_search(info.out, std::regex("\n  out dropped +[0-9]+ bytes of output")))
+      << info.out;
+
+  unfill();
+  const Awaited resumed =
+      await_app("ticker", [](const json::object& a) { return text(a, "last_error").empty(); });
+  ASSERT_TRUE(resumed.ok) << resumed.last_seen;
+  EXPECT_EQ(pid_of(resumed.app), app.pid);
+  EXPECT_GE(number(resumed.app, "out_dropped_bytes"), before + 100 * 9);
+  const std::uintmax_t size = fs::file_size(log);
+  EXPECT_TRUE(wait_for_file(log, [&](const std::string& t) { return t.size() >= size + 90; }));
+  // The daemon's log says when it began and when it ended, once each.
+  const std::string daemon_log = test::read_file(paths_.log);
+  const std::regex began("\\[warning\\] app ticker \\(id \\d+\\): log-error pid=\\d+ " + log +
+                         " \\(write " + log + ": No space left on device\\)");
+  const std::regex ended("\\[info\\] app ticker \\(id \\d+\\): log-resumed pid=\\d+ " + log +
+                         " dropped=[1-9][0-9]*");
+  const auto count = [&](const std::regex& r) {
+    return std::distance(std::sregex_iterator(daemon_log.begin(), daemon_log.end(), r),
+                         std::sregex_iterator());
+  };
+  EXPECT_EQ(count(began), 1) << daemon_log;
+  EXPECT_EQ(count(ended), 1) << daemon_log;
+}
+
+// With the home on a full disk: a start is refused, changing nothing; a
+// stop is done but answered as unsaved, and saved once there is room, so
+// that a new daemon restores neither a forgotten app nor a stopped one.
+TEST_F(SempreDiskFull, CommandsThatCannotSaveTheStateFailAndNothingIsLost) {
+  if (!mount_tiny(home_, "1m")) GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+  const Started kept = start(sleeper("kept"));
+  ASSERT_GT(kept.pid, 0) << describe(kept.outcome);
+
+  fill(home_);
+  const Outcome refused = sempre({"start", "-n", "new", "--", kChild, "sleep", "forever"});
+  EXPECT_EQ(refused.code, 1) << describe(refused);
+  EXPECT_NE(refused.err.find("could not save state: No space left on device"), std::string::npos)
+      << describe(refused);
+  EXPECT_FALSE(find("new")) << "a start that could not be saved left its app";
+
+  const Outcome stopped = sempre({"stop", "kept"});
+  EXPECT_EQ(stopped.code, 1) << describe(stopped);
+  EXPECT_NE(stopped.err.find("could not save state: No space left on device"), std::string::npos)
+      << describe(stopped);
+  EXPECT_FALSE(alive(kept.pid)) << "a stop must work on a full disk";
+
+  unfill();
+  // Saved by the daemon's retry, with no command to prompt it.
+  ASSERT_TRUE(wait_for_file(
+      paths_.state,
+      [](const std::string& t) { return t.find("\"wanted_up\":false") != std::string::npos; }, 15s))
+      << test::read_file(paths_.state);
+
+  const pid_t daemon = daemon_pid();
+  ASSERT_EQ(sempre({"daemon", "stop"}).code, 0);
+  ASSERT_TRUE(wait_for_exit(daemon));
+  const auto apps = list();
+  ASSERT_TRUE(apps) << last_list_error_;
+  ASSERT_EQ(apps->size(), 1u) << json::serialize(*apps);
+  const json::object& app = (*apps)[0].as_object();
+  EXPECT_EQ(text(app, "name"), "kept");
+  EXPECT_EQ(text(app, "status"), "stopped");
+  EXPECT_EQ(text(app, "wanted"), "down");
 }
 
 TEST_F(SempreDaemon, SignalReachesTheAppByNameIdAndPid) {

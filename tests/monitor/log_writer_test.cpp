@@ -411,5 +411,86 @@ TEST(LogWriter, WriteCutShortLeavesNoPartialLine) {
   EXPECT_EQ(read_file(path), first + "next\n");
 }
 
+TEST(LogWriter, CountsWhatItDropsUntilAWriteWorksAgain) {
+  TempDir dir;
+  FixedWallClock clock;
+  const std::string path = dir.file("app.log");
+  auto writer = open_writer({.path = path}, clock);
+  ASSERT_TRUE(writer);
+  const std::string first = std::string(59, 'a') + "\n";
+  const std::string lost = std::string(59, 'b') + "\n" + std::string(59, 'c') + "\n";
+  std::uint64_t dropped = 99;
+  {
+    FileSizeLimit limit(100);
+    ASSERT_TRUE(limit.ok());
+    ASSERT_TRUE(writer->write_lines(first, &dropped).ok());
+    EXPECT_EQ(dropped, 0u);
+    EXPECT_FALSE(writer->failing());
+    EXPECT_FALSE(writer->write_lines(lost, &dropped).ok());
+    EXPECT_EQ(dropped, lost.size());
+    EXPECT_TRUE(writer->failing());
+    EXPECT_FALSE(writer->write_lines(lost, &dropped).ok());
+  }
+  EXPECT_EQ(writer->dropped(), 2 * lost.size());
+  EXPECT_EQ(writer->dropped_while_failing(), 2 * lost.size());
+  ASSERT_TRUE(writer->write_lines("e\n", &dropped).ok());
+  EXPECT_EQ(dropped, 0u);
+  EXPECT_FALSE(writer->failing());
+  EXPECT_EQ(writer->dropped(), 2 * lost.size());
+  EXPECT_EQ(read_file(path), first + "e\n");
+}
+
+TEST(LogWriter, DroppedBytesAreTheAppsWithoutTimestamps) {
+  TempDir dir;
+  FixedWallClock clock;
+  const std::string path = dir.file("app.log");
+  auto writer = open_writer({.path = path, .timestamps = true}, clock);
+  ASSERT_TRUE(writer);
+  std::uint64_t dropped = 0;
+  {
+    FileSizeLimit limit(10);
+    ASSERT_TRUE(limit.ok());
+    EXPECT_FALSE(writer->write_lines("one\ntwo\n", &dropped).ok());
+  }
+  EXPECT_EQ(dropped, 8u);
+  EXPECT_EQ(read_file(path), "");
+}
+
+TEST(LogWriter, ALogWhoseDirectoryWasRemovedIsMadeAgain) {
+  TempDir dir;
+  FixedWallClock clock;
+  const std::string path = dir.file("logs/app.log");
+  auto writer = open_writer({.path = path}, clock);
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->write_lines("before\n").ok());
+  std::filesystem::remove_all(dir.file("logs"));
+  std::uint64_t dropped = 1;
+  ASSERT_TRUE(writer->write_lines("after\n", &dropped).ok());
+  EXPECT_EQ(dropped, 0u);
+  EXPECT_EQ(read_file(path), "after\n");
+  EXPECT_EQ(writer->size(), 6u);
+}
+
+TEST(LogWriter, ALogThatCannotBeMadeAgainDropsAndSaysWhy) {
+  TempDir dir;
+  FixedWallClock clock;
+  const std::string path = dir.file("logs/app.log");
+  auto writer = open_writer({.path = path}, clock);
+  ASSERT_TRUE(writer);
+  std::filesystem::remove_all(dir.file("logs"));
+  // A file where the directory was: it cannot be made again.
+  test::write_file(dir.file("logs"), "x");
+  std::uint64_t dropped = 0;
+  Status st = writer->write_lines("lost\n", &dropped);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find(dir.file("logs")), std::string::npos) << st.error().message;
+  EXPECT_EQ(dropped, 5u);
+  EXPECT_TRUE(writer->failing());
+  std::filesystem::remove(dir.file("logs"));
+  ASSERT_TRUE(writer->write_lines("back\n").ok());
+  EXPECT_FALSE(writer->failing());
+  EXPECT_EQ(read_file(path), "back\n");
+}
+
 }  // namespace
 }  // namespace sempre

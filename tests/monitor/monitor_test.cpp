@@ -237,6 +237,43 @@ TEST_F(MonitorTest, ABurstOfOutputIsReadWholeWhileTheChildStaysQuiet) {
   ASSERT_TRUE(stop_and_wait());
 }
 
+// A log that cannot be written costs the app nothing: its output is read
+// and dropped, counted, and said once when it starts and once when it ends.
+TEST_F(MonitorTest, ALogThatCannotBeWrittenDropsCountsAndSaysWhenItResumes) {
+  const std::string logs = dir_.path().string() + "/logs";
+  auto o = options({"tick", "1"});
+  o.logs.out_path = logs + "/app.out.log";
+  o.logs.err_path = logs + "/app.err.log";
+  Monitor& m = make(o);
+  ASSERT_TRUE(m.start().ok());
+  ASSERT_TRUE(wait([&] { return out_.size() >= 5; }));
+  const pid_t pid = m.status().pid;
+
+  // A file where the directory was: the log can be made again nowhere.
+  std::filesystem::remove_all(logs);
+  test::write_file(logs, "");
+  ASSERT_TRUE(wait([&] { return count(EventType::kLogError) == 1 && m.status().out_dropped > 0; }));
+  const Event* failed = last(EventType::kLogError);
+  EXPECT_EQ(failed->path, o.logs.out_path);
+  EXPECT_NE(failed->reason.find(logs), std::string::npos) << failed->reason;
+  EXPECT_EQ(m.status().last_error, failed->reason);
+  const std::size_t seen = out_.size();
+  ASSERT_TRUE(wait([&] { return out_.size() >= seen + 20; }));
+  EXPECT_EQ(count(EventType::kLogError), 1) << "said once, not per dropped chunk";
+  EXPECT_EQ(m.status().err_dropped, 0u);
+
+  std::filesystem::remove(logs);
+  ASSERT_TRUE(wait([&] { return count(EventType::kLogResumed) == 1; }));
+  const Event* resumed = last(EventType::kLogResumed);
+  EXPECT_EQ(resumed->path, o.logs.out_path);
+  EXPECT_EQ(resumed->dropped, m.status().out_dropped);
+  EXPECT_GE(resumed->dropped, 20u * 9);  // "%08d\n" per line
+  EXPECT_EQ(m.status().last_error, "");
+  EXPECT_EQ(m.status().pid, pid) << "the app was neither blocked nor restarted";
+  ASSERT_TRUE(wait([&] { return !read_file(o.logs.out_path).empty(); }));
+  ASSERT_TRUE(stop_and_wait());
+}
+
 TEST_F(MonitorTest, ReportsExitCodeOfARunThatEnds) {
   auto o = options({"exit", "3"});
   o.restart = RestartMode::kNever;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -39,7 +40,18 @@ struct SEMPRE_EXPORT ExitStatus {
   bool operator==(const ExitStatus&) const = default;
 };
 
-enum class EventType { kStart, kReady, kExit, kRestart, kStop, kFailed, kWatch, kRotate };
+enum class EventType {
+  kStart,
+  kReady,
+  kExit,
+  kRestart,
+  kStop,
+  kFailed,
+  kWatch,
+  kRotate,
+  kLogError,    // a log could not be written: its output is being dropped
+  kLogResumed,  // writing that log works again
+};
 SEMPRE_EXPORT const char* event_name(EventType type);  // "start", "ready", ...
 
 // One lifecycle event. Fields that do not apply to a type keep their defaults.
@@ -53,7 +65,9 @@ struct Event {
   int attempt = 0;                 // restart: consecutive crash-loop restarts (0: not a crash loop)
   Millis delay{0};                 // restart: wait before the next spawn
   std::string reason;              // restart, stop, failed: why
-  std::string path;                // watch: the path that changed; rotate: the file rotated
+  std::string path;                // watch: the path that changed; rotate: the file rotated;
+                                   // log-error, log-resumed: the log file
+  std::uint64_t dropped = 0;       // log-resumed: bytes of output dropped meanwhile
 };
 
 // "exit pid=123 code 1 uptime=20ms", for logs and `sempre run`.

@@ -58,6 +58,10 @@ struct MonitorStatus {
   std::string last_error;  // why it failed, when it did
   std::string out_log;     // paths being written, empty when none
   std::string err_log;
+  // Bytes of output that could not be written to the logs (disk full, the
+  // log's directory not writable) and were dropped, since the Monitor was made.
+  std::uint64_t out_dropped = 0;
+  std::uint64_t err_dropped = 0;
   // How the current run's processes are held: the cgroup v2 directory of its
   // own, or empty for its process tree (see sempre/proc_stats.hpp).
   std::string cgroup;
