@@ -2,7 +2,9 @@
 // directories, small file I/O.
 #pragma once
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -138,5 +140,60 @@ inline bool eventually(const std::function<bool()>& done, std::chrono::milliseco
   }
   return true;
 }
+
+// A tmpfs of its own at `path` (made as needed), of `size` ("256k") and mode
+// 0700, small enough to fill: for a full disk without filling a real one.
+// Mounting needs root: mounted() says whether it worked. Unmounted, lazily,
+// when destroyed.
+class TinyFs {
+ public:
+  TinyFs(const std::string& path, const std::string& size) : path_(path) {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    const std::string options = "size=" + size + ",mode=0700";
+    if (::mount("tmpfs", path.c_str(), "tmpfs", 0, options.c_str()) == 0) {
+      mounted_ = true;
+    } else {
+      error_ = errno;
+    }
+  }
+  ~TinyFs() {
+    unfill();
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  TinyFs(const TinyFs&) = delete;
+  TinyFs& operator=(const TinyFs&) = delete;
+
+  bool mounted() const { return mounted_; }
+  int error() const { return error_; }
+
+  // Fills it to ENOSPC with a ballast file; false if it did not get there.
+  bool fill() {
+    ballast_ = path_ + "/ballast";
+    const int fd = ::open(ballast_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return false;
+    const std::string block(4096, '\0');
+    while (::write(fd, block.data(), block.size()) > 0) {
+    }
+    // The last page may take a few bytes more.
+    while (::write(fd, block.data(), 1) > 0) {
+    }
+    const int err = errno;
+    ::close(fd);
+    return err == ENOSPC;
+  }
+
+  // Frees what fill() took.
+  void unfill() {
+    if (!ballast_.empty()) ::unlink(ballast_.c_str());
+    ballast_.clear();
+  }
+
+ private:
+  std::string path_;
+  std::string ballast_;
+  bool mounted_ = false;
+  int error_ = 0;
+};
 
 }  // namespace sempre::test

@@ -11,7 +11,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +35,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "e2e/raw_client.hpp"
 #include "e2e/subprocess.hpp"
 #include "home.hpp"
 #include "protocol.hpp"
@@ -248,98 +248,7 @@ bool mentions_permission(std::string message) {
 
 // --- the control socket, spoken by hand ------------------------------------
 
-// One connection to the daemon's control socket, for the tests that must send
-// what `sempre` never would.
-class RawClient {
- public:
-  explicit RawClient(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return;
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-      return;
-    }
-    // A daemon that neither reads nor drops us must not hang the test.
-    timeval limit{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-  }
-  ~RawClient() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawClient(const RawClient&) = delete;
-  RawClient& operator=(const RawClient&) = delete;
-
-  bool connected() const { return fd_ >= 0; }
-
-  // Sends all of `data`; false once the peer has closed or stopped reading.
-  bool send(std::string_view data) {
-    while (!data.empty()) {
-      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-
-  // The next line, without its '\n'; nullopt when the peer closed first or the
-  // deadline passed.
-  std::optional<std::string> read_line(milliseconds limit = 10s) {
-    const auto deadline = SteadyClock::now() + limit;
-    for (;;) {
-      if (const auto end = buffer_.find('\n'); end != std::string::npos) {
-        std::string line = buffer_.substr(0, end);
-        buffer_.erase(0, end + 1);
-        return line;
-      }
-      if (pump(deadline) != Got::kData) return std::nullopt;
-    }
-  }
-
-  // Reads and drops everything until the peer closes; false past the deadline.
-  bool wait_closed(milliseconds limit = 10s) {
-    const auto deadline = SteadyClock::now() + limit;
-    for (;;) {
-      switch (pump(deadline)) {
-        case Got::kData:
-          buffer_.clear();
-          break;
-        case Got::kClosed:
-          return true;
-        case Got::kTimeout:
-          return false;
-      }
-    }
-  }
-
- private:
-  enum class Got { kData, kClosed, kTimeout };
-
-  Got pump(SteadyClock::time_point deadline) {
-    for (;;) {
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
-      if (left.count() <= 0) return Got::kTimeout;
-      pollfd p{fd_, POLLIN, 0};
-      const int n = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Got::kTimeout;
-      char buf[65536];
-      const ssize_t got = ::read(fd_, buf, sizeof buf);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) return Got::kClosed;  // EOF, or ECONNRESET from a peer that dropped us
-      buffer_.append(buf, static_cast<std::size_t>(got));
-      return Got::kData;
-    }
-  }
-
-  int fd_ = -1;
-  std::string buffer_;
-};
+using test::RawClient;
 
 // --- commands ---------------------------------------------------------------
 
@@ -924,45 +833,23 @@ TEST_F(SempreContainment, DaemonizingAppLeavesNoCopiesAcrossRestarts) {
 class SempreDiskFull : public SempreDaemon {
  protected:
   void TearDown() override {
-    unfill();
+    if (tiny_) tiny_->unfill();
     SempreDaemon::TearDown();
-    for (const std::string& path : mounts_) ::umount2(path.c_str(), MNT_DETACH);
+    tiny_.reset();
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
 
-  // A tmpfs of `size` ("256k") at `path`, made as needed, of mode 0700.
+  // A tmpfs of `size` at `path`.
   bool mount_tiny(const std::string& path, const std::string& size) {
-    fs::create_directories(path);
-    const std::string options = "size=" + size + ",mode=0700";
-    if (::mount("tmpfs", path.c_str(), "tmpfs", 0, options.c_str()) != 0) return false;
-    mounts_.push_back(path);
-    return true;
+    tiny_.emplace(path, size);
+    errno = tiny_->error();
+    return tiny_->mounted();
   }
+  void fill() { ASSERT_TRUE(tiny_->fill()); }
+  void unfill() { tiny_->unfill(); }
 
-  // Fills the file system of directory `dir` with a ballast file, to ENOSPC.
-  void fill(const std::string& dir) {
-    ballast_ = dir + "/ballast";
-    const int fd = ::open(ballast_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
-    const std::string block(4096, '\0');
-    while (::write(fd, block.data(), block.size()) > 0) {
-    }
-    const int err = errno;
-    // The last page may take a few bytes more.
-    while (::write(fd, block.data(), 1) > 0) {
-    }
-    ::close(fd);
-    ASSERT_EQ(err, ENOSPC) << std::strerror(err);
-  }
-
-  void unfill() {
-    if (!ballast_.empty()) ::unlink(ballast_.c_str());
-    ballast_.clear();
-  }
-
-  std::vector<std::string> mounts_;
-  std::string ballast_;
+  std::optional<test::TinyFs> tiny_;
 };
 
 TEST_F(SempreDiskFull, OutputToAFullDiskIsDroppedCountedAndSaidWithoutTouchingTheApp) {
@@ -973,7 +860,7 @@ TEST_F(SempreDiskFull, OutputToAFullDiskIsDroppedCountedAndSaidWithoutTouchingTh
   ASSERT_GT(app.pid, 0) << describe(app.outcome);
   ASSERT_TRUE(wait_for_file(log, [](const std::string& t) { return t.size() >= 90; }));
 
-  fill(logs);
+  fill();
   const Awaited dropping = await_app("ticker", [](const json::object& a) {
     return number(a, "out_dropped_bytes") > 0 && !text(a, "last_error").empty();
   });
@@ -1025,7 +912,7 @@ TEST_F(SempreDiskFull, CommandsThatCannotSaveTheStateFailAndNothingIsLost) {
   const Started kept = start(sleeper("kept"));
   ASSERT_GT(kept.pid, 0) << describe(kept.outcome);
 
-  fill(home_);
+  fill();
   const Outcome refused = sempre({"start", "-n", "new", "--", kChild, "sleep", "forever"});
   EXPECT_EQ(refused.code, 1) << describe(refused);
   EXPECT_NE(refused.err.find("could not save state: No space left on device"), std::string::npos)

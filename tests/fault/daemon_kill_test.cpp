@@ -5,162 +5,23 @@
 //
 // SEMPRE_FAULT_KILLS=N repeats N kill points (default 20); SEMPRE_FAULT_SEED
 // fixes the random delays (the seed used is printed).
-#include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/json.hpp>
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <map>
+#include <iostream>
 #include <random>
-#include <sstream>
-#include <string>
-#include <vector>
 
-#include "e2e/subprocess.hpp"
-#include "test_util.hpp"
+#include "fault/fault_fixture.hpp"
 
-namespace sempre {
+namespace sempre::fault {
 namespace {
 
-namespace fs = std::filesystem;
-namespace json = boost::json;
-using namespace std::chrono_literals;
 using test::alive;
 using test::read_file;
 using test::Subprocess;
 using test::wait_for_exit;
 
-const std::string kSempre = SEMPRE_BIN;
-const std::string kChild = SEMPRE_TEST_CHILD;
-
-int env_number(const char* name, int fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
-}
-
-std::vector<pid_t> all_processes() {
-  std::vector<pid_t> pids;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!name.empty() && name.find_first_not_of("0123456789") == std::string::npos) {
-      pids.push_back(static_cast<pid_t>(std::stol(name)));
-    }
-  }
-  return pids;
-}
-
-bool has_env(pid_t pid, const std::string& entry) {
-  const std::string environ = read_file("/proc/" + std::to_string(pid) + "/environ");
-  std::size_t at = 0;
-  while (at < environ.size()) {
-    const std::size_t end = environ.find('\0', at);
-    if (environ.compare(at, end - at, entry) == 0) return true;
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
-  return false;
-}
-
-std::string command_line(pid_t pid) {
-  std::string text = read_file("/proc/" + std::to_string(pid) + "/cmdline");
-  for (char& c : text) {
-    if (c == '\0') c = ' ';
-  }
-  return text;
-}
-
-class DaemonKill : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ::unsetenv("SEMPRE_HOME");
-    char tmpl[] = "/tmp/sempre-fault-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    home_ = dir_ + "/home";
-  }
-
-  void TearDown() override {
-    Subprocess kill({kSempre, "kill"}, env());
-    kill.wait(60s);
-    for (pid_t pid : all_processes()) {
-      if (alive(pid) && has_env(pid, "SEMPRE_HOME=" + home_)) {
-        ADD_FAILURE() << "left behind: " << pid << " " << command_line(pid);
-        ::kill(pid, SIGKILL);
-      }
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  std::vector<std::string> env() const { return {"SEMPRE_HOME=" + home_, "NO_COLOR=1"}; }
-
-  int sempre(const std::vector<std::string>& args, std::string* out = nullptr) {
-    std::vector<std::string> argv = {kSempre};
-    argv.insert(argv.end(), args.begin(), args.end());
-    Subprocess p(argv, env());
-    const int code = p.wait(60s).value_or(-1);
-    if (out != nullptr) *out = p.out() + p.err();
-    return code;
-  }
-
-  // The live processes of app `name` (started with FAULT_APP=name).
-  std::vector<pid_t> copies(const std::string& name) const {
-    std::vector<pid_t> found;
-    for (pid_t pid : all_processes()) {
-      if (alive(pid) && has_env(pid, "FAULT_APP=" + name) && has_env(pid, "SEMPRE_HOME=" + home_)) {
-        found.push_back(pid);
-      }
-    }
-    return found;
-  }
-
-  std::vector<pid_t> workers() const {
-    std::vector<pid_t> found;
-    for (pid_t pid : all_processes()) {
-      if (alive(pid) && command_line(pid).find(" --worker --home " + home_) != std::string::npos) {
-        found.push_back(pid);
-      }
-    }
-    return found;
-  }
-
-  // name -> app object, from `sempre list --json`.
-  std::map<std::string, json::object> apps() {
-    std::string out;
-    std::vector<std::string> argv = {kSempre, "list", "--json"};
-    Subprocess p(argv, env());
-    std::map<std::string, json::object> by_name;
-    if (p.wait(60s).value_or(-1) != 0) return by_name;
-    boost::system::error_code ec;
-    const json::value parsed = json::parse(p.out(), ec);
-    if (ec || !parsed.is_array()) return by_name;
-    for (const json::value& app : parsed.as_array()) {
-      if (app.is_object() && app.as_object().contains("name")) {
-        by_name[std::string(app.as_object().at("name").as_string())] = app.as_object();
-      }
-    }
-    return by_name;
-  }
-
-  static pid_t pid_of(const json::object& app) {
-    const json::value& pid = app.at("pid");
-    return pid.is_int64() ? static_cast<pid_t>(pid.as_int64()) : 0;
-  }
-
-  int start(const std::string& name, const std::vector<std::string>& command) {
-    std::vector<std::string> args = {"start", "--name", name, "--env", "FAULT_APP=" + name, "--"};
-    args.insert(args.end(), command.begin(), command.end());
-    return sempre(args);
-  }
-
-  std::string dir_;
-  std::string home_;
-};
+using DaemonKill = FaultScenario;
 
 TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
   const int kills = env_number("SEMPRE_FAULT_KILLS", 20);
@@ -175,9 +36,7 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
   // flood of output through a rotating log.
   ASSERT_EQ(start("ticker", {kChild, "tick", "1"}), 0);
   ASSERT_EQ(start("idle", {kChild, "sleep", "forever"}), 0);
-  ASSERT_EQ(sempre({"start", "--name", "flood", "--env", "FAULT_APP=flood", "--log-max-size", "1M",
-                    "--log-keep", "2", "--", kChild, "tick", "0"}),
-            0);
+  ASSERT_EQ(start("flood", {kChild, "tick", "0"}, {"--log-max-size", "1M", "--log-keep", "2"}), 0);
   // The app each window works on.
   ASSERT_EQ(start("restarted", {kChild, "sleep", "forever"}), 0);
   std::map<std::string, pid_t> steady;
@@ -256,25 +115,16 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
 
   // Not one of the ticker's lines was lost or written twice.
   ASSERT_EQ(sempre({"stop", "ticker"}), 0);
-  std::istringstream log(read_file(home_ + "/logs/ticker.out.log"));
-  long expected = 0;
-  long lost = 0;
-  long doubled = 0;
-  for (std::string line; std::getline(log, line);) {
-    const long n = std::stol(line);
-    if (n > expected) lost += n - expected;
-    if (n < expected) ++doubled;
-    expected = std::max(expected, n + 1);
-  }
+  const Ticks ticks = count_ticks(read_file(out_log("ticker")));
   std::cout << "kills: " << kills;
   for (const auto& [window, n] : per_window) std::cout << ", " << window << " " << n;
-  std::cout << "; ticker lines checked: " << expected << ", lost: " << lost
-            << ", written twice: " << doubled << "\n";
-  EXPECT_GT(expected, 100);
-  EXPECT_EQ(lost, 0);
-  EXPECT_EQ(doubled, 0);
+  std::cout << "; ticker lines checked: " << ticks.checked << ", lost: " << ticks.lost
+            << ", written twice: " << ticks.doubled << "\n";
+  EXPECT_GT(ticks.checked, 100);
+  EXPECT_EQ(ticks.lost, 0);
+  EXPECT_EQ(ticks.doubled, 0);
   EXPECT_TRUE(alive(steady["flood"])) << "the flood never blocked for good nor died of EPIPE";
 }
 
 }  // namespace
-}  // namespace sempre
+}  // namespace sempre::fault
