@@ -217,9 +217,11 @@ class AppManager::Impl {
   }
 
   // A kept run's main process. A run kept as "pending" was being spawned
-  // when the worker died: its main process, if the spawn happened, is a
-  // child of the keeper that leads its own group and has the run's stdout
-  // or stderr pipe as descriptor 1 or 2.
+  // when the worker died: its main process, if the fork happened, is a child
+  // of the keeper that holds the run's pipes, which it got at the fork, long
+  // before they are its standard output and error: it is found however far
+  // it got before exec. Of such children (a daemonizing app's orphans hold
+  // the pipes too), the oldest is the main process.
   std::optional<std::pair<pid_t, std::uint64_t>> kept_process(const KeptRun& run,
                                                               const KeeperLink::Entry& entry) {
     if (run.pid) return std::pair{*run.pid, run.start_time};
@@ -228,24 +230,32 @@ class AppManager::Impl {
       struct stat st {};
       if (::fstat(fd.get(), &st) == 0) pipes.push_back("pipe:[" + std::to_string(st.st_ino) + "]");
     }
+    std::optional<std::pair<pid_t, std::uint64_t>> oldest;
+    const pid_t self = ::getpid();
     std::error_code ec;
     for (const auto& dir : std::filesystem::directory_iterator("/proc", ec)) {
       const std::string base = dir.path().filename().string();
       pid_t pid = 0;
       auto [end, err] = std::from_chars(base.data(), base.data() + base.size(), pid);
-      if (err != std::errc() || end != base.data() + base.size()) continue;
+      if (err != std::errc() || end != base.data() + base.size() || pid == self) continue;
       auto stat = os::read_proc_stat(pid);
-      if (!stat || stat->ppid != keeper_->keeper_pid() || stat->pgrp != pid) continue;
-      for (const char* fd : {"/1", "/2"}) {
+      if (!stat || stat->ppid != keeper_->keeper_pid() || stat->state == 'Z') continue;
+      // Forked in the same clock tick: the lower pid came first.
+      if (oldest && (oldest->second < stat->starttime ||
+                     (oldest->second == stat->starttime && oldest->first < pid))) {
+        continue;
+      }
+      std::error_code fd_ec;
+      for (const auto& fd : std::filesystem::directory_iterator(dir.path() / "fd", fd_ec)) {
         std::error_code link_ec;
-        const auto target =
-            std::filesystem::read_symlink(dir.path().string() + "/fd" + fd, link_ec);
+        const auto target = std::filesystem::read_symlink(fd.path(), link_ec);
         if (!link_ec && std::find(pipes.begin(), pipes.end(), target.string()) != pipes.end()) {
-          return std::pair{pid, stat->starttime};
+          oldest = std::pair{pid, stat->starttime};
+          break;
         }
       }
     }
-    return std::nullopt;
+    return oldest;
   }
 
   // How long process `pid`, started at `start_time` (clock ticks after
@@ -268,6 +278,8 @@ class AppManager::Impl {
     const std::optional<KeptRun> run = KeptRun::parse(entry.text);
     const auto process = run ? kept_process(*run, entry) : std::nullopt;
     if (!process || entry.fds.size() != 2) {
+      log_->info("app {} (id {}): kept run {} ({}, {} pipe(s)) has no process to take over",
+                 app.spec.name, app.id, name, entry.text, entry.fds.size());
       keeper_->drop(name);
       return false;
     }

@@ -1,5 +1,6 @@
 #include "control_server.hpp"
 
+#include <poll.h>
 #include <spdlog/logger.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -186,6 +187,18 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   pid_t peer_pid() const override { return pid_; }
 
   // Closes at once, dropping what is queued, and runs the on_close handlers.
+  // Closes a served session whose client has hung up, before the event
+  // loop gets to read that (its end of file may wait behind a storm of
+  // new clients). A client that only shut its writing side down still
+  // waits for its answer, and is kept. True when it was closed.
+  bool close_if_hung_up() {
+    if (!open_ || !served_) return false;
+    pollfd p{socket_.native_handle(), 0, 0};
+    if (::poll(&p, 1, 0) != 1 || (p.revents & (POLLHUP | POLLERR)) == 0) return false;
+    close_now();
+    return true;
+  }
+
   void close_now() {
     if (!open_) return;
     open_ = false;
@@ -545,6 +558,17 @@ class ServerImpl final : public ControlServer {
     wait_for_clients(shared);
   }
 
+  // At the cap: the places of clients that left are given back at once, so
+  // that a storm of connections that hang up never holds the daemon full.
+  static void sweep_hung_up(const std::shared_ptr<Shared>& shared) {
+    std::vector<std::shared_ptr<SessionImpl>> open;
+    open.reserve(shared->sessions.size());
+    for (const auto& [raw, weak] : shared->sessions) {
+      if (auto session = weak.lock()) open.push_back(std::move(session));
+    }
+    for (const auto& session : open) session->close_if_hung_up();
+  }
+
   static void start_session(const std::shared_ptr<Shared>& shared, int fd) {
     ucred cred{};
     socklen_t length = sizeof cred;
@@ -573,6 +597,7 @@ class ServerImpl final : public ControlServer {
           "permission denied: uid " + std::to_string(cred.uid) + " is not the daemon's owner");
       return;
     }
+    if (shared->served >= shared->max_clients) sweep_hung_up(shared);
     if (shared->served >= shared->max_clients) {
       if (shared->refused++ == 0) {
         shared->log->warn(

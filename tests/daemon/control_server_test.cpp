@@ -555,6 +555,22 @@ TEST_F(ControlServerTest, RefusesAClientOverTheCapUntilOneLeaves) {
   EXPECT_NE(logged().find("accepting clients again (2 refused"), std::string::npos) << logged();
 }
 
+// Clients that hang up before the server reads their end of file (a storm of
+// them, accepted in one turn) give their places back as soon as the cap is
+// reached, rather than keep the next client out.
+TEST_F(ControlServerTest, APlaceHeldByAClientThatHungUpIsGivenBackAtTheCap) {
+  serve(ControlServer::kIdleLimit, 2);
+  {
+    RawPeer gone(path_);
+    RawPeer also_gone(path_);
+  }
+  Client third(io_, path_);
+  third.send(protocol::make_request(1, "echo"));
+  ASSERT_TRUE(wait_for_messages(third, 1));
+  EXPECT_TRUE(third.messages()[0].at("ok").as_bool()) << json::serialize(third.messages()[0]);
+  EXPECT_EQ(logged().find("refusing new clients"), std::string::npos) << logged();
+}
+
 TEST_F(ControlServerTest, KeepsAcceptingAfterRunningOutOfDescriptorsWithoutSpinning) {
 #if defined(__SANITIZE_ADDRESS__)
   // With no descriptor left, the sanitizers' own runtime fails its checks.
