@@ -1,5 +1,6 @@
 #include "protocol.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -45,6 +46,28 @@ FrameDecoder::Status FrameDecoder::fail(std::string message, std::string& error)
   return Status::kMalformed;
 }
 
+namespace {
+
+// Whether `value` holds a number too large for a double (1e400 parses as
+// infinity), which no JSON text can carry on: serialize() would print it as
+// "Infinity", and the peer could not read that.
+bool has_non_finite(const json::value& value) {
+  switch (value.kind()) {
+    case json::kind::double_:
+      return !std::isfinite(value.get_double());
+    case json::kind::array:
+      return std::any_of(value.get_array().begin(), value.get_array().end(),
+                         [](const json::value& v) { return has_non_finite(v); });
+    case json::kind::object:
+      return std::any_of(value.get_object().begin(), value.get_object().end(),
+                         [](const json::key_value_pair& kv) { return has_non_finite(kv.value()); });
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 FrameDecoder::Status FrameDecoder::next(json::object& message, std::string& error) {
   if (failed_) {
     error = error_;
@@ -77,6 +100,7 @@ FrameDecoder::Status FrameDecoder::next(json::object& message, std::string& erro
     json::value value = json::parse(line, ec);
     if (ec) return fail("malformed JSON: " + ec.message(), error);
     if (!value.is_object()) return fail("malformed JSON: expected an object", error);
+    if (has_non_finite(value)) return fail("malformed JSON: a number out of range", error);
     message = std::move(value.get_object());
     return Status::kMessage;
   }

@@ -161,6 +161,26 @@ TEST(FrameDecoder, RefusesJsonThatIsNotAnObject) {
   }
 }
 
+// A number past a double's range would go on as "Infinity", which no peer
+// can read back: refused where it comes in.
+TEST(FrameDecoder, RefusesANumberOutOfRangeWhereverItIs) {
+  for (const char* line : {"{\"id\":1e400}\n", "{\"args\":{\"spec\":{\"x\":[1,-40e185760]}}}\n",
+                           "{\"a\":1000000000000000000000000000000000000000000000000000000000000000"
+                           "00000000000000000000000000000000000000000000000000000000000000000000"
+                           "00000000000000000000000000000000000000000000000000000000000000000000"
+                           "00000000000000000000000000000000000000000000000000000000000000000000"
+                           "0000000000000000000000000000000000000000000000000000000000000000}\n"}) {
+    FrameDecoder decoder;
+    decoder.feed(line);
+    Decoded d = next_of(decoder);
+    ASSERT_EQ(d.status, FrameDecoder::Status::kMalformed) << line;
+    EXPECT_EQ(d.error, "malformed JSON: a number out of range");
+  }
+  FrameDecoder decoder;
+  decoder.feed("{\"a\":1.5e308,\"b\":-2e-400}\n");
+  EXPECT_EQ(next_of(decoder).status, FrameDecoder::Status::kMessage);
+}
+
 TEST(FrameDecoder, StaysMalformedOnceMalformed) {
   FrameDecoder decoder;
   decoder.feed("nonsense\n");
