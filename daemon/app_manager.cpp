@@ -290,6 +290,13 @@ class AppManager::Impl {
     adoption.stdout_fd = entry.fds[0].release();
     adoption.stderr_fd = entry.fds[1].release();
     adoption.exit_status = keeper_->exit_source();
+    if (run->exit) {
+      // Reaped by the last worker already: nobody else will report it.
+      adoption.exit_status = [status = *run->exit](
+                                 pid_t, std::function<void(std::optional<ExitStatus>)> done) {
+        done(status);
+      };
+    }
     if (!run->pid) {
       // The keeper learns the pid the spawn could not report.
       KeptRun found;

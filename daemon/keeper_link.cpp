@@ -40,7 +40,9 @@ bool parse_number(std::string_view text, T& value) {
 
 std::string KeptRun::text() const {
   if (!pid) return "pending";
-  return "pid=" + std::to_string(*pid) + " start=" + std::to_string(start_time);
+  std::string out = "pid=" + std::to_string(*pid) + " start=" + std::to_string(start_time);
+  if (exit) out += (exit->signaled ? " signal=" : " code=") + std::to_string(exit->code);
+  return out;
 }
 
 std::optional<KeptRun> KeptRun::parse(std::string_view text) {
@@ -52,7 +54,24 @@ std::optional<KeptRun> KeptRun::parse(std::string_view text) {
   if (space == std::string_view::npos) return std::nullopt;
   pid_t pid = 0;
   if (!parse_number(text.substr(0, space), pid) || pid <= 0) return std::nullopt;
-  if (!parse_number(text.substr(space + 7), run.start_time)) return std::nullopt;
+  text.remove_prefix(space + 7);
+  // "pid=P start=S", then " code=N" or " signal=N" once its main process ended.
+  const auto ended = text.find(' ');
+  if (!parse_number(text.substr(0, ended), run.start_time)) return std::nullopt;
+  if (ended != std::string_view::npos) {
+    std::string_view how = text.substr(ended + 1);
+    ExitStatus status;
+    if (how.starts_with("code=")) {
+      how.remove_prefix(5);
+    } else if (how.starts_with("signal=")) {
+      how.remove_prefix(7);
+      status.signaled = true;
+    } else {
+      return std::nullopt;
+    }
+    if (!parse_number(how, status.code)) return std::nullopt;
+    run.exit = status;
+  }
   run.pid = pid;
   return run;
 }
@@ -356,6 +375,15 @@ class NamedRunKeeper final : public RunKeeper {
     KeptRun run;
     run.pid = pid;
     if (auto stat = os::read_proc_stat(pid)) run.start_time = stat->starttime;
+    link->send("keep " + name_, run.text(), {});
+  }
+
+  void keep_exit(pid_t pid, ExitStatus status) override {
+    auto link = link_.lock();
+    if (!link) return;
+    KeptRun run;
+    run.pid = pid;
+    run.exit = status;
     link->send("keep " + name_, run.text(), {});
   }
 

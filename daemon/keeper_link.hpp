@@ -34,10 +34,13 @@ namespace sempre {
 // What the keeper holds for one run of an app: its pipes' read ends (stdout,
 // stderr) and where the run stands. "pending": the pipes are made and the
 // spawn may have happened; "pid=P start=T": the run's main process and its
-// start time (field 22 of /proc/P/stat).
+// start time (field 22 of /proc/P/stat); "pid=P start=T code=N" (or
+// "signal=N"): that process ended, and the worker reaped it, with that
+// status, while the run was not over yet (start=0: no longer known).
 struct KeptRun {
   std::optional<pid_t> pid;
   std::uint64_t start_time = 0;
+  std::optional<ExitStatus> exit;
 
   std::string text() const;
   static std::optional<KeptRun> parse(std::string_view text);

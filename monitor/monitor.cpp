@@ -577,6 +577,7 @@ class Monitor::Impl {
   void on_main_exit(Run* run, ExitStatus status) {
     run->main_exited = true;
     run->status = status;
+    if (keeper_ != nullptr) keeper_->keep_exit(run->pid, status);
     run->uptime = since(run->started, clock_->now());
     run->uptime_timer.reset();
     run->probe.reset();

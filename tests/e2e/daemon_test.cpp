@@ -1384,6 +1384,32 @@ TEST_F(SempreDaemon, AnAppThatEndsWhileNoWorkerRunsIsHandledByItsPolicy) {
   EXPECT_EQ(after.size(), 1u) << describe_processes(after);
 }
 
+TEST_F(SempreDaemon, ARunWhoseMainProcessTheLastWorkerReapedKeepsItsExitStatus) {
+  // The main process ends, the worker reaps it and stops what is left of its
+  // group (a child that ignores SIGTERM), and dies meanwhile: the next worker
+  // finishes the run with the status the last one reaped, not an unknown one.
+  const std::string pidfile = dir_ + "/grandchild.pid";
+  const Started web = start({"--name", "web", "--kill-timeout", "1s", "--restart-delay", "10ms",
+                             "--", kChild, "grandchild", pidfile});
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  ASSERT_TRUE(wait_for_file(pidfile, holds("\n")));
+  const auto grandchild = static_cast<pid_t>(std::stol(test::read_file(pidfile)));
+  const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+  ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+
+  ASSERT_EQ(::kill(web.pid, SIGUSR1), 0);
+  // Gone, not a zombie: the worker reaped it, and waits for the grandchild.
+  ASSERT_TRUE(test::eventually([&] { return !fs::exists("/proc/" + std::to_string(web.pid)); }));
+  ASSERT_TRUE(alive(grandchild));
+  ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
+
+  const Awaited back = await_app("web", runs_under_another_pid(web.pid));
+  ASSERT_TRUE(back.ok) << back.last_seen;
+  EXPECT_EQ(field(back.app, "last_exit"), json::value(json::object{{"signal", "USR1"}}))
+      << back.app;
+  EXPECT_FALSE(alive(grandchild)) << "the rest of the run's group is stopped before the restart";
+}
+
 TEST_F(SempreDaemon, DaemonRestartReplacesTheWorkerAndKeepsEveryApp) {
   // `sempre daemon restart` (and `upgrade`) hand every app over to a new
   // worker: same pids, no restart, no line lost, and the daemon's pid stays.

@@ -89,6 +89,13 @@ class RunKeeper {
   virtual void keep_pipes(int stdout_read_fd, int stderr_read_fd) = 0;
   // The spawn succeeded: the run's main process.
   virtual void keep_pid(pid_t pid) = 0;
+  // The run's main process ended, and was reaped, with `status`; the run is
+  // not over until its group and output are. A successor that takes the
+  // run over meanwhile can learn the status nowhere else.
+  virtual void keep_exit(pid_t pid, ExitStatus status) {
+    (void)pid;
+    (void)status;
+  }
   // The run is over (or its spawn failed): forget it.
   virtual void forget_run() = 0;
 };
