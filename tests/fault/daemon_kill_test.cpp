@@ -5,7 +5,8 @@
 //
 // SEMPRE_FAULT_KILLS=N repeats N kill points (default 20); SEMPRE_FAULT_SEED
 // fixes the random delays (the seed used is printed); SEMPRE_FAULT_WINDOW
-// (mid-restart, mid-start, mid-stop or idle) kills in that window only.
+// (mid-restart, mid-start, mid-stop, mid-reload or idle) kills in that
+// window only.
 #include <signal.h>
 #include <unistd.h>
 
@@ -38,8 +39,18 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
   ASSERT_EQ(start("ticker", {kChild, "tick", "1"}), 0);
   ASSERT_EQ(start("idle", {kChild, "sleep", "forever"}), 0);
   ASSERT_EQ(start("flood", {kChild, "tick", "0"}, {"--log-max-size", "1M", "--log-keep", "2"}), 0);
-  // The app each window works on.
+  // The apps the windows work on: one of the command line, one of a file
+  // that each reload changes.
   ASSERT_EQ(start("restarted", {kChild, "sleep", "forever"}), 0);
+  const std::string file = dir_ + "/apps.toml";
+  auto write_apps = [&](int version) {
+    test::write_file(file, "[[app]]\nname = \"reloaded\"\ncmd = [\"" + kChild +
+                               "\", \"sleep\", \"forever\"]\nenv = { FAULT_APP = \"reloaded\", "
+                               "VERSION = \"" +
+                               std::to_string(version) + "\" }\n");
+  };
+  write_apps(0);
+  ASSERT_EQ(sempre({"start", file}), 0);
   std::map<std::string, pid_t> steady;
   {
     auto listed = apps();
@@ -50,7 +61,7 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
     }
   }
 
-  std::vector<std::string> windows = {"mid-restart", "mid-start", "mid-stop", "idle"};
+  std::vector<std::string> windows = {"mid-restart", "mid-start", "mid-stop", "mid-reload", "idle"};
   if (const char* only = std::getenv("SEMPRE_FAULT_WINDOW"); only != nullptr && *only != '\0') {
     windows = {only};
   }
@@ -77,6 +88,10 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
     } else if (window == "mid-stop") {
       command = std::make_unique<Subprocess>(std::vector<std::string>{kSempre, "stop", "restarted"},
                                              env());
+    } else if (window == "mid-reload") {
+      write_apps(k + 1);
+      command =
+          std::make_unique<Subprocess>(std::vector<std::string>{kSempre, "reload", file}, env());
     }
     ::usleep(static_cast<useconds_t>(delay_ms(random) * 1000));
     ASSERT_EQ(::kill(before.front(), SIGKILL), 0);
@@ -93,7 +108,7 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
       EXPECT_EQ(copies(name), std::vector<pid_t>{pid}) << name << " after kill " << k;
     }
     // The app under the command runs at most once, and as listed.
-    for (const std::string& name : {std::string("restarted"), fresh}) {
+    for (const std::string& name : {std::string("restarted"), std::string("reloaded"), fresh}) {
       if (name.empty()) continue;
       std::vector<pid_t> running = copies(name);
       const pid_t listed_pid = listed.count(name) ? pid_of(listed[name]) : 0;
