@@ -6,9 +6,11 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -153,14 +155,37 @@ struct Entry {
   std::vector<os::UniqueFd> fds;
 };
 
-enum class Intent { kNone, kRestart, kExit };
+enum class Intent { kNone, kRestart, kUpgrade, kExit };
+
+// The first line of the state a keeper hands to the binary it replaces
+// itself with; the number changes with the format, and a keeper reads
+// every older one.
+constexpr std::string_view kStateHeader = "sempred-keeper-state 1";
+
+// What a keeper takes over from the one it replaced.
+struct Resumed {
+  KeeperOptions options;
+  std::optional<struct rlimit> inherited_nofile;
+  std::map<std::string, Entry> entries;
+  std::deque<std::string> pending_exits;
+};
 
 class Keeper {
  public:
   explicit Keeper(const KeeperOptions& options) : options_(options), ready_fd_(options.ready_fd) {}
 
+  // After an upgrade: the state of the keeper this one replaced.
+  Keeper(const KeeperOptions& options, Resumed resumed)
+      : options_(options),
+        ready_fd_(-1),
+        entries_(std::move(resumed.entries)),
+        pending_exits_(std::move(resumed.pending_exits)),
+        first_(false),
+        resumed_nofile_(resumed.inherited_nofile) {}
+
   int run() {
     if (!setup()) return 3;
+    if (resumed_nofile_) inherited_nofile_ = resumed_nofile_;
     start_worker();
     for (;;) {
       std::vector<pollfd> fds;
@@ -355,6 +380,8 @@ class Keeper {
         entries_.erase(std::string(m.argument()));
       } else if (verb == "restart") {
         intent_ = Intent::kRestart;
+      } else if (verb == "upgrade") {
+        intent_ = Intent::kUpgrade;
       } else if (verb == "exit") {
         intent_ = Intent::kExit;
       } else if (verb == "ready") {
@@ -413,14 +440,20 @@ class Keeper {
     read_worker_rest();
     lose_worker_socket();
     if (!status.signaled && status.code == 0) intent_ = Intent::kExit;
-    if (!status.signaled && status.code == kRestartCode) intent_ = Intent::kRestart;
+    if (!status.signaled && status.code == kRestartCode && intent_ != Intent::kUpgrade) {
+      intent_ = Intent::kRestart;
+    }
     if (intent_ == Intent::kExit) return status.signaled ? 128 + status.code : status.code;
     if (first_ && !status.signaled && status.code != 0) {
       // The first worker could not start (and said why on the ready
       // descriptor): there is nothing to keep.
       return status.code;
     }
-    if (intent_ == Intent::kRestart) {
+    if (intent_ == Intent::kUpgrade) {
+      log("sempred worker " + std::to_string(pid) + " restarting on request, keeper too");
+      replace_self();  // returns only if it could not
+      start_worker();
+    } else if (intent_ == Intent::kRestart) {
       log("sempred worker " + std::to_string(pid) + " restarting on request");
       start_worker();
     } else {
@@ -434,6 +467,67 @@ class Keeper {
       }
     }
     return std::nullopt;
+  }
+
+  // Execs the binary at the keeper's path in its place, same pid (the apps
+  // stay its children), every descriptor it holds kept open across the
+  // exec and described, with the rest of its state, in a memfd
+  // (`--keeper-resume FD`). Returns only when that could not be done; the
+  // keeper then goes on as it was.
+  void replace_self() {
+    std::string state(kStateHeader);
+    state += "\n";
+    auto line = [&state](std::string_view key, std::string_view value) {
+      state.append(key).append(" ").append(value).append("\n");
+    };
+    std::vector<int> kept = {options_.listen_fd, options_.lock_fd};
+    line("program", options_.program);
+    line("log", options_.log_path);
+    line("stderr", options_.log_to_stderr ? "1" : "0");
+    line("listen", std::to_string(options_.listen_fd));
+    line("lock", std::to_string(options_.lock_fd));
+    if (inherited_nofile_) {
+      line("nofile", std::to_string(inherited_nofile_->rlim_cur) + " " +
+                         std::to_string(inherited_nofile_->rlim_max));
+    }
+    for (const std::string& arg : options_.args) line("arg", arg);
+    for (const auto& [name, entry] : entries_) {
+      std::string fds;
+      for (const os::UniqueFd& fd : entry.fds) {
+        fds += (fds.empty() ? "" : ",") + std::to_string(fd.get());
+        kept.push_back(fd.get());
+      }
+      line("entry", name + "\t" + (fds.empty() ? "-" : fds) + "\t" + entry.text);
+    }
+    for (const std::string& exit : pending_exits_) line("pending", exit);
+    state += "end\n";
+    // One value per line: a newline inside one cannot be carried.
+    const std::size_t lines =
+        static_cast<std::size_t>(std::count(state.begin(), state.end(), '\n'));
+    const std::size_t expected = 7 + (inherited_nofile_ ? 1 : 0) + options_.args.size() +
+                                 entries_.size() + pending_exits_.size();
+    if (lines != expected) {
+      log("cannot replace the keeper: a value holds a newline; the keeper stays as it is");
+      return;
+    }
+
+    os::UniqueFd memo(static_cast<int>(::syscall(SYS_memfd_create, "sempred-keeper-state", 0)));
+    if (!memo || !os::write_all(memo.get(), state) || ::lseek(memo.get(), 0, SEEK_SET) != 0) {
+      log("cannot replace the keeper: cannot write its state: " +
+          std::string(std::strerror(errno)));
+      return;
+    }
+    const std::string fd_text = std::to_string(memo.get());
+    std::string program = options_.program;
+    const std::string flag = "--keeper-resume";
+    char* argv[] = {program.data(), const_cast<char*>(flag.c_str()),
+                    const_cast<char*>(fd_text.c_str()), nullptr};
+    for (int fd : kept) ::fcntl(fd, F_SETFD, 0);
+    ::execv(options_.program.c_str(), argv);
+    const int err = errno;
+    for (int fd : kept) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    log("cannot replace the keeper with " + options_.program + ": " + std::strerror(err) +
+        "; the keeper stays as it is");
   }
 
   // What the worker sent before it died still counts (a last drop).
@@ -484,12 +578,121 @@ class Keeper {
   std::optional<Clock::time_point> next_start_;
   std::chrono::milliseconds delay_{0};
   int forward_on_start_ = 0;
+  std::optional<struct rlimit> resumed_nofile_;
 };
+
+// The descriptor number at the start of `text`, open here, made
+// close-on-exec again; -1 when it is none of that.
+int take_descriptor(std::string_view text) {
+  int fd = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
+  if (ec != std::errc() || end != text.data() + text.size() || fd < 0) return -1;
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return -1;
+  return fd;
+}
+
+// The state replace_self() wrote, read back; an error names what is wrong.
+Result<Resumed> read_resumed(int state_fd) {
+  std::string text;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(state_fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return os_error(errno, "reading the keeper's state");
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(state_fd);
+  auto bad = [](const std::string& what) {
+    return Error{ErrorKind::kMalformed, "the keeper's state: " + what, 0};
+  };
+  Resumed resumed;
+  std::string_view rest = text;
+  bool header = false;
+  bool ended = false;
+  while (!rest.empty()) {
+    const std::size_t newline = rest.find('\n');
+    const std::string_view line = rest.substr(0, newline);
+    rest.remove_prefix(newline == std::string_view::npos ? rest.size() : newline + 1);
+    if (!header) {
+      if (line != kStateHeader) return bad("unknown format \"" + std::string(line) + "\"");
+      header = true;
+      continue;
+    }
+    if (line == "end") {
+      ended = true;
+      break;
+    }
+    const std::size_t space = line.find(' ');
+    const std::string_view key = line.substr(0, space);
+    const std::string_view value =
+        space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+    KeeperOptions& o = resumed.options;
+    if (key == "program") {
+      o.program = std::string(value);
+    } else if (key == "log") {
+      o.log_path = std::string(value);
+    } else if (key == "stderr") {
+      o.log_to_stderr = value == "1";
+    } else if (key == "listen" || key == "lock") {
+      const int fd = take_descriptor(value);
+      if (fd < 0) return bad(std::string(key) + " descriptor " + std::string(value));
+      (key == "listen" ? o.listen_fd : o.lock_fd) = fd;
+    } else if (key == "nofile") {
+      struct rlimit limit {};
+      const std::size_t gap = value.find(' ');
+      const std::string_view cur = value.substr(0, gap);
+      const std::string_view max = gap == std::string_view::npos ? "" : value.substr(gap + 1);
+      if (std::from_chars(cur.data(), cur.data() + cur.size(), limit.rlim_cur).ec != std::errc() ||
+          std::from_chars(max.data(), max.data() + max.size(), limit.rlim_max).ec != std::errc()) {
+        return bad("nofile " + std::string(value));
+      }
+      resumed.inherited_nofile = limit;
+    } else if (key == "arg") {
+      o.args.emplace_back(value);
+    } else if (key == "entry") {
+      const std::size_t tab = value.find('\t');
+      const std::size_t tab2 = tab == std::string_view::npos ? tab : value.find('\t', tab + 1);
+      if (tab2 == std::string_view::npos) return bad("entry " + std::string(value));
+      Entry entry;
+      std::string_view fds = value.substr(tab + 1, tab2 - tab - 1);
+      while (fds != "-" && !fds.empty()) {
+        const std::size_t comma = fds.find(',');
+        const int fd = take_descriptor(fds.substr(0, comma));
+        if (fd < 0) return bad("entry descriptor in " + std::string(value));
+        entry.fds.emplace_back(fd);
+        fds.remove_prefix(comma == std::string_view::npos ? fds.size() : comma + 1);
+      }
+      entry.text = std::string(value.substr(tab2 + 1));
+      resumed.entries[std::string(value.substr(0, tab))] = std::move(entry);
+    } else if (key == "pending") {
+      resumed.pending_exits.emplace_back(value);
+    }  // a key of a later format is not this keeper's to know
+  }
+  if (!ended) return bad("cut short");
+  if (resumed.options.program.empty() || resumed.options.listen_fd < 0 ||
+      resumed.options.lock_fd < 0) {
+    return bad("no program, socket or lock");
+  }
+  return resumed;
+}
 
 }  // namespace
 
 int run_keeper(const KeeperOptions& options) {
   Keeper keeper(options);
+  return keeper.run();
+}
+
+int resume_keeper(int state_fd) {
+  Result<Resumed> resumed = read_resumed(state_fd);
+  if (!resumed) {
+    const std::string message = "sempred: " + resumed.error().message + "\n";
+    (void)os::write_all(STDERR_FILENO, message);
+    return 3;
+  }
+  const KeeperOptions options = resumed->options;
+  Keeper keeper(options, std::move(*resumed));
   return keeper.run();
 }
 

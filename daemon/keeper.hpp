@@ -28,6 +28,10 @@
 //                                text changes
 //     drop NAME                  close and forget what is held under NAME
 //     restart                    the worker is about to exit: start the next
+//     upgrade                    the same, but the keeper first replaces
+//                                itself with the binary now at its path
+//                                (execve, same pid, every descriptor kept;
+//                                resume_keeper() picks its state up)
 //     exit                       the worker is about to exit for good
 //   keeper -> worker, when the worker starts
 //     hello VERSION KEEPER_PID
@@ -101,5 +105,10 @@ struct KeeperOptions {
 // Runs the keeper until a worker exits on purpose; returns the exit code
 // for sempred. REQUIRES: called once, in a process with no other thread.
 int run_keeper(const KeeperOptions& options);
+
+// The keeper again after it replaced itself (`upgrade`): its state is read
+// from descriptor `state_fd` (`sempred --keeper-resume FD`), then it goes on
+// as run_keeper() does, starting the next worker at once.
+int resume_keeper(int state_fd);
 
 }  // namespace sempre::keeper

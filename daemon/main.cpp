@@ -99,6 +99,8 @@ struct Options {
   int keeper_fd = -1;
   int listen_fd = -1;
   int lock_fd = -1;
+  // The keeper's, after it replaced itself: its state (keeper::resume_keeper).
+  int keeper_resume_fd = -1;
 };
 
 // Where start-up ends up: "ready" or the reason it failed go to the ready
@@ -175,7 +177,7 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
       if (!take_value() || value.empty()) return usage_error("--home needs a directory");
       options.home = std::string(value);
     } else if (arg == "--ready-fd" || arg == "--keeper-fd" || arg == "--listen-fd" ||
-               arg == "--lock-fd") {
+               arg == "--lock-fd" || arg == "--keeper-resume") {
       const std::string name(arg);
       if (!take_value()) return usage_error(name + " needs a descriptor number");
       int fd = -1;
@@ -186,10 +188,11 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
       if (::fcntl(fd, F_GETFD) < 0) {
         return usage_error(name + ": descriptor " + std::to_string(fd) + " is not open");
       }
-      (arg == "--ready-fd"    ? options.ready_fd
-       : arg == "--keeper-fd" ? options.keeper_fd
-       : arg == "--listen-fd" ? options.listen_fd
-                              : options.lock_fd) = fd;
+      (arg == "--ready-fd"        ? options.ready_fd
+       : arg == "--keeper-fd"     ? options.keeper_fd
+       : arg == "--listen-fd"     ? options.listen_fd
+       : arg == "--keeper-resume" ? options.keeper_resume_fd
+                                  : options.lock_fd) = fd;
     } else if (arg == "--no-keeper") {
       options.no_keeper = true;
     } else if (arg == "--worker") {
@@ -522,7 +525,8 @@ int run_daemon(Options options) {
   }
   if (reexec) {
     manager->release_all();
-    keeper->finish("restart");
+    // The keeper replaces itself too, with the binary now installed.
+    keeper->finish("upgrade");
     return keeper::kRestartCode;
   }
   if (keeper) keeper->finish("exit");
@@ -540,5 +544,6 @@ int run_daemon(Options options) {
 int main(int argc, char** argv) {
   sempre::Options options;
   if (auto code = sempre::parse_options(argc, argv, options)) return *code;
+  if (options.keeper_resume_fd >= 0) return sempre::keeper::resume_keeper(options.keeper_resume_fd);
   return sempre::run_daemon(std::move(options));
 }

@@ -1445,8 +1445,9 @@ TEST_F(SempreDaemon, DaemonRestartReplacesTheWorkerAndKeepsEveryApp) {
 }
 
 TEST_F(SempreDaemon, DaemonUpgradeRunsTheBinaryInstalledNow) {
-  // The worker after `sempre daemon upgrade` runs the sempred now at the
-  // keeper's path, not the file that was there when it started.
+  // After `sempre daemon upgrade` the worker, and the keeper too (same pid),
+  // run the sempred now at the keeper's path, not the file that was there
+  // when they started.
   const std::string bin = dir_ + "/bin";
   fs::create_directories(bin);
   const std::string installed = bin + "/sempred";
@@ -1467,6 +1468,8 @@ TEST_F(SempreDaemon, DaemonUpgradeRunsTheBinaryInstalledNow) {
   };
   const std::vector<pid_t> before = workers();
   ASSERT_EQ(before.size(), 1u) << describe_processes(before);
+  const pid_t keeper = daemon_pid();
+  ASSERT_GT(keeper, 0);
 
   // A package upgrade: a new file renamed over the old one.
   fs::copy_file(kSempred, installed + ".new");
@@ -1482,9 +1485,20 @@ TEST_F(SempreDaemon, DaemonUpgradeRunsTheBinaryInstalledNow) {
   struct stat running {};
   ASSERT_EQ(::stat(("/proc/" + std::to_string(after.front()) + "/exe").c_str(), &running), 0);
   EXPECT_EQ(running.st_ino, now.st_ino) << "the new worker runs the new file";
+  EXPECT_EQ(daemon_pid(), keeper);
+  struct stat keeping {};
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(keeper) + "/exe").c_str(), &keeping), 0);
+  EXPECT_EQ(keeping.st_ino, now.st_ino) << "the keeper runs the new file";
   const auto app = find("web");
   ASSERT_TRUE(app) << last_list_error_;
   EXPECT_EQ(pid_of(*app), web.pid);
+  // And the new keeper keeps: a killed worker is replaced, the app taken over.
+  ASSERT_EQ(::kill(after.front(), SIGKILL), 0);
+  ASSERT_TRUE(wait_for_exit(after.front()));
+  const Awaited kept =
+      await_app("web", [&](const json::object& a) { return pid_of(a) == web.pid; });
+  EXPECT_TRUE(kept.ok) << kept.last_seen;
+  EXPECT_EQ(workers().size(), 1u);
 }
 
 TEST_F(SempreDaemon, DaemonRestartWithoutAKeeperRestartsTheApps) {

@@ -1,8 +1,9 @@
 // Fault scenario for the daemon's replacement: `sempre daemon upgrade` and
-// `daemon restart`, again and again, under apps that write all the while.
-// Counted exactly: workers, pids kept, restarts, copies per app, numbered
-// lines lost or written twice; the time each replacement keeps `list` from
-// answering is printed.
+// `daemon restart`, again and again, under apps that write all the while;
+// each time the keeper replaces itself (same pid) and a new worker takes
+// over. Counted exactly: keeper and workers, pids kept, restarts, copies per
+// app, numbered lines lost or written twice; the time each replacement keeps
+// `list` from answering is printed.
 //
 // SEMPRE_FAULT_UPGRADES=N replaces the worker N times (default 20).
 #include <iostream>
@@ -24,6 +25,14 @@ TEST_F(Upgrade, ReplacingTheWorkerKeepsEveryAppEveryCounterAndEveryLine) {
   std::map<std::string, json::object> before = apps();
   ASSERT_EQ(before.size(), 3u);
 
+  // The keeper: the daemon's pid, in the lock file.
+  auto keeper = [this] {
+    const std::string text = test::read_file(home_ + "/sempred.lock");
+    return text.empty() ? 0 : static_cast<pid_t>(std::stol(text));
+  };
+  const pid_t keeper_pid = keeper();
+  ASSERT_GT(keeper_pid, 0);
+
   std::vector<double> outages;
   for (int r = 0; r < rounds; ++r) {
     const char* how = r % 2 == 0 ? "upgrade" : "restart";
@@ -41,6 +50,9 @@ TEST_F(Upgrade, ReplacingTheWorkerKeepsEveryAppEveryCounterAndEveryLine) {
     const std::vector<pid_t> next = workers();
     ASSERT_EQ(next.size(), 1u) << "round " << r;
     EXPECT_NE(next.front(), old.front());
+    EXPECT_EQ(keeper(), keeper_pid) << "round " << r;
+    EXPECT_NE(command_line(keeper_pid).find("--keeper-resume"), std::string::npos)
+        << "round " << r << ": the keeper replaced itself: " << command_line(keeper_pid);
     for (const auto& [name, app] : before) {
       const json::object& after = now.at(name);
       const pid_t pid = pid_of(app);
