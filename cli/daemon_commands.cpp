@@ -241,7 +241,10 @@ int reexec_daemon() {
   while (std::chrono::steady_clock::now() < deadline) {
     auto next = Client::connect(paths, false);
     if (next) {
-      auto ping = next->call<Cmd::kPing>({}, kRequestTimeout);
+      // A socket nobody serves yet still connects: the wait is what is left.
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      auto ping = next->call<Cmd::kPing>({}, std::max(left, std::chrono::milliseconds(1)));
       if (ping && ping->worker != reply->worker) {
         const std::size_t n = reply->apps;
         std::cout << "restarted the daemon (pid " << ping->pid << ", worker " << ping->worker
@@ -255,7 +258,13 @@ int reexec_daemon() {
     // The old worker is still on its way out.
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return report(last);
+  return report(Error{ErrorKind::kUnavailable,
+                      "no new worker answered within " +
+                          std::to_string(kDaemonStartTimeout.count()) + "s (" + last.message +
+                          "); the apps keep running, held by the daemon's keeper, which tries "
+                          "again; see " +
+                          paths.log,
+                      0});
 }
 
 bool is_config_file(const std::string& arg) { return arg.size() > 5 && arg.ends_with(".toml"); }

@@ -15,6 +15,7 @@
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <deque>
@@ -106,6 +107,25 @@ Result<std::optional<Message>> receive_message(int socket) {
   return std::optional<Message>(std::move(message));
 }
 
+void append_log_line(const std::string& path, std::string_view source, std::string_view what,
+                     bool to_stderr) {
+  char stamp[32];
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03d", static_cast<int>(ms));
+  std::string line = std::string("[") + stamp + millis + "] [";
+  line.append(source).append("] ").append(what).append("\n");
+  if (to_stderr) (void)os::write_all(STDERR_FILENO, line);
+  os::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+  if (fd) (void)os::write_all(fd.get(), line);
+}
+
 std::string status_text(ExitStatus status) {
   return std::string(status.signaled ? "signal " : "code ") + std::to_string(status.code);
 }
@@ -138,6 +158,9 @@ constexpr std::size_t kMaxPendingExits = 4096;
 // doubling up to kMaxDelay. One that died later is replaced at once.
 constexpr auto kFirstDelay = std::chrono::milliseconds(100);
 constexpr auto kMaxDelay = std::chrono::seconds(30);
+// How long a binary the keeper would replace itself with may take to say
+// its version.
+constexpr auto kTryLimit = std::chrono::seconds(5);
 
 ExitStatus from_wait_status(int status) {
   if (WIFSIGNALED(status)) return {true, WTERMSIG(status)};
@@ -475,6 +498,13 @@ class Keeper {
   // (`--keeper-resume FD`). Returns only when that could not be done; the
   // keeper then goes on as it was.
   void replace_self() {
+    // A binary that cannot even run (a missing library, a truncated file)
+    // must not take the keeper with it: it is tried first.
+    if (std::string why = try_program(); !why.empty()) {
+      log("cannot replace the keeper: " + options_.program + " " + why +
+          "; the keeper stays as it is");
+      return;
+    }
     std::string state(kStateHeader);
     state += "\n";
     auto line = [&state](std::string_view key, std::string_view value) {
@@ -530,6 +560,46 @@ class Keeper {
         "; the keeper stays as it is");
   }
 
+  // Runs `PROGRAM --version`, which must exit 0 within kTryLimit; empty when
+  // it did, else what went wrong. The keeper waits for it (a few ms): no
+  // worker runs meanwhile, and the apps' output waits in their pipes.
+  std::string try_program() {
+    const pid_t pid = ::fork();
+    if (pid < 0) return "could not be tried: " + std::string(std::strerror(errno));
+    if (pid == 0) {
+      const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (null >= 0) {
+        ::dup2(null, STDIN_FILENO);
+        ::dup2(null, STDOUT_FILENO);
+      }
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      const char* argv[] = {options_.program.c_str(), "--version", nullptr};
+      ::execv(options_.program.c_str(), const_cast<char* const*>(argv));
+      ::_exit(127);
+    }
+    os::UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    const auto deadline = Clock::now() + kTryLimit;
+    for (;;) {
+      int status = 0;
+      const pid_t done = ::waitpid(pid, &status, WNOHANG);
+      if (done == pid) {
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+        return "does not run (" + status_text(from_wait_status(status)) + " from --version)";
+      }
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0 || !pidfd) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        return "does not answer --version";
+      }
+      pollfd p{pidfd.get(), POLLIN, 0};
+      ::poll(&p, 1, static_cast<int>(left.count()));
+    }
+  }
+
   // What the worker sent before it died still counts (a last drop).
   void read_worker_rest() {
     if (socket_) read_worker();
@@ -544,22 +614,7 @@ class Keeper {
   }
 
   void log(const std::string& what) {
-    char stamp[32];
-    const auto now = std::chrono::system_clock::now();
-    const std::time_t t = std::chrono::system_clock::to_time_t(now);
-    std::tm tm{};
-    ::localtime_r(&t, &tm);
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-        1000;
-    char millis[8];
-    std::snprintf(millis, sizeof millis, ".%03d", static_cast<int>(ms));
-    const std::string line = std::string("[") + stamp + millis + "] [keeper] " + what + "\n";
-    if (options_.log_to_stderr) (void)os::write_all(STDERR_FILENO, line);
-    os::UniqueFd fd(
-        ::open(options_.log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
-    if (fd) (void)os::write_all(fd.get(), line);
+    append_log_line(options_.log_path, "keeper", what, options_.log_to_stderr);
   }
 
   const KeeperOptions& options_;

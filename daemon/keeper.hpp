@@ -89,6 +89,13 @@ Status send_message(int socket, std::string_view head, std::string_view text,
 Result<std::optional<Message>> receive_message(int socket);
 
 std::string status_text(ExitStatus status);  // "code 0", "signal 9"
+
+// Appends "[2026-12-03 07:00:00.123] [SOURCE] WHAT" to the log at `path`
+// (sempred.log), and to stderr too when `to_stderr`: for what happens where
+// the daemon's own logger does not run (the keeper, a worker that cannot
+// start).
+void append_log_line(const std::string& path, std::string_view source, std::string_view what,
+                     bool to_stderr);
 std::optional<ExitStatus> parse_status_text(std::string_view text);
 
 // How the keeper runs the worker.

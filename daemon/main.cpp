@@ -114,6 +114,10 @@ class StartReport {
   // Gives the descriptor to someone else to report on (the keeper's worker).
   int release() { return std::exchange(fd_, -1); }
 
+  // A worker's failure also goes to the daemon's log, where the keeper says
+  // that it starts workers again: no one else reads the worker's stderr.
+  void log_failures_to(std::string path) { log_path_ = std::move(path); }
+
   void ready() {
     if (fd_ < 0) return;
     write_all(fd_, "ready\n");
@@ -121,6 +125,11 @@ class StartReport {
   }
 
   int fail(int exit_code, const std::string& message) {
+    if (!log_path_.empty()) {
+      keeper::append_log_line(
+          log_path_, "worker",
+          "sempred worker " + std::to_string(::getpid()) + " cannot start: " + message, false);
+    }
     if (fd_ >= 0) {
       write_all(fd_, "error: " + message + "\n");
       finish();
@@ -137,6 +146,7 @@ class StartReport {
   }
 
   int fd_;
+  std::string log_path_;
 };
 
 // Parses the command line. Returns an exit code when there is nothing more
@@ -338,6 +348,7 @@ int run_daemon(Options options) {
     while (home.size() > 1 && home.back() == '/') home.pop_back();
   }
   const HomePaths paths = home_paths(home);
+  if (options.worker) report.log_failures_to(paths.log);
 
   if (auto st = prepare_home(paths); !st) return report.fail(kExitCannotStart, st.error().message);
   // SEMPRE_HOME/config.toml: the daemon's own settings; an error there stops

@@ -1501,6 +1501,65 @@ TEST_F(SempreDaemon, DaemonUpgradeRunsTheBinaryInstalledNow) {
   EXPECT_EQ(workers().size(), 1u);
 }
 
+TEST_F(SempreDaemon, AnUpgradeToABinaryThatCannotRunKeepsTheKeeperAndTheApps) {
+  // The keeper tries the new binary before it replaces itself with it: one
+  // that does not run leaves the keeper as it is, holding the apps, until a
+  // good one is installed.
+  const std::string bin = dir_ + "/bin";
+  fs::create_directories(bin);
+  const std::string installed = bin + "/sempred";
+  fs::copy_file(kSempred, installed);
+  Subprocess daemon({installed, "--home", home_}, env());
+  ASSERT_EQ(daemon.wait(), 0) << daemon.err();
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const pid_t keeper = daemon_pid();
+
+  test::write_file(installed + ".new", "#!/bin/sh\nexit 1\n");
+  fs::permissions(installed + ".new", fs::perms::owner_all);
+  fs::rename(installed + ".new", installed);
+  // No new worker can answer: the command says so, and where to look.
+  const Outcome upgraded = sempre({"daemon", "upgrade"});
+  EXPECT_EQ(upgraded.code, 3) << describe(upgraded);
+  EXPECT_NE(upgraded.err.find("no new worker answered within 10s"), std::string::npos)
+      << describe(upgraded);
+  EXPECT_NE(upgraded.err.find(paths_.log), std::string::npos) << describe(upgraded);
+  ASSERT_TRUE(wait_for_file(paths_.log, holds("cannot replace the keeper: " + installed +
+                                              " does not run (code 1 from --version)")))
+      << test::read_file(paths_.log);
+  EXPECT_EQ(daemon_pid(), keeper);
+  EXPECT_TRUE(alive(web.pid));
+
+  fs::copy_file(kSempred, installed + ".new");
+  fs::rename(installed + ".new", installed);
+  const Awaited back = await_app(
+      "web", [&](const json::object& a) { return pid_of(a) == web.pid; }, 30s);
+  EXPECT_TRUE(back.ok) << back.last_seen;
+  EXPECT_EQ(daemon_pid(), keeper);
+}
+
+TEST_F(SempreDaemon, AWorkerThatCannotStartSaysWhyInTheDaemonsLog) {
+  // A config.toml broken while the daemon runs: the next worker cannot
+  // start, says why in sempred.log (its stderr goes nowhere), and the keeper
+  // keeps the apps and tries again until the file is fixed.
+  const Started web = start(sleeper("web"));
+  ASSERT_GT(web.pid, 0) << describe(web.outcome);
+  const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+  ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+  test::write_file(home_ + "/config.toml", "[daemon]\nmax_clients = \"many\"\n");
+  ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
+  ASSERT_TRUE(wait_for_file(paths_.log, [](const std::string& log) {
+    return std::regex_search(log, std::regex("\\[worker\\] sempred worker \\d+ cannot start: .*"
+                                             "config.toml:2:[0-9]+: .*max_clients"));
+  })) << test::read_file(paths_.log);
+  EXPECT_TRUE(alive(web.pid));
+
+  fs::remove(home_ + "/config.toml");
+  const Awaited back = await_app(
+      "web", [&](const json::object& a) { return pid_of(a) == web.pid; }, 30s);
+  EXPECT_TRUE(back.ok) << back.last_seen;
+}
+
 TEST_F(SempreDaemon, DaemonRestartWithoutAKeeperRestartsTheApps) {
   // A daemon run with --no-keeper cannot hand its apps over: `daemon
   // restart` says so and falls back to stop and start.
