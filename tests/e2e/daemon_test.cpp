@@ -439,6 +439,15 @@ class SempreDaemon : public ::testing::Test {
     return home_ + "/logs/" + name + ".out.log";
   }
 
+  // A daemon run from a copy of sempred at `installed`, as a package puts
+  // it, so that a test can install another file there.
+  void start_installed_daemon(const std::string& installed) {
+    fs::create_directories(fs::path(installed).parent_path());
+    fs::copy_file(kSempred, installed);
+    Subprocess daemon({installed, "--home", home_}, env());
+    ASSERT_EQ(daemon.wait(), 0) << daemon.err();
+  }
+
   std::string dir_;
   std::string home_;
   HomePaths paths_;
@@ -1448,12 +1457,8 @@ TEST_F(SempreDaemon, DaemonUpgradeRunsTheBinaryInstalledNow) {
   // After `sempre daemon upgrade` the worker, and the keeper too (same pid),
   // run the sempred now at the keeper's path, not the file that was there
   // when they started.
-  const std::string bin = dir_ + "/bin";
-  fs::create_directories(bin);
-  const std::string installed = bin + "/sempred";
-  fs::copy_file(kSempred, installed);
-  Subprocess daemon({installed, "--home", home_}, env());
-  ASSERT_EQ(daemon.wait(), 0) << daemon.err();
+  const std::string installed = dir_ + "/bin/sempred";
+  ASSERT_NO_FATAL_FAILURE(start_installed_daemon(installed));
   const Started web = start(sleeper("web"));
   ASSERT_GT(web.pid, 0) << describe(web.outcome);
   // Workers of this home, whatever file they run.
@@ -1505,12 +1510,8 @@ TEST_F(SempreDaemon, AnUpgradeToABinaryThatCannotRunKeepsTheKeeperAndTheApps) {
   // The keeper tries the new binary before it replaces itself with it: one
   // that does not run leaves the keeper as it is, holding the apps, until a
   // good one is installed.
-  const std::string bin = dir_ + "/bin";
-  fs::create_directories(bin);
-  const std::string installed = bin + "/sempred";
-  fs::copy_file(kSempred, installed);
-  Subprocess daemon({installed, "--home", home_}, env());
-  ASSERT_EQ(daemon.wait(), 0) << daemon.err();
+  const std::string installed = dir_ + "/bin/sempred";
+  ASSERT_NO_FATAL_FAILURE(start_installed_daemon(installed));
   const Started web = start(sleeper("web"));
   ASSERT_GT(web.pid, 0) << describe(web.outcome);
   const pid_t keeper = daemon_pid();
