@@ -364,8 +364,19 @@ class AppManager::Impl {
           process_start_time(*saved.pid) == saved.pid_start_time) {
         log_->warn("app {} (id {}): pid {} of an earlier daemon still runs; stopping it first",
                    app.spec.name, app.id, *saved.pid);
+        // Shown as stopping meanwhile, and commands for the app wait: none
+        // may start a second copy beside it.
+        app.stale_pid = *saved.pid;
+        auto then = [this, id, start] {
+          App* a = find_id(id);
+          if (a == nullptr) return;
+          a->stale_pid = 0;
+          // What waited goes first: a stop asked meanwhile keeps it down.
+          for (auto& waiting : std::exchange(a->after_stale, {})) waiting();
+          start();
+        };
         StaleChildStopper::stop(executor_, *saved.pid, app.spec.monitor.kill_signal,
-                                app.spec.monitor.kill_timeout, start);
+                                app.spec.monitor.kill_timeout, then);
       } else {
         start();
       }
@@ -471,6 +482,10 @@ class AppManager::Impl {
     info.id = app.id;
     info.name = app.spec.name;
     info.status = app.monitor->status();
+    if (app.stale_pid != 0) {
+      info.status.state = State::kStopping;
+      info.status.pid = app.stale_pid;
+    }
     info.status.restarts += app.restarts_before;
     info.usage = app.monitor->usage();
     const auto now = std::chrono::steady_clock::now();
@@ -846,6 +861,16 @@ class AppManager::Impl {
                            const std::shared_ptr<Session>& session) {
     auto apps = resolve(targets);
     if (!apps) return fail(session, request, ErrorCode::kNotFound, apps.error().message);
+    // An app whose earlier daemon's process is still being stopped is acted
+    // on once that is over (the command is served again then).
+    for (App* app : *apps) {
+      if (app->stale_pid == 0) continue;
+      std::weak_ptr<bool> alive = alive_;
+      app->after_stale.push_back([this, alive, command, targets, wait, request, session] {
+        if (!alive.expired()) stop_restart_delete(command, targets, wait, request, session);
+      });
+      return;
+    }
     std::vector<std::uint64_t> ids;
     for (App* app : *apps) ids.push_back(app->id);
     // A stop or delete is done even when it cannot be saved (an app filling
@@ -1324,6 +1349,15 @@ class AppManager::Impl {
 
   void stop_everything(const protocol::Request& request, const std::shared_ptr<Session>& session,
                        bool forget) {
+    // Processes of an earlier daemon still being stopped are waited for too.
+    for (App* app : registry_.all()) {
+      if (app->stale_pid == 0) continue;
+      std::weak_ptr<bool> alive = alive_;
+      app->after_stale.push_back([this, alive, request, session, forget] {
+        if (!alive.expired()) stop_everything(request, session, forget);
+      });
+      return;
+    }
     log_->info("{} requested: stopping every app", request.cmd);
     std::weak_ptr<bool> alive = alive_;
     stop_all(/*keep_wanted=*/!forget, [this, alive, request, session](std::size_t n) {

@@ -45,6 +45,10 @@ struct App {
   std::uint64_t cpu_ms = 0;
   pid_t cpu_pid = 0;
   double cpu_percent = 0;
+  // A process of an earlier daemon (one without a keeper) still being
+  // stopped before the app starts again: its pid, and what waits for that.
+  pid_t stale_pid = 0;
+  std::vector<std::function<void()>> after_stale;
 
   // The pid of its main process; 0 when none runs (or it has no Monitor).
   pid_t pid() const;

@@ -1561,6 +1561,50 @@ TEST_F(SempreDaemon, AWorkerThatCannotStartSaysWhyInTheDaemonsLog) {
   EXPECT_TRUE(back.ok) << back.last_seen;
 }
 
+// A daemon without a keeper dies; the next one stops the copy it left
+// running (which ignores SIGTERM) before starting its app again, and
+// meanwhile shows it stopping, and makes a restart or a kill wait for it,
+// so that two copies never run and none is left behind.
+class SempreStaleCopy : public SempreDaemon {
+ protected:
+  // The app's pid under the dead daemon; the next daemon is stopping it.
+  pid_t leave_a_stale_copy() {
+    Subprocess lone({kSempred, "--no-keeper", "--home", home_}, env());
+    EXPECT_EQ(lone.wait(), 0) << lone.err();
+    const Started stub =
+        start({"-n", "stub", "--kill-timeout", "1s", "--", kChild, "ignore-term"}, {tag_});
+    EXPECT_GT(stub.pid, 0) << describe(stub.outcome);
+    EXPECT_TRUE(wait_for_file(out_log("stub"), holds("ready\n")));
+    const pid_t daemon = daemon_pid();
+    EXPECT_EQ(::kill(daemon, SIGKILL), 0);
+    EXPECT_TRUE(wait_for_exit(daemon));
+    const Awaited stopping = await_app("stub", status_is("stopping"));
+    EXPECT_TRUE(stopping.ok) << stopping.last_seen;
+    EXPECT_EQ(pid_of(stopping.app), stub.pid) << stopping.app;
+    EXPECT_EQ(text(stopping.app, "wanted"), "up");
+    return stub.pid;
+  }
+
+  const std::string tag_ = "STALE_TAG=" + dir_;
+};
+
+TEST_F(SempreStaleCopy, ARestartWaitsUntilTheEarlierCopyIsGone) {
+  const pid_t stale = leave_a_stale_copy();
+  const Outcome restarted = sempre({"restart", "stub"});
+  EXPECT_EQ(restarted.code, 0) << describe(restarted);
+  EXPECT_FALSE(alive(stale));
+  const auto copies = processes_with_env(tag_);
+  EXPECT_EQ(copies.size(), 1u) << describe_processes(copies);
+}
+
+TEST_F(SempreStaleCopy, AKillWaitsUntilTheEarlierCopyIsGone) {
+  const pid_t stale = leave_a_stale_copy();
+  const Outcome killed = sempre({"kill"});
+  EXPECT_EQ(killed.code, 0) << describe(killed);
+  EXPECT_FALSE(alive(stale));
+  EXPECT_TRUE(processes_with_env(tag_).empty()) << describe_processes(processes_with_env(tag_));
+}
+
 TEST_F(SempreDaemon, DaemonRestartWithoutAKeeperRestartsTheApps) {
   // A daemon run with --no-keeper cannot hand its apps over: `daemon
   // restart` says so and falls back to stop and start.
