@@ -1572,7 +1572,7 @@ class SempreStaleCopy : public SempreDaemon {
     Subprocess lone({kSempred, "--no-keeper", "--home", home_}, env());
     EXPECT_EQ(lone.wait(), 0) << lone.err();
     const Started stub =
-        start({"-n", "stub", "--kill-timeout", "1s", "--", kChild, "ignore-term"}, {tag_});
+        start({"-n", "stub", "--kill-timeout", "1s", "--", kChild, "ignore-term"}, {tag()});
     EXPECT_GT(stub.pid, 0) << describe(stub.outcome);
     EXPECT_TRUE(wait_for_file(out_log("stub"), holds("ready\n")));
     const pid_t daemon = daemon_pid();
@@ -1585,7 +1585,8 @@ class SempreStaleCopy : public SempreDaemon {
     return stub.pid;
   }
 
-  const std::string tag_ = "STALE_TAG=" + dir_;
+  // Set once dir_ is (SetUp): the app's processes, not another test's.
+  std::string tag() const { return "STALE_TAG=" + dir_; }
 };
 
 TEST_F(SempreStaleCopy, ARestartWaitsUntilTheEarlierCopyIsGone) {
@@ -1593,7 +1594,7 @@ TEST_F(SempreStaleCopy, ARestartWaitsUntilTheEarlierCopyIsGone) {
   const Outcome restarted = sempre({"restart", "stub"});
   EXPECT_EQ(restarted.code, 0) << describe(restarted);
   EXPECT_FALSE(alive(stale));
-  const auto copies = processes_with_env(tag_);
+  const auto copies = processes_with_env(tag());
   EXPECT_EQ(copies.size(), 1u) << describe_processes(copies);
 }
 
@@ -1602,7 +1603,7 @@ TEST_F(SempreStaleCopy, AKillWaitsUntilTheEarlierCopyIsGone) {
   const Outcome killed = sempre({"kill"});
   EXPECT_EQ(killed.code, 0) << describe(killed);
   EXPECT_FALSE(alive(stale));
-  EXPECT_TRUE(processes_with_env(tag_).empty()) << describe_processes(processes_with_env(tag_));
+  EXPECT_TRUE(processes_with_env(tag()).empty()) << describe_processes(processes_with_env(tag()));
 }
 
 TEST_F(SempreDaemon, DaemonRestartWithoutAKeeperRestartsTheApps) {
