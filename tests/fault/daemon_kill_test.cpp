@@ -7,11 +7,17 @@
 // fixes the random delays (the seed used is printed); SEMPRE_FAULT_WINDOW
 // (mid-restart, mid-start, mid-stop, mid-reload or idle) kills in that
 // window only.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #include "fault/fault_fixture.hpp"
 
@@ -24,6 +30,70 @@ using test::Subprocess;
 using test::wait_for_exit;
 
 using DaemonKill = FaultScenario;
+
+// One request to the `serve` child at 127.0.0.1:`port`: whether it was
+// answered "200" within a second.
+bool request_ok(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval limit{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET / HTTP/1.0\r\n\r\n";
+    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[256];
+      ssize_t n;
+      while ((n = ::read(fd, buffer, sizeof buffer)) > 0) {
+        answer.append(buffer, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  ::close(fd);
+  return answer.starts_with("HTTP/1.0 200");
+}
+
+// Requests the server again and again, on a thread of its own, until
+// destroyed: how many were answered and how many not, and the longest time
+// from one answer to the next.
+class Hammer {
+ public:
+  explicit Hammer(int port)
+      : thread_([this, port] {
+          auto last = std::chrono::steady_clock::now();
+          while (running_) {
+            if (request_ok(port)) {
+              ++ok_;
+              const auto now = std::chrono::steady_clock::now();
+              longest_ = std::max(longest_, now - last);
+              last = now;
+            } else {
+              ++failed_;
+            }
+          }
+        }) {}
+  ~Hammer() { stop(); }
+  void stop() {
+    running_ = false;
+    if (thread_.joinable()) thread_.join();
+  }
+  long ok() const { return ok_; }
+  long failed() const { return failed_; }
+  double longest_ms() const { return std::chrono::duration<double, std::milli>(longest_).count(); }
+
+ private:
+  std::atomic<bool> running_{true};
+  std::atomic<long> ok_{0};
+  std::atomic<long> failed_{0};
+  std::chrono::steady_clock::duration longest_{};
+  std::thread thread_;
+};
 
 TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
   const int kills = env_number("SEMPRE_FAULT_KILLS", 20);
@@ -38,6 +108,11 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
   // flood of output through a rotating log.
   ASSERT_EQ(start("ticker", {kChild, "tick", "1"}), 0);
   ASSERT_EQ(start("idle", {kChild, "sleep", "forever"}), 0);
+  // A server that logs each request to stderr, hammered all along.
+  const std::string portfile = dir_ + "/web.port";
+  ASSERT_EQ(start("web", {kChild, "serve", portfile}), 0);
+  ASSERT_TRUE(test::eventually([&] { return test::read_file(portfile).ends_with("\n"); }));
+  Hammer hammer(std::stoi(test::read_file(portfile)));
   ASSERT_EQ(start("flood", {kChild, "tick", "0"}, {"--log-max-size", "1M", "--log-keep", "2"}), 0);
   // The apps the windows work on: one of the command line, one of a file
   // that each reload changes.
@@ -54,7 +129,7 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
   std::map<std::string, pid_t> steady;
   {
     auto listed = apps();
-    for (const char* name : {"ticker", "idle", "flood"}) {
+    for (const char* name : {"ticker", "idle", "web", "flood"}) {
       ASSERT_TRUE(listed.count(name)) << name;
       steady[name] = pid_of(listed[name]);
       ASSERT_GT(steady[name], 0) << name;
@@ -132,17 +207,22 @@ TEST_F(DaemonKill, AppsSurviveWorkerKillsInEveryWindow) {
     }
   }
 
+  hammer.stop();
   // Not one of the ticker's lines was lost or written twice.
   ASSERT_EQ(sempre({"stop", "ticker"}), 0);
   const Ticks ticks = count_ticks(read_file(out_log("ticker")));
   std::cout << "kills: " << kills;
   for (const auto& [window, n] : per_window) std::cout << ", " << window << " " << n;
   std::cout << "; ticker lines checked: " << ticks.checked << ", lost: " << ticks.lost
-            << ", written twice: " << ticks.doubled << "\n";
+            << ", written twice: " << ticks.doubled << "; requests to the server answered "
+            << hammer.ok() << ", failed " << hammer.failed() << ", longest wait for an answer "
+            << hammer.longest_ms() << " ms\n";
   EXPECT_GT(ticks.checked, 100);
   EXPECT_EQ(ticks.lost, 0);
   EXPECT_EQ(ticks.doubled, 0);
   EXPECT_TRUE(alive(steady["flood"])) << "the flood never blocked for good nor died of EPIPE";
+  EXPECT_GT(hammer.ok(), 0);
+  EXPECT_EQ(hammer.failed(), 0) << "the server answered through every kill";
 }
 
 }  // namespace

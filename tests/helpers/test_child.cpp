@@ -23,6 +23,9 @@
 //                             forever (stay) or exit 0 (exit), as a daemonizing server does
 //   listen-on-usr1 PORT       print "waiting"; on SIGUSR1 listen on 127.0.0.1:PORT, wait
 //   notify-on-usr1            print "waiting"; on SIGUSR1 send READY=1 to $NOTIFY_SOCKET, wait
+//   serve PORTFILE            an HTTP server on 127.0.0.1 (a free port, written to
+//                             PORTFILE): answers each request "200 ok" and logs a
+//                             line for it to stderr, as an access log does
 //   burst N                   write N numbered lines at once, then wait forever
 //   tick MS                   write numbered lines ("%08d"), one every MS ms, forever;
 //                             exit 0 on SIGTERM
@@ -263,6 +266,43 @@ int main(int argc, char** argv) {
     say("ready");
     if (std::strcmp(argv[3], "exit") == 0) return 0;
     wait_forever();
+  }
+  if (mode == "serve" && argc == 3) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof addr;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd, 128) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+      return 3;
+    }
+    const std::string tmp = std::string(argv[2]) + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << ntohs(addr.sin_port) << "\n";
+    }
+    ::rename(tmp.c_str(), argv[2]);
+    const std::string reply = "HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+    for (long served = 0;; ++served) {
+      const int client = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) {
+        if (errno == EINTR) continue;
+        return 3;
+      }
+      std::string request;
+      char buffer[4096];
+      while (request.find("\r\n\r\n") == std::string::npos && request.size() < 65536) {
+        const ssize_t n = ::read(client, buffer, sizeof buffer);
+        if (n <= 0) break;
+        request.append(buffer, static_cast<size_t>(n));
+      }
+      (void)!::write(client, reply.data(), reply.size());
+      ::close(client);
+      const std::string line = "served " + std::to_string(served) + "\n";
+      write_all(2, line.data(), line.size());
+    }
   }
   if (mode == "burst" && argc == 3) {
     std::string all;
