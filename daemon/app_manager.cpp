@@ -290,6 +290,8 @@ class AppManager::Impl {
     adoption.stdout_fd = entry.fds[0].release();
     adoption.stderr_fd = entry.fds[1].release();
     adoption.exit_status = keeper_->exit_source();
+    // A spawn cut off (pending) had not been seen ready either.
+    adoption.ready = run->pid && !run->starting;
     if (run->exit) {
       // Reaped by the last worker already: nobody else will report it.
       adoption.exit_status = [status = *run->exit](

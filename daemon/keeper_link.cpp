@@ -41,6 +41,7 @@ bool parse_number(std::string_view text, T& value) {
 std::string KeptRun::text() const {
   if (!pid) return "pending";
   std::string out = "pid=" + std::to_string(*pid) + " start=" + std::to_string(start_time);
+  if (starting) out += " starting";
   if (exit) out += (exit->signaled ? " signal=" : " code=") + std::to_string(exit->code);
   return out;
 }
@@ -55,9 +56,16 @@ std::optional<KeptRun> KeptRun::parse(std::string_view text) {
   pid_t pid = 0;
   if (!parse_number(text.substr(0, space), pid) || pid <= 0) return std::nullopt;
   text.remove_prefix(space + 7);
-  // "pid=P start=S", then " code=N" or " signal=N" once its main process ended.
-  const auto ended = text.find(' ');
+  // "pid=P start=S", then " starting" until it is ready, and " code=N" or
+  // " signal=N" once its main process ended.
+  auto ended = text.find(' ');
   if (!parse_number(text.substr(0, ended), run.start_time)) return std::nullopt;
+  if (ended != std::string_view::npos && text.substr(ended + 1).starts_with("starting")) {
+    run.starting = true;
+    text.remove_prefix(ended + 1);
+    ended = text.find(' ');
+    if (text.substr(0, ended) != "starting") return std::nullopt;
+  }
   if (ended != std::string_view::npos) {
     std::string_view how = text.substr(ended + 1);
     ExitStatus status;
@@ -370,6 +378,16 @@ class NamedRunKeeper final : public RunKeeper {
   }
 
   void keep_pid(pid_t pid) override {
+    auto link = link_.lock();
+    if (!link) return;
+    KeptRun run;
+    run.pid = pid;
+    run.starting = true;
+    if (auto stat = os::read_proc_stat(pid)) run.start_time = stat->starttime;
+    link->send("keep " + name_, run.text(), {});
+  }
+
+  void keep_ready(pid_t pid) override {
     auto link = link_.lock();
     if (!link) return;
     KeptRun run;

@@ -40,6 +40,7 @@ namespace sempre {
 struct KeptRun {
   std::optional<pid_t> pid;
   std::uint64_t start_time = 0;
+  bool starting = false;  // " starting": not ready yet (RunKeeper::keep_ready)
   std::optional<ExitStatus> exit;
 
   std::string text() const;

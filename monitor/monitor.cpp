@@ -122,6 +122,7 @@ class Monitor::Impl {
     // is not shown as running meanwhile.
     const Result<os::ProcStat> stat = os::read_proc_stat(adoption.pid);
     run->gone = !stat || stat->starttime != adoption.start_time || stat->state == 'Z';
+    run->adopted_starting = !adoption.ready;
     run->out_pipe = out ? add_pipe(OutputStream::kStdout, out.release()) : 0;
     run->err_pipe = err ? add_pipe(OutputStream::kStderr, err.release()) : 0;
     adoption_ = std::move(run);
@@ -253,7 +254,8 @@ class Monitor::Impl {
     pid_t pid = 0;
     Clock::TimePoint started;
     bool main_exited = false;
-    bool gone = false;  // adopted after its main process ended
+    bool gone = false;              // adopted after its main process ended
+    bool adopted_starting = false;  // adopted before it was ready
     ExitStatus status;
     Millis uptime{0};
     bool kill_sent = false;
@@ -370,6 +372,7 @@ class Monitor::Impl {
         }
         if (run_) run_->probe.reset();
         set_state(State::kRunning);
+        if (run_ && keeper_ != nullptr) keeper_->keep_ready(run_->pid);
         emit(make_event(EventType::kReady));
         return;
       case Action::kSpawnFailure:
@@ -450,13 +453,31 @@ class Monitor::Impl {
     if (options_.min_uptime.count() == 0) fire({Trigger::kUptimeReached});
   }
 
-  // The run given to adopt() becomes the current one, running: no start
-  // event (it started under the earlier supervisor), no readiness check.
+  // The run given to adopt() becomes the current one: no start event (it
+  // started under the earlier supervisor); running, or, if it was still
+  // starting, starting until its readiness check (again) or the rest of
+  // its min-uptime says it is up.
   void take_over() {
     if (!adoption_) return;
     run_ = std::move(adoption_);
     Run* run = run_.get();
-    set_state(State::kRunning);
+    const bool resume =
+        run->adopted_starting && !run->gone && ready_check_.kind != ReadyCheck::Kind::kNotify;
+    set_state(resume ? State::kStarting : State::kRunning);
+    if (resume) {
+      start_probe(*run);
+      const Millis left = options_.min_uptime - since(run->started, clock_->now());
+      if (left.count() > 0) {
+        run->uptime_timer = clock_->start_timer(left, [this, run] {
+          if (run_.get() == run) fire({Trigger::kUptimeReached});
+        });
+      } else {
+        std::weak_ptr<bool> alive = alive_;
+        boost::asio::post(executor_, [this, alive, run] {
+          if (!alive.expired() && run_.get() == run) fire({Trigger::kUptimeReached});
+        });
+      }
+    }
     if (!options_.pid_file.empty()) {
       if (auto st = write_pid_file(options_.pid_file, run->pid); !st)
         last_error_ = st.error().message;

@@ -2313,6 +2313,38 @@ TEST_F(SempreDaemon, ReadyTcpKeepsTheAppStartingUntilThePortAccepts) {
   EXPECT_TRUE(up.ok) << up.last_seen;
 }
 
+TEST_F(SempreDaemon, AReadinessCheckUnderWayIsResumedByTheNextWorker) {
+  // The worker dies while the app is still starting (not listening yet): the
+  // next one takes the run over as starting and checks again, rather than
+  // count it as running.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const Started web = start({"-n", "web", "--min-uptime", "0", "--ready", "tcp:" + port, "--",
+                             kChild, "listen-on-usr1", port});
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  ASSERT_TRUE(wait_for_file(out_log("web"), holds("waiting\n")));
+  const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+  ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+  ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
+  ASSERT_TRUE(wait_for_exit(workers.front()));
+
+  const auto adopted =
+      await_app("web", [&](const json::object& a) { return pid_of(a) == web.pid; });
+  ASSERT_TRUE(adopted.ok) << adopted.last_seen;
+  EXPECT_EQ(text(adopted.app, "status"), "starting") << adopted.app;
+  ASSERT_EQ(::kill(web.pid, SIGUSR1), 0);
+  const auto up = await_app("web", status_is("running"));
+  EXPECT_TRUE(up.ok) << up.last_seen;
+  EXPECT_EQ(pid_of(up.app), web.pid);
+}
+
 }  // namespace
 }  // namespace sempre
 

@@ -87,8 +87,11 @@ class RunKeeper {
   // Before the spawn: the read ends of the run's stdout and stderr pipes,
   // which the Monitor keeps; the keeper must duplicate what it holds on to.
   virtual void keep_pipes(int stdout_read_fd, int stderr_read_fd) = 0;
-  // The spawn succeeded: the run's main process.
+  // The spawn succeeded: the run's main process, starting (not ready yet).
   virtual void keep_pid(pid_t pid) = 0;
+  // The run became ready (its readiness check passed, or it lasted
+  // min-uptime): a successor that takes it over need not check again.
+  virtual void keep_ready(pid_t pid) { (void)pid; }
   // The run's main process ended, and was reaped, with `status`; the run is
   // not over until its group and output are. A successor that takes the
   // run over meanwhile can learn the status nowhere else.
@@ -120,6 +123,11 @@ struct Adoption {
   int stderr_fd = -1;
   Millis uptime{0};              // how long it has run
   ExitStatusSource exit_status;  // where its end is learned (Launcher::adopt)
+  // False: it was still starting (RunKeeper::keep_ready never came), and
+  // its readiness check is run again (tcp, exec) or the rest of its
+  // min-uptime waited for; a notify check cannot be (its socket died with
+  // the supervisor), and such a run counts as ready.
+  bool ready = true;
 };
 
 class SEMPRE_EXPORT Monitor {
