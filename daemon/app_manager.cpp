@@ -342,6 +342,8 @@ class AppManager::Impl {
                    kept_run != kept.end() ? kept_run->second.first : std::string());
       app.source = saved.source;
       app.restarts_before = saved.restarts;
+      app.out_dropped_before = saved.out_dropped;
+      app.err_dropped_before = saved.err_dropped;
       log_->info("restored app {} (id {}), wanted {}", app.spec.name, app.id,
                  wanted_up(app) ? "up" : "down");
       if (kept_run != kept.end()) {
@@ -489,6 +491,8 @@ class AppManager::Impl {
       info.status.pid = app.stale_pid;
     }
     info.status.restarts += app.restarts_before;
+    info.status.out_dropped += app.out_dropped_before;
+    info.status.err_dropped += app.err_dropped_before;
     info.usage = app.monitor->usage();
     const auto now = std::chrono::steady_clock::now();
     if (info.status.pid != app.cpu_pid) {
@@ -531,7 +535,10 @@ class AppManager::Impl {
         saved.pid_start_time = process_start_time(pid);
       }
       saved.source = app->source;
-      saved.restarts = app->restarts_before + app->monitor->status().restarts;
+      const MonitorStatus status = app->monitor->status();
+      saved.restarts = app->restarts_before + status.restarts;
+      saved.out_dropped = app->out_dropped_before + status.out_dropped;
+      saved.err_dropped = app->err_dropped_before + status.err_dropped;
       state.apps.push_back(std::move(saved));
     }
     state.sources = sources_.saved();
@@ -618,8 +625,12 @@ class AppManager::Impl {
     } else {
       log_->info("app {} (id {}): {}", app.spec.name, app.id, line);
     }
-    // The pid in state.json must follow every spawn and exit.
-    if (e.type == EventType::kStart || e.type == EventType::kExit) persist_soon();
+    // The pid in state.json must follow every spawn and exit, and the
+    // count of lost output its log's recovery.
+    if (e.type == EventType::kStart || e.type == EventType::kExit ||
+        e.type == EventType::kLogResumed) {
+      persist_soon();
+    }
     event_followers_.publish(app.id, protocol::to_json(protocol::EventItem{app.spec.name, e}));
     if (!app.waiters.empty()) {
       auto waiters = std::move(app.waiters);
@@ -1292,7 +1303,10 @@ class AppManager::Impl {
           auto old = std::make_shared<RetiredMonitor>();
           old->run_keeper = std::move(a->run_keeper);
           old->monitor = std::move(a->monitor);
-          a->restarts_before += old->monitor->status().restarts + 1;  // the reload's own restart
+          const MonitorStatus ended = old->monitor->status();
+          a->restarts_before += ended.restarts + 1;  // the reload's own restart
+          a->out_dropped_before += ended.out_dropped;
+          a->err_dropped_before += ended.err_dropped;
           a->spec = spec;
           make_monitor(*a, old->monitor->status().wanted_up ? Wanted::kUp : Wanted::kDown,
                        /*resume=*/true);

@@ -39,6 +39,9 @@ struct App {
   // Restarts of earlier Monitors of this app (before a reload replaced
   // it, or under an earlier daemon): the count shown adds the current one's.
   int restarts_before = 0;
+  // The same for the bytes of output its logs could not take.
+  std::uint64_t out_dropped_before = 0;
+  std::uint64_t err_dropped_before = 0;
   // CPU% over a window the daemon owns, the same for every client that
   // asks within it: the last sample and the percentage it gave.
   std::chrono::steady_clock::time_point cpu_at{};

@@ -102,6 +102,8 @@ json::object to_json(const SavedApp& app) {
   }
   if (!app.source.empty()) json["source"] = app.source;
   if (app.restarts != 0) json["restarts"] = app.restarts;
+  if (app.out_dropped != 0) json["out_dropped_bytes"] = app.out_dropped;
+  if (app.err_dropped != 0) json["err_dropped_bytes"] = app.err_dropped;
   json["spec"] = spec_to_disk(app.spec);
   return json;
 }
@@ -179,6 +181,18 @@ std::string parse_app(const json::value& item, const std::string& where, SavedAp
       return where + ".restarts: expected a count";
     }
     app.restarts = static_cast<int>(restarts->get_int64());
+  }
+  for (auto [key, count] : {std::pair{"out_dropped_bytes", &app.out_dropped},
+                            std::pair{"err_dropped_bytes", &app.err_dropped}}) {
+    const json::value* v = object.if_contains(key);
+    if (v == nullptr) continue;
+    if (v->is_uint64()) {
+      *count = v->get_uint64();
+    } else if (v->is_int64() && v->get_int64() >= 0) {
+      *count = static_cast<std::uint64_t>(v->get_int64());
+    } else {
+      return where + "." + key + ": expected a count";
+    }
   }
 
   const json::value* spec = object.if_contains("spec");

@@ -32,6 +32,8 @@ struct SavedApp {
   std::optional<std::uint64_t> pid_start_time;  // its start time, /proc/PID/stat field 22
   std::string source;                           // the config file it came from, if any
   int restarts = 0;                             // restarts so far, kept across daemons
+  std::uint64_t out_dropped = 0;                // bytes of output the logs lost, so far
+  std::uint64_t err_dropped = 0;
 };
 
 // A config file the daemon remembers: reloaded on SIGHUP, and on every

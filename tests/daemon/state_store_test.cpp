@@ -249,6 +249,8 @@ TEST(StateStore, ReadsTheGoldenFileOfVersion1) {
     EXPECT_EQ(got.pid_start_time, want.pid_start_time);
     EXPECT_EQ(got.source, want.source);
     EXPECT_EQ(got.restarts, want.restarts);
+    EXPECT_EQ(got.out_dropped, want.out_dropped);
+    EXPECT_EQ(got.err_dropped, want.err_dropped);
     EXPECT_TRUE(got.spec == want.spec) << "apps[" << i << "].spec";
   }
   ASSERT_EQ(loaded.state.sources.size(), 1u);
@@ -267,6 +269,25 @@ TEST(StateStore, WritesTheGoldenFileByteForByte) {
   ASSERT_EQ(loaded.state.apps.size(), 2u);
   EXPECT_TRUE(loaded.state.apps[0].spec == golden_state().apps[0].spec);
   EXPECT_TRUE(loaded.state.apps[1].spec == golden_state().apps[1].spec);
+}
+
+// The bytes of output the logs lost are kept across daemons, and a file
+// of version 1 without them reads as none lost.
+TEST(StateStore, KeepsTheCountsOfLostOutput) {
+  TempDir dir;
+  const std::string path = dir.file("state.json");
+  SavedState state = golden_state();
+  state.apps[0].out_dropped = 5'000'000'000;
+  state.apps[0].err_dropped = 17;
+  ASSERT_TRUE(save_state(path, state).ok());
+  EXPECT_NE(read_file(path).find("\"out_dropped_bytes\":5000000000,\"err_dropped_bytes\":17"),
+            std::string::npos)
+      << read_file(path);
+  auto loaded = load_state(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->state.apps[0].out_dropped, 5'000'000'000u);
+  EXPECT_EQ(loaded->state.apps[0].err_dropped, 17u);
+  EXPECT_EQ(loaded->state.apps[1].out_dropped, 0u);
 }
 
 TEST(StateStore, AtomicWriteLeavesNoTemporaryFileAndIsPrivate) {

@@ -899,6 +899,14 @@ TEST_F(SempreDiskFull, OutputToAFullDiskIsDroppedCountedAndSaidWithoutTouchingTh
   EXPECT_GE(number(resumed.app, "out_dropped_bytes"), before + 100 * 9);
   const std::uintmax_t size = fs::file_size(log);
   EXPECT_TRUE(wait_for_file(log, [&](const std::string& t) { return t.size() >= size + 90; }));
+  // The count outlives the worker.
+  const auto counted = find("ticker");
+  ASSERT_TRUE(counted);
+  ASSERT_EQ(sempre({"daemon", "restart"}).code, 0);
+  const auto after = find("ticker");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(number(*after, "out_dropped_bytes"), number(*counted, "out_dropped_bytes"));
+  EXPECT_EQ(pid_of(*after), app.pid);
   // The daemon's log says when it began and when it ended, once each.
   const std::string daemon_log = test::read_file(paths_.log);
   const std::regex began("\\[warning\\] app ticker \\(id \\d+\\): log-error pid=\\d+ " + log +
