@@ -1430,9 +1430,11 @@ TEST_F(SempreDaemon, ARunWhoseMainProcessTheLastWorkerReapedKeepsItsExitStatus) 
 TEST_F(SempreDaemon, DaemonRestartReplacesTheWorkerAndKeepsEveryApp) {
   // `sempre daemon restart` (and `upgrade`) hand every app over to a new
   // worker: same pids, no restart, no line lost, and the daemon's pid stays.
-  const Started ticker = start({"--name", "ticker", "--", kChild, "tick", "1"});
+  // (Running at once, with no min-uptime: one still starting stays so.)
+  const Started ticker =
+      start({"--name", "ticker", "--min-uptime", "0", "--", kChild, "tick", "1"});
   ASSERT_GT(ticker.pid, 0) << describe(ticker.outcome);
-  const Started web = start(sleeper("web"));
+  const Started web = start({"-n", "web", "--min-uptime", "0", "--", kChild, "sleep", "forever"});
   ASSERT_GT(web.pid, 0) << describe(web.outcome);
   const pid_t keeper = daemon_pid();
   for (const char* action : {"restart", "upgrade", "restart"}) {
