@@ -230,11 +230,43 @@ void OutputPipe::consume(std::string_view chunk) {
   }
   const std::size_t end = chunk.rfind('\n');
   const std::size_t complete = end == std::string_view::npos ? 0 : end + 1;
-  if (complete > 0 && callbacks_.on_lines) {
-    callbacks_.on_lines(chunk.substr(0, complete));
+  if (complete > 0) {
+    deliver_lines(chunk.substr(0, complete));
     if (alive.expired()) return;
   }
   keep_partial(chunk.substr(complete));
+}
+
+void OutputPipe::deliver_lines(std::string_view lines) {
+  if (!callbacks_.on_lines) return;
+  const std::weak_ptr<bool> alive = alive_;
+  std::size_t start = 0;  // of the lines not handed on yet
+  std::size_t at = 0;
+  while (at < lines.size()) {
+    const std::size_t newline = lines.find('\n', at);
+    const std::size_t end = newline == std::string_view::npos ? lines.size() : newline;
+    if (end - at > kMaxLine) {
+      // The short lines before it go as they are, the long one in pieces,
+      // as keep_partial() cuts a line whose end has not come yet.
+      if (at > start) {
+        callbacks_.on_lines(lines.substr(start, at - start));
+        if (alive.expired()) return;
+      }
+      std::string_view line = lines.substr(at, end - at);
+      std::string piece;
+      while (!line.empty()) {
+        const std::size_t n = line.size() > kMaxLine ? kMaxLine : line.size();
+        piece.assign(line.substr(0, n));
+        piece += '\n';
+        callbacks_.on_lines(piece);
+        if (alive.expired()) return;
+        line.remove_prefix(n);
+      }
+      start = end + 1;
+    }
+    at = end + 1;
+  }
+  if (start < lines.size()) callbacks_.on_lines(lines.substr(start));
 }
 
 void OutputPipe::keep_partial(std::string_view tail) {
@@ -253,7 +285,7 @@ void OutputPipe::keep_partial(std::string_view tail) {
 
 void OutputPipe::deliver_partial() {
   const std::weak_ptr<bool> alive = alive_;
-  if (callbacks_.on_lines) callbacks_.on_lines(partial_);
+  deliver_lines(partial_);
   if (alive.expired()) return;
   partial_.clear();
   if (partial_.capacity() > kKeptCapacity) partial_.shrink_to_fit();

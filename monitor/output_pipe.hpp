@@ -58,6 +58,9 @@ class OutputPipe {
   void consume(std::string_view chunk);
   void keep_partial(std::string_view tail);
   void deliver_partial();
+  // Hands whole `lines` to on_lines, a line longer than kMaxLine in pieces
+  // of kMaxLine, each a line of its own.
+  void deliver_lines(std::string_view lines);
   void finish();
 
   boost::asio::posix::stream_descriptor fd_;

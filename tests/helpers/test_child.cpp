@@ -26,6 +26,11 @@
 //   serve PORTFILE            an HTTP server on 127.0.0.1 (a free port, written to
 //                             PORTFILE): answers each request "200 ok" and logs a
 //                             line for it to stderr, as an access log does
+//   mute                      close stdout and stderr, then wait forever
+//   bytes N                   write N bytes cycling through all 256 values (NUL and
+//                             invalid UTF-8 among them), then wait forever
+//   long-line N               write one line of N 'x' and its newline, then wait forever
+//   forks N                   fork N children that sleep forever, print "ready", wait
 //   burst N                   write N numbered lines at once, then wait forever
 //   tick MS                   write numbered lines ("%08d"), one every MS ms, forever;
 //                             exit 0 on SIGTERM
@@ -265,6 +270,32 @@ int main(int argc, char** argv) {
     ::waitpid(first, nullptr, 0);
     say("ready");
     if (std::strcmp(argv[3], "exit") == 0) return 0;
+    wait_forever();
+  }
+  if (mode == "mute" && argc == 2) {
+    ::close(1);
+    ::close(2);
+    wait_forever();
+  }
+  if (mode == "bytes" && argc == 3) {
+    std::string all(static_cast<size_t>(std::atol(argv[2])), '\0');
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<char>(i % 256);
+    write_all(1, all.data(), all.size());
+    wait_forever();
+  }
+  if (mode == "long-line" && argc == 3) {
+    std::string line(static_cast<size_t>(std::atol(argv[2])), 'x');
+    line += '\n';
+    write_all(1, line.data(), line.size());
+    wait_forever();
+  }
+  if (mode == "forks" && argc == 3) {
+    for (long i = 0; i < std::atol(argv[2]); ++i) {
+      const pid_t pid = ::fork();
+      if (pid < 0) return 3;
+      if (pid == 0) wait_forever();
+    }
+    say("ready");
     wait_forever();
   }
   if (mode == "serve" && argc == 3) {

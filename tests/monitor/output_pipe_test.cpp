@@ -185,6 +185,35 @@ TEST(OutputPipe, DeliversAPartialLongerThanMaxLineAsALineOfItsOwn) {
   EXPECT_EQ(total, endless.size());
 }
 
+// A long line whose newline comes (in the same read, or a later one) is cut
+// at kMaxLine too: no line reaches the log longer than that.
+TEST(OutputPipe, CutsALongLineAtMaxLineWhereverItsNewlineComes) {
+  for (const std::size_t length :
+       {OutputPipe::kMaxLine + 1, 2 * OutputPipe::kMaxLine, 3 * OutputPipe::kMaxLine / 2 + 7}) {
+    boost::asio::io_context io;
+    Pipe pipe;
+    Received got;
+    OutputPipe out(io.get_executor(), pipe.release_read(), make_read_buffer(), got.callbacks());
+    const std::string text = "short\n" + std::string(length, 'b') + "\nafter\n";
+    boost::asio::posix::stream_descriptor writer(io, std::exchange(pipe.write_fd, -1));
+    boost::asio::async_write(writer, boost::asio::buffer(text),
+                             [&](const boost::system::error_code& ec, std::size_t) {
+                               EXPECT_FALSE(ec);
+                               writer.close();
+                             });
+    ASSERT_TRUE(run_until(io, [&] { return got.eofs == 1; }));
+    const std::vector<std::string> lines = test::split_lines(got.all());
+    std::vector<std::string> want = {"short"};
+    for (std::size_t left = length; left > 0;) {
+      const std::size_t n = std::min(left, OutputPipe::kMaxLine);
+      want.emplace_back(n, 'b');
+      left -= n;
+    }
+    want.emplace_back("after");
+    EXPECT_EQ(lines, want) << length;
+  }
+}
+
 TEST(OutputPipe, AFloodingPipeDoesNotStarveAnother) {
   boost::asio::io_context io;
   // A tiny buffer turns the flood into thousands of reads.
