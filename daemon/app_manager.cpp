@@ -25,6 +25,7 @@
 #include "reload_planner.hpp"
 #include "sempre/log_files.hpp"
 #include "sempre/monitor.hpp"
+#include "sempre/proc_stats.hpp"
 #include "state_store.hpp"
 #include "subscriptions.hpp"
 
@@ -38,25 +39,47 @@ using protocol::ErrorCode;
 // How often a state.json that could not be saved is tried again.
 constexpr Millis kSaveRetry{5000};
 
-// Sends `sig`, then SIGKILL after `timeout`, to the group of `pid`, a
-// process left running by an earlier daemon (not our child: watched through
-// a pidfd). `done` runs once it is gone.
+// Sends `sig`, then SIGKILL after `timeout`, to the process set of `pid`
+// (its cgroup under `cgroup_parent` if it has one, else its process tree
+// and the orphans marked SEMPRE_GROUP=pid), a process left running by an
+// earlier daemon (not our child: watched through a pidfd). `done` runs once
+// it is gone, and with it all of its set.
 class StaleChildStopper : public std::enable_shared_from_this<StaleChildStopper> {
  public:
-  static void stop(boost::asio::any_io_executor executor, pid_t pid, int sig, Millis timeout,
+  static void stop(boost::asio::any_io_executor executor, pid_t pid,
+                   const std::string& cgroup_parent, int sig, Millis timeout,
                    std::function<void()> done) {
-    auto self =
-        std::shared_ptr<StaleChildStopper>(new StaleChildStopper(executor, pid, std::move(done)));
+    std::string cgroup;
+    if (!cgroup_parent.empty()) {
+      const std::string own = cgroup_parent + "/" + std::to_string(pid);
+      std::error_code ec;
+      if (std::filesystem::is_directory(own, ec)) cgroup = own;
+    }
+    auto self = std::shared_ptr<StaleChildStopper>(
+        new StaleChildStopper(executor, pid, std::move(cgroup), std::move(done)));
     self->begin(sig, timeout);
   }
 
  private:
-  StaleChildStopper(boost::asio::any_io_executor executor, pid_t pid, std::function<void()> done)
-      : pid_(pid), fd_(executor), timer_(executor), done_(std::move(done)) {}
+  StaleChildStopper(boost::asio::any_io_executor executor, pid_t pid, std::string cgroup,
+                    std::function<void()> done)
+      : pid_(pid),
+        cgroup_(std::move(cgroup)),
+        fd_(executor),
+        timer_(executor),
+        done_(std::move(done)) {}
+
+  // The group, and each member of the set outside it.
+  void signal_set(int sig) {
+    ::kill(-pid_, sig);
+    if (auto members = try_members(ProcessSet{pid_, cgroup_, true})) {
+      for (pid_t member : *members) ::kill(member, sig);
+    }
+  }
 
   void begin(int sig, Millis timeout) {
     auto pidfd = os::open_pidfd(pid_);
-    if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
+    signal_set(sig);
     if (!pidfd) {
       finish();
       return;
@@ -74,15 +97,15 @@ class StaleChildStopper : public std::enable_shared_from_this<StaleChildStopper>
     timer_.expires_after(timeout);
     timer_.async_wait([self](const boost::system::error_code& error) {
       if (error) return;
-      ::kill(-self->pid_, SIGKILL);
-      ::kill(self->pid_, SIGKILL);
+      self->signal_set(SIGKILL);
     });
   }
 
   void finish() {
     if (finished_) return;
     finished_ = true;
-    ::kill(-pid_, SIGKILL);  // what is left of its group
+    signal_set(SIGKILL);                             // what is left of its set
+    if (!cgroup_.empty()) ::rmdir(cgroup_.c_str());  // once the kernel has emptied it
     timer_.cancel();
     boost::system::error_code ignored;
     fd_.close(ignored);
@@ -90,6 +113,7 @@ class StaleChildStopper : public std::enable_shared_from_this<StaleChildStopper>
   }
 
   pid_t pid_;
+  std::string cgroup_;
   boost::asio::posix::stream_descriptor fd_;
   boost::asio::steady_timer timer_;
   std::function<void()> done_;
@@ -186,7 +210,8 @@ class AppManager::Impl {
       const auto process = run ? kept_process(*run, entry) : std::nullopt;
       keeper_->drop(name);
       if (process && process_start_time(process->first) == process->second) {
-        StaleChildStopper::stop(executor_, process->first, SIGTERM, Millis{5000}, [] {});
+        StaleChildStopper::stop(executor_, process->first, seams_.cgroup_parent, SIGTERM,
+                                Millis{5000}, [] {});
       }
     }
     (void)persist();
@@ -379,8 +404,8 @@ class AppManager::Impl {
           for (auto& waiting : std::exchange(a->after_stale, {})) waiting();
           start();
         };
-        StaleChildStopper::stop(executor_, *saved.pid, app.spec.monitor.kill_signal,
-                                app.spec.monitor.kill_timeout, then);
+        StaleChildStopper::stop(executor_, *saved.pid, seams_.cgroup_parent,
+                                app.spec.monitor.kill_signal, app.spec.monitor.kill_timeout, then);
       } else {
         start();
       }

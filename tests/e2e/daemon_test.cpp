@@ -1616,6 +1616,41 @@ TEST_F(SempreStaleCopy, AKillWaitsUntilTheEarlierCopyIsGone) {
   EXPECT_TRUE(processes_with_env(tag()).empty()) << describe_processes(processes_with_env(tag()));
 }
 
+// What the copy left behind had forked, out of its group and session, is
+// stopped with it: by its cgroup, or by the SEMPRE_GROUP mark.
+class SempreStaleEscapee : public SempreStaleCopy, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(SempreStaleEscapee, IsStoppedWithTheCopyItCameFrom) {
+  fs::create_directories(home_);
+  fs::permissions(home_, fs::perms::owner_all, fs::perm_options::replace);
+  if (!GetParam()) test::write_file(home_ + "/config.toml", "[daemon]\ncgroups = false\n");
+  Subprocess lone({kSempred, "--no-keeper", "--home", home_}, env());
+  ASSERT_EQ(lone.wait(), 0) << lone.err();
+  const std::string pidfile = dir_ + "/escapee.pid";
+  const Started esc = start({"-n", "esc", "--", kChild, "escape", pidfile, "stay"}, {tag()});
+  ASSERT_GT(esc.pid, 0) << describe(esc.outcome);
+  ASSERT_TRUE(wait_for_file(pidfile, holds("\n")));
+  const auto escapee = static_cast<pid_t>(std::stol(test::read_file(pidfile)));
+  ::unlink(pidfile.c_str());
+  const pid_t daemon = daemon_pid();
+  ASSERT_EQ(::kill(daemon, SIGKILL), 0);
+  ASSERT_TRUE(wait_for_exit(daemon));
+
+  // The next daemon stops the copy, and its escapee, then starts the app.
+  const Awaited again = await_app("esc", runs_under_another_pid(esc.pid));
+  ASSERT_TRUE(again.ok) << again.last_seen;
+  EXPECT_FALSE(alive(esc.pid));
+  EXPECT_FALSE(alive(escapee)) << "the escapee " << escapee << " of the earlier copy still runs";
+  ASSERT_TRUE(wait_for_file(pidfile, holds("\n")));
+  const auto copies = processes_with_env(tag());
+  EXPECT_EQ(copies.size(), 2u) << "the new run and its escapee only" << describe_processes(copies);
+}
+
+INSTANTIATE_TEST_SUITE_P(Containment, SempreStaleEscapee, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Cgroups" : "ProcessTree";
+                         });
+
 TEST_F(SempreDaemon, DaemonRestartWithoutAKeeperRestartsTheApps) {
   // A daemon run with --no-keeper cannot hand its apps over: `daemon
   // restart` says so and falls back to stop and start.
