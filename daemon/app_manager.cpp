@@ -302,7 +302,7 @@ class AppManager::Impl {
   bool adopt_kept(App& app, const std::string& name, KeeperLink::Entry& entry) {
     const std::optional<KeptRun> run = KeptRun::parse(entry.text);
     const auto process = run ? kept_process(*run, entry) : std::nullopt;
-    if (!process || entry.fds.size() != 2) {
+    if (!process || entry.fds.size() < 2) {
       log_->info("app {} (id {}): kept run {} ({}, {} pipe(s)) has no process to take over",
                  app.spec.name, app.id, name, entry.text, entry.fds.size());
       keeper_->drop(name);
@@ -314,6 +314,7 @@ class AppManager::Impl {
     adoption.uptime = process_age(adoption.pid, adoption.start_time);
     adoption.stdout_fd = entry.fds[0].release();
     adoption.stderr_fd = entry.fds[1].release();
+    if (entry.fds.size() > 2) adoption.notify_fd = entry.fds[2].release();
     adoption.exit_status = keeper_->exit_source();
     // A spawn cut off (pending) had not been seen ready either.
     adoption.ready = run->pid && !run->starting;

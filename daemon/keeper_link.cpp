@@ -371,9 +371,14 @@ class NamedRunKeeper final : public RunKeeper {
       : link_(std::move(link)), name_(std::move(name)) {}
 
   void keep_pipes(int stdout_read_fd, int stderr_read_fd) override {
+    keep_pipes_and_notify(stdout_read_fd, stderr_read_fd, -1);
+  }
+
+  void keep_pipes_and_notify(int stdout_read_fd, int stderr_read_fd, int notify_fd) override {
     if (auto link = link_.lock()) {
-      const int fds[] = {stdout_read_fd, stderr_read_fd};
-      link->send("keep " + name_, KeptRun{}.text(), fds);
+      const int fds[] = {stdout_read_fd, stderr_read_fd, notify_fd};
+      link->send("keep " + name_, KeptRun{}.text(),
+                 std::span<const int>(fds, notify_fd >= 0 ? 3 : 2));
     }
   }
 

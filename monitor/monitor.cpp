@@ -107,6 +107,7 @@ class Monitor::Impl {
   Status adopt(Adoption adoption) {
     os::UniqueFd out(adoption.stdout_fd);
     os::UniqueFd err(adoption.stderr_fd);
+    os::UniqueFd notify(adoption.notify_fd);
     if (run_ || state_ != State::kStopped) {
       return Error{ErrorKind::kInvalidArgument, "cannot adopt: a run is under way already", 0};
     }
@@ -123,6 +124,13 @@ class Monitor::Impl {
     const Result<os::ProcStat> stat = os::read_proc_stat(adoption.pid);
     run->gone = !stat || stat->starttime != adoption.start_time || stat->state == 'Z';
     run->adopted_starting = !adoption.ready;
+    if (run->adopted_starting && notify && ready_check_.kind == ReadyCheck::Kind::kNotify) {
+      Run* raw = run.get();
+      auto probe = adopt_notify_probe(executor_, notify.release(), [this, raw] {
+        if (run_.get() == raw) fire({Trigger::kReady});
+      });
+      if (probe) run->probe = std::move(*probe);
+    }
     run->out_pipe = out ? add_pipe(OutputStream::kStdout, out.release()) : 0;
     run->err_pipe = err ? add_pipe(OutputStream::kStderr, err.release()) : 0;
     adoption_ = std::move(run);
@@ -461,8 +469,9 @@ class Monitor::Impl {
     if (!adoption_) return;
     run_ = std::move(adoption_);
     Run* run = run_.get();
-    const bool resume =
-        run->adopted_starting && !run->gone && ready_check_.kind != ReadyCheck::Kind::kNotify;
+    // A notify check goes on only on the socket the app was given.
+    const bool resume = run->adopted_starting && !run->gone &&
+                        (ready_check_.kind != ReadyCheck::Kind::kNotify || run->probe);
     set_state(resume ? State::kStarting : State::kRunning);
     if (resume) {
       start_probe(*run);
@@ -557,7 +566,10 @@ class Monitor::Impl {
     request.stdout_fd = out->write.get();
     request.stderr_fd = err->write.get();
     request.cgroup_parent = cgroup_parent_;
-    if (keeper_ != nullptr) keeper_->keep_pipes(out->read.get(), err->read.get());
+    if (keeper_ != nullptr) {
+      keeper_->keep_pipes_and_notify(out->read.get(), err->read.get(),
+                                     run->probe ? run->probe->notify_fd() : -1);
+    }
     auto child = launcher_->launch(request);
     // The child holds its copies; ours would keep the pipes from ever ending.
     out->write.reset();

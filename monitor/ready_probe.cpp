@@ -1,5 +1,6 @@
 #include "ready_probe.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -50,6 +51,22 @@ class NotifyProbe final : public ReadyProbe {
     env_entry = "NOTIFY_SOCKET=@" + name;
     receive();
     return {};
+  }
+
+  Status adopt(int fd) {
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    boost::system::error_code ec;
+    socket_.assign(asio::local::datagram_protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return Error{ErrorKind::kIo, "cannot use the notify socket: " + ec.message()};
+    }
+    receive();
+    return {};
+  }
+
+  int notify_fd() const override {
+    return const_cast<asio::local::datagram_protocol::socket&>(socket_).native_handle();
   }
 
  private:
@@ -207,6 +224,13 @@ Result<std::unique_ptr<ReadyProbe>> make_notify_probe(asio::any_io_executor exec
                                                       std::function<void()> on_ready) {
   auto probe = std::make_unique<NotifyProbe>(std::move(executor), std::move(on_ready));
   if (auto st = probe->open(env_entry); !st) return st.error();
+  return std::unique_ptr<ReadyProbe>(std::move(probe));
+}
+
+Result<std::unique_ptr<ReadyProbe>> adopt_notify_probe(asio::any_io_executor executor, int fd,
+                                                       std::function<void()> on_ready) {
+  auto probe = std::make_unique<NotifyProbe>(std::move(executor), std::move(on_ready));
+  if (auto st = probe->adopt(fd); !st) return st.error();
   return std::unique_ptr<ReadyProbe>(std::move(probe));
 }
 

@@ -40,6 +40,9 @@ class ReadyProbe {
   ReadyProbe& operator=(const ReadyProbe&) = delete;
   // Stops probing: `on_ready` is not called afterwards.
   virtual ~ReadyProbe() = default;
+  // The notify socket, for a successor to take the check over; -1 for the
+  // other kinds.
+  virtual int notify_fd() const { return -1; }
 };
 
 // Binds an abstract unix datagram socket and sets `env_entry` to the
@@ -48,6 +51,11 @@ class ReadyProbe {
 Result<std::unique_ptr<ReadyProbe>> make_notify_probe(boost::asio::any_io_executor executor,
                                                       std::string& env_entry,
                                                       std::function<void()> on_ready);
+
+// The same on a notify socket bound already (`fd`, taken): the one a dead
+// supervisor's run was told of, with what the app sent meanwhile queued.
+Result<std::unique_ptr<ReadyProbe>> adopt_notify_probe(boost::asio::any_io_executor executor,
+                                                       int fd, std::function<void()> on_ready);
 
 // Connects to 127.0.0.1:`port` until it succeeds, then runs `on_ready` once.
 std::unique_ptr<ReadyProbe> make_tcp_probe(boost::asio::any_io_executor executor, Clock& clock,

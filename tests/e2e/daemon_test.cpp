@@ -2390,6 +2390,32 @@ TEST_F(SempreDaemon, AReadinessCheckUnderWayIsResumedByTheNextWorker) {
   EXPECT_EQ(pid_of(up.app), web.pid);
 }
 
+TEST_F(SempreDaemon, ANotifyReadinessSentWhileNoWorkerRunsIsHeardByTheNextOne) {
+  // `--ready notify`: the keeper holds the run's notify socket with its
+  // pipes, so a READY=1 the app sends while no worker runs waits in it for
+  // the next worker, which takes the run over as starting and hears it.
+  const std::string sent = dir_ + "/sent";
+  const Started web = start({"-n", "web", "--min-uptime", "0", "--ready", "notify", "--", kChild,
+                             "notify-on-usr1", sent});
+  ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
+  ASSERT_TRUE(wait_for_file(out_log("web"), holds("waiting\n")));
+  const pid_t keeper = daemon_pid();
+  const std::vector<pid_t> workers = daemons_of(home_, /*workers=*/true);
+  ASSERT_EQ(workers.size(), 1u) << describe_processes(workers);
+
+  ASSERT_EQ(::kill(keeper, SIGSTOP), 0);
+  ASSERT_EQ(::kill(workers.front(), SIGKILL), 0);
+  ASSERT_TRUE(wait_for_exit(workers.front()));
+  ASSERT_EQ(::kill(web.pid, SIGUSR1), 0);
+  // Sent into the socket the keeper holds (its log line waits in the pipe).
+  EXPECT_TRUE(wait_for_file(sent, holds("sent\n")));
+  ASSERT_EQ(::kill(keeper, SIGCONT), 0);
+
+  const auto up = await_app("web", status_is("running"));
+  EXPECT_TRUE(up.ok) << up.last_seen;
+  EXPECT_EQ(pid_of(up.app), web.pid);
+}
+
 }  // namespace
 }  // namespace sempre
 

@@ -22,7 +22,8 @@
 //                             (its pid written to PIDFILE), print "ready", then wait
 //                             forever (stay) or exit 0 (exit), as a daemonizing server does
 //   listen-on-usr1 PORT       print "waiting"; on SIGUSR1 listen on 127.0.0.1:PORT, wait
-//   notify-on-usr1            print "waiting"; on SIGUSR1 send READY=1 to $NOTIFY_SOCKET, wait
+//   notify-on-usr1 [FILE]     print "waiting"; on SIGUSR1 send READY=1 to $NOTIFY_SOCKET
+//                             (then make FILE, if given), wait
 //   serve PORTFILE            an HTTP server on 127.0.0.1 (a free port, written to
 //                             PORTFILE): answers each request "200 ok" and logs a
 //                             line for it to stderr, as an access log does
@@ -186,7 +187,8 @@ int main(int argc, char** argv) {
       say(std::string("got ") + (sig == SIGHUP ? "HUP" : sig == SIGUSR1 ? "USR1" : "USR2"));
     }
   }
-  if ((mode == "listen-on-usr1" && argc == 3) || (mode == "notify-on-usr1" && argc == 2)) {
+  if ((mode == "listen-on-usr1" && argc == 3) ||
+      (mode == "notify-on-usr1" && (argc == 2 || argc == 3))) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
@@ -222,6 +224,7 @@ int main(int argc, char** argv) {
                    static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n)) < 0) {
         return 3;
       }
+      if (argc == 3) std::ofstream(argv[2]) << "sent\n";
       say("notified");
     }
     wait_forever();

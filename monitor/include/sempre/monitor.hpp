@@ -87,6 +87,12 @@ class RunKeeper {
   // Before the spawn: the read ends of the run's stdout and stderr pipes,
   // which the Monitor keeps; the keeper must duplicate what it holds on to.
   virtual void keep_pipes(int stdout_read_fd, int stderr_read_fd) = 0;
+  // The same, with the run's notify socket (`--ready notify`), so that a
+  // successor can still hear READY=1; by default the socket is not kept.
+  virtual void keep_pipes_and_notify(int stdout_read_fd, int stderr_read_fd, int notify_fd) {
+    (void)notify_fd;
+    keep_pipes(stdout_read_fd, stderr_read_fd);
+  }
   // The spawn succeeded: the run's main process, starting (not ready yet).
   virtual void keep_pid(pid_t pid) = 0;
   // The run became ready (its readiness check passed, or it lasted
@@ -124,10 +130,11 @@ struct Adoption {
   Millis uptime{0};              // how long it has run
   ExitStatusSource exit_status;  // where its end is learned (Launcher::adopt)
   // False: it was still starting (RunKeeper::keep_ready never came), and
-  // its readiness check is run again (tcp, exec) or the rest of its
-  // min-uptime waited for; a notify check cannot be (its socket died with
-  // the supervisor), and such a run counts as ready.
+  // its readiness check is run again (tcp, exec, or notify on `notify_fd`)
+  // or the rest of its min-uptime waited for; a notify check without its
+  // socket cannot be, and such a run counts as ready.
   bool ready = true;
+  int notify_fd = -1;  // the run's notify socket, taken over; -1: none
 };
 
 class SEMPRE_EXPORT Monitor {
