@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <spdlog/logger.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -190,11 +191,15 @@ class SessionImpl final : public Session, public std::enable_shared_from_this<Se
   // Closes a served session whose client has hung up, before the event
   // loop gets to read that (its end of file may wait behind a storm of
   // new clients). A client that only shut its writing side down still
-  // waits for its answer, and is kept. True when it was closed.
+  // waits for its answer, and one that left a request unread is served;
+  // both are kept. True when it was closed.
   bool close_if_hung_up() {
     if (!open_ || !served_) return false;
     pollfd p{socket_.native_handle(), 0, 0};
     if (::poll(&p, 1, 0) != 1 || (p.revents & (POLLHUP | POLLERR)) == 0) return false;
+    // What it sent before it left is served still.
+    int unread = 0;
+    if (::ioctl(socket_.native_handle(), FIONREAD, &unread) == 0 && unread > 0) return false;
     close_now();
     return true;
   }

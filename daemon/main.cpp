@@ -249,8 +249,11 @@ void reset_process_state(Options& options) {
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
   }
   ::sigprocmask(SIG_SETMASK, &mask, nullptr);
-  // A client that hangs up must not kill the daemon; children get SIG_DFL back.
+  // A client that hangs up must not kill the daemon, nor a log that reaches
+  // a file size limit (ulimit -f, LimitFSIZE=): the write fails with EFBIG
+  // and the lines are counted as dropped. Children get SIG_DFL back.
   ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGXFSZ, SIG_IGN);
 }
 
 // The path of this program, for the keeper to run the worker from: the

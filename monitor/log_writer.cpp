@@ -211,6 +211,7 @@ Status LogWriter::write_lines(std::string_view lines, std::uint64_t* dropped) {
   }
   if (!failing_) dropped_while_failing_ = 0;
   failing_ = true;
+  error_ = result.error().message;
   dropped_while_failing_ += lost_bytes;
   return result;
 }
@@ -284,35 +285,41 @@ Status LogWriter::rotate() {
   const std::string& path = options_.path;
   struct stat st {};
   if (::fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode)) return {};
+  // The next file first: when it cannot be made (no inode left, no
+  // descriptor), nothing is renamed, and the lines go on into this one.
+  const std::string next = path + ".rotating";
+  os::UniqueFd fresh(::open(next.c_str(), kOpenFlags | O_TRUNC, kFileMode));
+  if (!fresh) return os_error(errno, "open " + next);
+  auto fail = [&next](int err, const std::string& what) {
+    ::unlink(next.c_str());
+    return os_error(err, what);
+  };
   if (options_.keep > 0) {
     // Highest first, so that each rename lands on a name already moved away.
     std::vector<int> indices = rotated_indices(path);
     for (auto it = indices.rbegin(); it != indices.rend(); ++it) {
       const std::string from = rotated_name(path, *it);
       if (*it >= options_.keep) {
-        if (::unlink(from.c_str()) != 0 && errno != ENOENT)
-          return os_error(errno, "remove " + from);
+        if (::unlink(from.c_str()) != 0 && errno != ENOENT) return fail(errno, "remove " + from);
         continue;
       }
       const std::string to = rotated_name(path, *it + 1);
       if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
-        return os_error(errno, "rename " + from);
+        return fail(errno, "rename " + from);
       }
     }
     const std::string first = rotated_name(path, 1);
     if (::rename(path.c_str(), first.c_str()) != 0 && errno != ENOENT) {
-      return os_error(errno, "rename " + path);
+      return fail(errno, "rename " + path);
     }
   } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return os_error(errno, "remove " + path);
+    return fail(errno, "remove " + path);
   }
-
   // If this fails the old descriptor stays: its file is now PATH.1 (or
-  // unlinked), and writing on into it loses nothing.
-  const int fd = ::open(path.c_str(), kOpenFlags | O_TRUNC, kFileMode);
-  if (fd < 0) return os_error(errno, "open " + path);
+  // unlinked), and the next write makes PATH again (reopen_if_deleted).
+  if (::rename(next.c_str(), path.c_str()) != 0) return fail(errno, "rename " + next);
   ::close(fd_);
-  fd_ = fd;
+  fd_ = fresh.release();
   size_ = 0;
   if (on_rotate_) on_rotate_(path);
   return {};

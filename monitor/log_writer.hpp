@@ -51,6 +51,9 @@ class LogWriter {
 
   // True from a write_lines() that failed to the next one that succeeds.
   bool failing() const { return failing_; }
+  // What the last failed write_lines() returned ("write PATH: No space left
+  // on device"); kept after writing works again.
+  const std::string& error() const { return error_; }
   // Bytes dropped since the writer was opened, and since failing() began.
   std::uint64_t dropped() const { return dropped_; }
   std::uint64_t dropped_while_failing() const { return dropped_while_failing_; }
@@ -81,6 +84,7 @@ class LogWriter {
   int fd_;
   std::uint64_t size_;
   bool failing_ = false;
+  std::string error_;
   std::uint64_t dropped_ = 0;
   std::uint64_t dropped_while_failing_ = 0;
   std::function<void(const std::string&)> on_rotate_;

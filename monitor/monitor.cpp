@@ -804,7 +804,6 @@ class Monitor::Impl {
     std::uint64_t dropped = 0;
     Status written = writer->write_lines(lines, &dropped);
     (stream == OutputStream::kStdout ? out_dropped_ : err_dropped_) += dropped;
-    if (!written) log_error_ = written.error().message;
     return writer->failing() != was_failing ? writer : nullptr;
   }
 
@@ -815,11 +814,15 @@ class Monitor::Impl {
       Event e = make_event(changed->failing() ? EventType::kLogError : EventType::kLogResumed);
       e.path = changed->path();
       if (changed->failing()) {
-        e.reason = log_error_;
-        last_error_ = log_error_;
+        e.reason = changed->error();
+        last_error_ = changed->error();
       } else {
         e.dropped = changed->dropped_while_failing();
-        if (last_error_ == log_error_) last_error_.clear();
+        if (last_error_ == changed->error()) {
+          // The other log may still be failing: its error is the one now.
+          LogWriter* other = (changed == out_writer_.get() ? err_writer_ : out_writer_).get();
+          last_error_ = other != nullptr && other->failing() ? other->error() : std::string();
+        }
       }
       emit(e);
     }
@@ -940,7 +943,6 @@ class Monitor::Impl {
   int restarts_ = 0;
   std::optional<ExitStatus> last_exit_;
   std::string last_error_;
-  std::string log_error_;  // the latest error writing a log
   std::uint64_t out_dropped_ = 0;
   std::uint64_t err_dropped_ = 0;
   std::optional<Error> last_spawn_error_;

@@ -492,5 +492,43 @@ TEST(LogWriter, ALogThatCannotBeMadeAgainDropsAndSaysWhy) {
   EXPECT_EQ(read_file(path), "back\n");
 }
 
+// Out of descriptors (or inodes), a rotation cannot make its next file: it
+// then moves nothing, and the lines go on into the current file, which
+// stays where it is with its history beside it.
+TEST(LogWriter, ARotationThatCannotMakeItsNextFileMovesNothing) {
+  TempDir dir;
+  FixedWallClock clock;
+  const std::string path = dir.file("app.log");
+  auto writer = open_writer({.path = path, .max_size = 100, .keep = 2}, clock);
+  ASSERT_TRUE(writer);
+  const std::string line = std::string(59, 'a') + "\n";
+  ASSERT_TRUE(writer->write_lines(line).ok());
+  ASSERT_TRUE(writer->write_lines(line).ok());  // rotated: PATH.1 holds the first
+  ASSERT_TRUE(std::filesystem::exists(path + ".1"));
+
+  // Every descriptor below the limit in use: open() fails with EMFILE.
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  const int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit lowered = saved;
+  lowered.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  Status st = writer->write_lines(line);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().os_error, EMFILE) << st.error().message;
+  EXPECT_EQ(read_file(path), line + line) << "the lines went on into the current file";
+  EXPECT_EQ(read_file(path + ".1"), line);
+  EXPECT_FALSE(std::filesystem::exists(path + ".2"));
+  EXPECT_FALSE(std::filesystem::exists(path + ".rotating"));
+  ASSERT_TRUE(writer->write_lines(line).ok());
+  EXPECT_EQ(read_file(path), line);
+  EXPECT_EQ(read_file(path + ".1"), line + line);
+  EXPECT_EQ(read_file(path + ".2"), line);
+}
+
 }  // namespace
 }  // namespace sempre
