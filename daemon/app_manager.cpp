@@ -285,8 +285,10 @@ class AppManager::Impl {
 
   // How long process `pid`, started at `start_time` (clock ticks after
   // boot), has run; 0 when it is gone.
-  static Millis process_age(pid_t pid, std::uint64_t start_time) {
-    if (process_start_time(pid) != start_time) return Millis{0};
+  // `ended`: the process ended already, and its age is its age when the
+  // last worker reaped it, near enough.
+  static Millis process_age(pid_t pid, std::uint64_t start_time, bool ended = false) {
+    if (ended ? start_time == 0 : process_start_time(pid) != start_time) return Millis{0};
     double up = 0;
     if (FILE* f = std::fopen("/proc/uptime", "re")) {
       if (std::fscanf(f, "%lf", &up) != 1) up = 0;
@@ -311,7 +313,7 @@ class AppManager::Impl {
     Adoption adoption;
     adoption.pid = process->first;
     adoption.start_time = process->second;
-    adoption.uptime = process_age(adoption.pid, adoption.start_time);
+    adoption.uptime = process_age(adoption.pid, adoption.start_time, run->exit.has_value());
     adoption.stdout_fd = entry.fds[0].release();
     adoption.stderr_fd = entry.fds[1].release();
     if (entry.fds.size() > 2) adoption.notify_fd = entry.fds[2].release();
@@ -338,6 +340,7 @@ class AppManager::Impl {
       keeper_->drop(name);
       return false;
     }
+    keeper_->note_start(name, process->second);
     log_->info("app {} (id {}): took over pid {} of the last worker", app.spec.name, app.id,
                process->first);
     return true;

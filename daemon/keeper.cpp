@@ -204,11 +204,15 @@ class Keeper {
         entries_(std::move(resumed.entries)),
         pending_exits_(std::move(resumed.pending_exits)),
         first_(false),
+        resumed_(true),
         resumed_nofile_(resumed.inherited_nofile) {}
 
   int run() {
     if (!setup()) return 3;
     if (resumed_nofile_) inherited_nofile_ = resumed_nofile_;
+    // What ended around the exec is reaped now, its status kept for the
+    // worker, whether or not its SIGCHLD is still pending.
+    if (resumed_) (void)reap();
     start_worker();
     for (;;) {
       std::vector<pollfd> fds;
@@ -498,13 +502,6 @@ class Keeper {
   // (`--keeper-resume FD`). Returns only when that could not be done; the
   // keeper then goes on as it was.
   void replace_self() {
-    // A binary that cannot even run (a missing library, a truncated file)
-    // must not take the keeper with it: it is tried first.
-    if (std::string why = try_program(); !why.empty()) {
-      log("cannot replace the keeper: " + options_.program + " " + why +
-          "; the keeper stays as it is");
-      return;
-    }
     std::string state(kStateHeader);
     state += "\n";
     auto line = [&state](std::string_view key, std::string_view value) {
@@ -547,6 +544,16 @@ class Keeper {
           std::string(std::strerror(errno)));
       return;
     }
+    kept.push_back(memo.get());
+    // A binary that cannot take over (one that does not run, an older one
+    // that knows no --keeper-resume, a state it cannot read) must not take
+    // the keeper, and with it the apps' pipes, down: it is tried first, on
+    // this very state, as a dry run.
+    if (std::string why = try_program(memo.get(), kept); !why.empty()) {
+      log("cannot replace the keeper: " + options_.program + " " + why +
+          "; the keeper stays as it is");
+      return;
+    }
     const std::string fd_text = std::to_string(memo.get());
     std::string program = options_.program;
     const std::string flag = "--keeper-resume";
@@ -560,10 +567,13 @@ class Keeper {
         "; the keeper stays as it is");
   }
 
-  // Runs `PROGRAM --version`, which must exit 0 within kTryLimit; empty when
-  // it did, else what went wrong. The keeper waits for it (a few ms): no
-  // worker runs meanwhile, and the apps' output waits in their pipes.
-  std::string try_program() {
+  // Runs `PROGRAM --keeper-resume STATE --check` with the descriptors of
+  // `kept` open, which must read the state and find them all, and exit 0,
+  // within kTryLimit; empty when it did, else what went wrong. The keeper
+  // waits for it (a few ms): no worker runs meanwhile, and the apps' output
+  // waits in their pipes.
+  std::string try_program(int state_fd, const std::vector<int>& kept) {
+    const std::string fd_text = std::to_string(state_fd);
     const pid_t pid = ::fork();
     if (pid < 0) return "could not be tried: " + std::string(std::strerror(errno));
     if (pid == 0) {
@@ -572,10 +582,12 @@ class Keeper {
         ::dup2(null, STDIN_FILENO);
         ::dup2(null, STDOUT_FILENO);
       }
+      for (int fd : kept) ::fcntl(fd, F_SETFD, 0);
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      const char* argv[] = {options_.program.c_str(), "--version", nullptr};
+      const char* argv[] = {options_.program.c_str(), "--keeper-resume", fd_text.c_str(), "--check",
+                            nullptr};
       ::execv(options_.program.c_str(), const_cast<char* const*>(argv));
       ::_exit(127);
     }
@@ -586,14 +598,15 @@ class Keeper {
       const pid_t done = ::waitpid(pid, &status, WNOHANG);
       if (done == pid) {
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
-        return "does not run (" + status_text(from_wait_status(status)) + " from --version)";
+        return "cannot take over (" + status_text(from_wait_status(status)) +
+               " from --keeper-resume --check)";
       }
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0 || !pidfd) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &status, 0);
-        return "does not answer --version";
+        return "does not answer --keeper-resume --check";
       }
       pollfd p{pidfd.get(), POLLIN, 0};
       ::poll(&p, 1, static_cast<int>(left.count()));
@@ -633,6 +646,7 @@ class Keeper {
   std::optional<Clock::time_point> next_start_;
   std::chrono::milliseconds delay_{0};
   int forward_on_start_ = 0;
+  bool resumed_ = false;  // made by resume_keeper()
   std::optional<struct rlimit> resumed_nofile_;
 };
 
@@ -648,10 +662,11 @@ int take_descriptor(std::string_view text) {
 
 // The state replace_self() wrote, read back; an error names what is wrong.
 Result<Resumed> read_resumed(int state_fd) {
+  // pread: a dry run (--check) shares the offset with the keeper that made it.
   std::string text;
   char buffer[65536];
   for (;;) {
-    const ssize_t n = ::read(state_fd, buffer, sizeof buffer);
+    const ssize_t n = ::pread(state_fd, buffer, sizeof buffer, static_cast<off_t>(text.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return os_error(errno, "reading the keeper's state");
     if (n == 0) break;
@@ -739,13 +754,14 @@ int run_keeper(const KeeperOptions& options) {
   return keeper.run();
 }
 
-int resume_keeper(int state_fd) {
+int resume_keeper(int state_fd, bool check_only) {
   Result<Resumed> resumed = read_resumed(state_fd);
   if (!resumed) {
     const std::string message = "sempred: " + resumed.error().message + "\n";
     (void)os::write_all(STDERR_FILENO, message);
     return 3;
   }
+  if (check_only) return 0;
   const KeeperOptions options = resumed->options;
   Keeper keeper(options, std::move(*resumed));
   return keeper.run();

@@ -115,7 +115,9 @@ int run_keeper(const KeeperOptions& options);
 
 // The keeper again after it replaced itself (`upgrade`): its state is read
 // from descriptor `state_fd` (`sempred --keeper-resume FD`), then it goes on
-// as run_keeper() does, starting the next worker at once.
-int resume_keeper(int state_fd);
+// as run_keeper() does, starting the next worker at once. `check_only`
+// (`--check`): only read the state and find its descriptors, and return 0
+// if all is well: the old keeper's dry run before it execs.
+int resume_keeper(int state_fd, bool check_only = false);
 
 }  // namespace sempre::keeper

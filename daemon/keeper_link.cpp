@@ -356,6 +356,14 @@ class KeeperLink::Impl : public std::enable_shared_from_this<Impl> {
   bool writing_ = false;
   std::function<void()> on_lost_;
   std::map<std::string, Entry> entries_;
+
+ public:
+  // The start time of each kept run's main process, by name, as last told:
+  // what the keeper is told when that process has ended, and no /proc
+  // entry is left to read it from.
+  std::map<std::string, std::uint64_t> starts_;
+
+ private:
   std::deque<Outgoing> queue_;
   std::map<pid_t, ExitStatus> reported_;
   std::deque<pid_t> order_;
@@ -389,6 +397,7 @@ class NamedRunKeeper final : public RunKeeper {
     run.pid = pid;
     run.starting = true;
     if (auto stat = os::read_proc_stat(pid)) run.start_time = stat->starttime;
+    link->starts_[name_] = run.start_time;
     link->send("keep " + name_, run.text(), {});
   }
 
@@ -398,6 +407,7 @@ class NamedRunKeeper final : public RunKeeper {
     KeptRun run;
     run.pid = pid;
     if (auto stat = os::read_proc_stat(pid)) run.start_time = stat->starttime;
+    link->starts_[name_] = run.start_time;
     link->send("keep " + name_, run.text(), {});
   }
 
@@ -407,11 +417,15 @@ class NamedRunKeeper final : public RunKeeper {
     KeptRun run;
     run.pid = pid;
     run.exit = status;
+    if (auto it = link->starts_.find(name_); it != link->starts_.end()) run.start_time = it->second;
     link->send("keep " + name_, run.text(), {});
   }
 
   void forget_run() override {
-    if (auto link = link_.lock()) link->send("drop " + name_, {}, {});
+    if (auto link = link_.lock()) {
+      link->starts_.erase(name_);
+      link->send("drop " + name_, {}, {});
+    }
   }
 
  private:
@@ -440,7 +454,13 @@ std::map<std::string, KeeperLink::Entry> KeeperLink::take_entries() {
 void KeeperLink::keep(const std::string& name, const std::string& text, std::span<const int> fds) {
   impl_->send("keep " + name, text, fds);
 }
-void KeeperLink::drop(const std::string& name) { impl_->send("drop " + name, {}, {}); }
+void KeeperLink::drop(const std::string& name) {
+  impl_->starts_.erase(name);
+  impl_->send("drop " + name, {}, {});
+}
+void KeeperLink::note_start(const std::string& name, std::uint64_t start_time) {
+  impl_->starts_[name] = start_time;
+}
 void KeeperLink::ready() { impl_->send("ready", {}, {}); }
 void KeeperLink::finish(std::string_view verb) { impl_->finish(verb); }
 

@@ -84,6 +84,9 @@ class KeeperLink {
   ExitStatusSource exit_source();
   // A RunKeeper that keeps the runs of one app under `name`.
   std::unique_ptr<RunKeeper> run_keeper(std::string name);
+  // The start time of the main process of the run kept as `name`, taken
+  // over by this worker: told to the keeper again if that process ends.
+  void note_start(const std::string& name, std::uint64_t start_time);
 
   class Impl;  // keeper_link.cpp
 

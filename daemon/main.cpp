@@ -101,6 +101,7 @@ struct Options {
   int lock_fd = -1;
   // The keeper's, after it replaced itself: its state (keeper::resume_keeper).
   int keeper_resume_fd = -1;
+  bool check = false;  // with --keeper-resume: a dry run
 };
 
 // Where start-up ends up: "ready" or the reason it failed go to the ready
@@ -203,6 +204,8 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
        : arg == "--listen-fd"     ? options.listen_fd
        : arg == "--keeper-resume" ? options.keeper_resume_fd
                                   : options.lock_fd) = fd;
+    } else if (arg == "--check") {
+      options.check = true;
     } else if (arg == "--no-keeper") {
       options.no_keeper = true;
     } else if (arg == "--worker") {
@@ -210,6 +213,9 @@ std::optional<int> parse_options(int argc, char** argv, Options& options) {
     } else {
       return usage_error("unknown argument: " + std::string(arg));
     }
+  }
+  if (options.check && options.keeper_resume_fd < 0) {
+    return usage_error("--check goes with --keeper-resume");
   }
   if (options.worker && (options.keeper_fd < 0 || options.listen_fd < 0 || options.lock_fd < 0)) {
     return usage_error("--worker is started by the keeper, with its descriptors");
@@ -558,6 +564,8 @@ int run_daemon(Options options) {
 int main(int argc, char** argv) {
   sempre::Options options;
   if (auto code = sempre::parse_options(argc, argv, options)) return *code;
-  if (options.keeper_resume_fd >= 0) return sempre::keeper::resume_keeper(options.keeper_resume_fd);
+  if (options.keeper_resume_fd >= 0) {
+    return sempre::keeper::resume_keeper(options.keeper_resume_fd, options.check);
+  }
   return sempre::run_daemon(std::move(options));
 }

@@ -845,6 +845,12 @@ class PosixLauncher final : public Launcher {
       // Its cgroup is its own only if it is the one it was launched into.
       const std::string own = cgroup_parent + "/" + std::to_string(pid);
       if (!cgroup_parent.empty() && cgroup_of(pid) == own) cgroup = own;
+    } else if (!stat && !cgroup_parent.empty()) {
+      // Gone already (its successor learns its status elsewhere): what it
+      // left is still held by its cgroup, if it had one.
+      const std::string own = cgroup_parent + "/" + std::to_string(pid);
+      struct stat dir {};
+      if (::stat(own.c_str(), &dir) == 0 && S_ISDIR(dir.st_mode)) cgroup = own;
     }
     return std::unique_ptr<ChildProcess>(std::make_unique<PosixChild>(
         executor_, pid, std::move(watched), std::move(cgroup), std::move(exit_status)));

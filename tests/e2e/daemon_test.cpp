@@ -1535,8 +1535,9 @@ TEST_F(SempreDaemon, AnUpgradeToABinaryThatCannotRunKeepsTheKeeperAndTheApps) {
   EXPECT_NE(upgraded.err.find("no new worker answered within 10s"), std::string::npos)
       << describe(upgraded);
   EXPECT_NE(upgraded.err.find(paths_.log), std::string::npos) << describe(upgraded);
-  ASSERT_TRUE(wait_for_file(paths_.log, holds("cannot replace the keeper: " + installed +
-                                              " does not run (code 1 from --version)")))
+  ASSERT_TRUE(
+      wait_for_file(paths_.log, holds("cannot replace the keeper: " + installed +
+                                      " cannot take over (code 1 from --keeper-resume --check)")))
       << test::read_file(paths_.log);
   EXPECT_EQ(daemon_pid(), keeper);
   EXPECT_TRUE(alive(web.pid));
