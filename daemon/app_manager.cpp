@@ -404,9 +404,11 @@ class AppManager::Impl {
           App* a = find_id(id);
           if (a == nullptr) return;
           a->stale_pid = 0;
-          // What waited goes first: a stop asked meanwhile keeps it down.
+          // What waited goes first: a stop asked meanwhile keeps it down,
+          // and a daemon stopping (daemon stop keeps it wanted up) starts
+          // nothing more.
           for (auto& waiting : std::exchange(a->after_stale, {})) waiting();
-          start();
+          if (!stopping_everything_) start();
         };
         StaleChildStopper::stop(executor_, *saved.pid, seams_.cgroup_parent,
                                 app.spec.monitor.kill_signal, app.spec.monitor.kill_timeout, then);
@@ -1404,6 +1406,7 @@ class AppManager::Impl {
       return;
     }
     log_->info("{} requested: stopping every app", request.cmd);
+    stopping_everything_ = true;
     std::weak_ptr<bool> alive = alive_;
     stop_all(/*keep_wanted=*/!forget, [this, alive, request, session](std::size_t n) {
       if (alive.expired()) return;
@@ -1438,6 +1441,8 @@ class AppManager::Impl {
   bool persist_pending_ = false;
   // While state.json cannot be saved: the next try.
   bool save_failing_ = false;
+  // kill or daemon stop under way: nothing starts any more.
+  bool stopping_everything_ = false;
   std::unique_ptr<Timer> save_retry_;
   // What restore() could not restore, until a list has said it.
   std::vector<std::string> load_warnings_;

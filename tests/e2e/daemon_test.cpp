@@ -1617,6 +1617,16 @@ TEST_F(SempreStaleCopy, AKillWaitsUntilTheEarlierCopyIsGone) {
   EXPECT_TRUE(processes_with_env(tag()).empty()) << describe_processes(processes_with_env(tag()));
 }
 
+TEST_F(SempreStaleCopy, ADaemonStopWaitsAndStartsNothingMore) {
+  const pid_t stale = leave_a_stale_copy();
+  const pid_t daemon = daemon_pid();
+  const Outcome stopped = sempre({"daemon", "stop"});
+  EXPECT_EQ(stopped.code, 0) << describe(stopped);
+  EXPECT_TRUE(wait_for_exit(daemon));
+  EXPECT_FALSE(alive(stale));
+  EXPECT_TRUE(processes_with_env(tag()).empty()) << describe_processes(processes_with_env(tag()));
+}
+
 // What the copy left behind had forked, out of its group and session, is
 // stopped with it: by its cgroup, or by the SEMPRE_GROUP mark.
 class SempreStaleEscapee : public SempreStaleCopy, public ::testing::WithParamInterface<bool> {};
