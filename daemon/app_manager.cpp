@@ -560,13 +560,13 @@ class AppManager::Impl {
       SavedApp saved;
       saved.id = app->id;
       saved.spec = app->spec;
-      saved.wanted_up = wanted_up(*app);
-      if (const pid_t pid = app->monitor->status().pid; pid != 0) {
-        saved.pid = pid;
-        saved.pid_start_time = process_start_time(pid);
+      const MonitorStatus status = app->monitor->status();
+      saved.wanted_up = status.wanted_up;
+      if (status.pid != 0) {
+        saved.pid = status.pid;
+        saved.pid_start_time = process_start_time(status.pid);
       }
       saved.source = app->source;
-      const MonitorStatus status = app->monitor->status();
       saved.restarts = app->restarts_before + status.restarts;
       saved.out_dropped = app->out_dropped_before + status.out_dropped;
       saved.err_dropped = app->err_dropped_before + status.err_dropped;

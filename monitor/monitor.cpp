@@ -452,11 +452,7 @@ class Monitor::Impl {
       on_main_exit(run, status);
     });
     start_probe(*run);
-    if (options_.min_uptime.count() > 0) {
-      run->uptime_timer = clock_->start_timer(options_.min_uptime, [this, run] {
-        if (run_.get() == run) fire({Trigger::kUptimeReached});
-      });
-    }
+    if (options_.min_uptime.count() > 0) arm_uptime_timer(*run, options_.min_uptime);
     emit(started);
     if (options_.min_uptime.count() == 0) fire({Trigger::kUptimeReached});
   }
@@ -477,9 +473,7 @@ class Monitor::Impl {
       start_probe(*run);
       const Millis left = options_.min_uptime - since(run->started, clock_->now());
       if (left.count() > 0) {
-        run->uptime_timer = clock_->start_timer(left, [this, run] {
-          if (run_.get() == run) fire({Trigger::kUptimeReached});
-        });
+        arm_uptime_timer(*run, left);
       } else {
         std::weak_ptr<bool> alive = alive_;
         boost::asio::post(executor_, [this, alive, run] {
@@ -495,6 +489,14 @@ class Monitor::Impl {
     run->child->async_wait([this, alive, run](ExitStatus status) {
       if (alive.expired()) return;
       on_main_exit(run, status);
+    });
+  }
+
+  // min-uptime reached for `run` after `after`, if it is still the current run.
+  void arm_uptime_timer(Run& run, Millis after) {
+    Run* raw = &run;
+    run.uptime_timer = clock_->start_timer(after, [this, raw] {
+      if (run_.get() == raw) fire({Trigger::kUptimeReached});
     });
   }
 

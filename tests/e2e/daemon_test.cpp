@@ -2346,17 +2346,24 @@ TEST_F(SempreDaemon, ABadConfigTomlIsReportedWithItsLineAndColumn) {
 namespace sempre {
 namespace {
 
-TEST_F(SempreDaemon, ReadyTcpKeepsTheAppStartingUntilThePortAccepts) {
-  // `--ready tcp:PORT`: status starting until the app listens, then running.
+// A loopback TCP port free a moment ago, for an app to listen on; empty if
+// none could be had.
+std::string free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const bool bound = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  if (fd >= 0) ::close(fd);
+  return bound ? std::to_string(ntohs(addr.sin_port)) : std::string();
+}
+
+TEST_F(SempreDaemon, ReadyTcpKeepsTheAppStartingUntilThePortAccepts) {
+  // `--ready tcp:PORT`: status starting until the app listens, then running.
+  const std::string port = free_port();
+  ASSERT_FALSE(port.empty());
   const Started web = start({"-n", "web", "--min-uptime", "0", "--ready", "tcp:" + port, "--",
                              kChild, "listen-on-usr1", port});
   ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
@@ -2373,15 +2380,8 @@ TEST_F(SempreDaemon, AReadinessCheckUnderWayIsResumedByTheNextWorker) {
   // The worker dies while the app is still starting (not listening yet): the
   // next one takes the run over as starting and checks again, rather than
   // count it as running.
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const std::string port = free_port();
+  ASSERT_FALSE(port.empty());
   const Started web = start({"-n", "web", "--min-uptime", "0", "--ready", "tcp:" + port, "--",
                              kChild, "listen-on-usr1", port});
   ASSERT_EQ(web.outcome.code, 0) << describe(web.outcome);
